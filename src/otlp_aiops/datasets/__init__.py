@@ -1,0 +1,1 @@
+"""Datasets: the fault-injection simulator, adapters for public failure datasets, the registry."""

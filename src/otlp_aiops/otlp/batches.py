@@ -1,0 +1,558 @@
+"""Column accumulators: the decoders append one plain tuple per record, these turn a batch into Arrow.
+
+The decoders (``decode_json``, ``decode_proto``) do the per-record Python work and nothing else;
+everything that can be done on whole columns (timestamps, null masks, map arrays, promoted columns,
+broadcasting the resource/scope context) happens here, vectorised, once per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from otlp_aiops.otlp import schema as S
+
+ZERO_TRACE_ID = bytes(16)
+ZERO_SPAN_ID = bytes(8)
+INT64_MAX = 2**63 - 1
+
+
+# --------------------------------------------------------------------------------------------------
+# attributes
+# --------------------------------------------------------------------------------------------------
+
+
+class AttrCols:
+    """Flat attribute storage for one column of maps: keys, values, and type tags of non-strings.
+
+    A row's attributes are ``keys[ends[i-1]:ends[i]]``; the decoder records ``len(keys)`` after
+    each row as that row's end.
+    """
+
+    __slots__ = ("keys", "tag_pos", "tags", "vals")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.vals: list[str | None] = []
+        self.tag_pos: list[int] = []
+        self.tags: list[str] = []
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.keys), len(self.tag_pos)
+
+    def rollback(self, m: tuple[int, int]) -> None:
+        del self.keys[m[0] :], self.vals[m[0] :], self.tag_pos[m[1] :], self.tags[m[1] :]
+
+    def add_typed(self, key: str, tag: str, text: str | None) -> None:
+        if tag != "string":
+            self.tag_pos.append(len(self.keys))
+            self.tags.append(tag)
+        self.keys.append(key)
+        self.vals.append(text)
+
+    def rendered(self, start: tuple[int, int]) -> list[tuple[str, str, str | None]]:
+        """(key, tag, text) of the attributes appended since ``start`` (a mark)."""
+        tags = dict(zip(self.tag_pos[start[1] :], self.tags[start[1] :], strict=True))
+        return [
+            (k, tags.get(start[0] + i, "string"), v)
+            for i, (k, v) in enumerate(zip(self.keys[start[0] :], self.vals[start[0] :], strict=True))
+        ]
+
+    def to_arrays(self, ends: Any, null_if_empty: bool = False) -> tuple[pa.Array, pa.Array]:
+        """(attributes, attribute_types) map arrays for rows with the given end offsets.
+
+        A row without attributes gets an empty map, or null with ``null_if_empty``."""
+        ends = np.asarray(ends, dtype=np.int64)
+        n = len(ends)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        offsets[1:] = ends
+        mask = pa.array(offsets[1:] == offsets[:-1]) if null_if_empty else None
+        attrs = pa.MapArray.from_arrays(
+            pa.array(offsets), pa.array(self.keys, pa.string()), pa.array(self.vals, pa.string()), mask=mask
+        )
+        if not self.tag_pos:
+            return attrs, pa.nulls(n, S.ATTRS)
+        pos = np.asarray(self.tag_pos, dtype=np.int64)
+        rows = np.searchsorted(ends, pos, side="right")
+        counts = np.bincount(rows, minlength=n)
+        toff = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(counts, out=toff[1:])
+        keys = pa.array(self.keys, pa.string()).take(pa.array(pos))
+        types = pa.MapArray.from_arrays(
+            pa.array(toff), keys, pa.array(self.tags, pa.string()), mask=pa.array(counts == 0)
+        )
+        return attrs, types
+
+
+def stable_hash(parts: list[Any]) -> int:
+    """A signed 64-bit hash of a list of strings/ints/None, stable across runs and machines."""
+    h = hashlib.blake2b(digest_size=8)
+    for p in parts:
+        if p is None:
+            h.update(b"\x00\x01")
+        else:
+            h.update(str(p).encode("utf-8", "surrogatepass"))
+        h.update(b"\x00\x1e")
+    return int.from_bytes(h.digest(), "little", signed=True)
+
+
+def attrs_hash_parts(rendered: list[tuple[str, str, str | None]]) -> list[Any]:
+    out: list[Any] = []
+    for k, t, v in rendered:
+        out.extend((k, t, v))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# resource / scope context
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResourceInfo:
+    resource_id: int
+    promoted: tuple[str | None, ...]
+    row: dict[str, Any]  # a row of the resources table
+
+    @property
+    def service_name(self) -> str | None:
+        return self.promoted[0]
+
+
+@dataclass
+class ScopeInfo:
+    scope_id: int
+    name: str | None
+    row: dict[str, Any]
+
+
+def make_resource(
+    attrs: list[tuple[str, str, str | None]], dropped: int, schema_url: str, entity_refs_json: str | None
+) -> ResourceInfo:
+    rid = stable_hash(["resource", *attrs_hash_parts(attrs), dropped, schema_url or None, entity_refs_json])
+    values = {k: v for k, t, v in reversed(attrs) if t == "string"}  # first occurrence wins
+    promoted = tuple(next((values[k] for k in keys if k in values), None) for _, keys in S.RESOURCE_PROMOTED)
+    row = {
+        "resource_id": rid,
+        **{col: promoted[i] for i, (col, _) in enumerate(S.RESOURCE_PROMOTED)},
+        "attributes": [(k, v) for k, _, v in attrs],
+        "attribute_types": [(k, t) for k, t, _ in attrs if t != "string"] or None,
+        "dropped_attributes_count": dropped,
+        "schema_url": schema_url or None,
+        "entity_refs_json": entity_refs_json,
+    }
+    return ResourceInfo(rid, promoted, row)
+
+
+def make_scope(
+    name: str, version: str, attrs: list[tuple[str, str, str | None]], dropped: int, schema_url: str
+) -> ScopeInfo:
+    sid = stable_hash(["scope", name, version, *attrs_hash_parts(attrs), dropped, schema_url or None])
+    row = {
+        "scope_id": sid,
+        "scope_name": name or None,
+        "scope_version": version or None,
+        "attributes": [(k, v) for k, _, v in attrs],
+        "attribute_types": [(k, t) for k, t, _ in attrs if t != "string"] or None,
+        "dropped_attributes_count": dropped,
+        "schema_url": schema_url or None,
+    }
+    return ScopeInfo(sid, name or None, row)
+
+
+class Contexts:
+    """The distinct (resource, scope) pairs of a batch; rows refer to them by index."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[int, int], int] = {}
+        self.items: list[tuple[ResourceInfo, ScopeInfo]] = []
+
+    def get(self, r: ResourceInfo, s: ScopeInfo) -> int:
+        key = (r.resource_id, s.scope_id)
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.items)
+            self.items.append((r, s))
+        return i
+
+    def columns(self, idx: list[int]) -> dict[str, pa.Array]:
+        take = pa.array(idx, pa.int32())
+        cols: dict[str, pa.Array] = {
+            "resource_id": pa.array([r.resource_id for r, _ in self.items], pa.int64()).take(take),
+            "scope_id": pa.array([s.scope_id for _, s in self.items], pa.int64()).take(take),
+        }
+        for j, (col, _) in enumerate(S.RESOURCE_PROMOTED):
+            cols[col] = pa.array([r.promoted[j] for r, _ in self.items], pa.string()).take(take)
+        cols["scope_name"] = pa.array([s.name for _, s in self.items], pa.string()).take(take)
+        return cols
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def ts_array(values: Any) -> pa.Array:
+    """Nanosecond integers (0 = unset) -> timestamp[ns, UTC] with nulls for 0."""
+    a = np.asarray(values, dtype=np.int64)
+    return pa.array(a, type=S.TIME, mask=a == 0)
+
+
+def _promote(attrs: pa.MapArray, spec: list[tuple[str, pa.DataType, tuple[str, ...]]]) -> dict[str, pa.Array]:
+    out: dict[str, pa.Array] = {}
+    for col, typ, keys in spec:
+        arr = pc.map_lookup(attrs, keys[0], "first")
+        for k in keys[1:]:
+            arr = pc.coalesce(arr, pc.map_lookup(attrs, k, "first"))
+        if pa.types.is_integer(typ):
+            ok = pc.match_substring_regex(arr, r"^[+-]?[0-9]{1,18}$")
+            arr = pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(typ)
+        out[col] = arr
+    return out
+
+
+def _table(schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
+    arrays = []
+    for f in schema:
+        a = cols[f.name]
+        if not isinstance(a, (pa.Array, pa.ChunkedArray)):
+            a = pa.array(a, f.type)
+        elif a.type != f.type:
+            a = a.cast(f.type)
+        arrays.append(a)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _col(rows: list[tuple], i: int) -> list:
+    return [r[i] for r in rows]
+
+
+@dataclass
+class Lineage:
+    source_file: str
+
+
+# --------------------------------------------------------------------------------------------------
+# batches
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SpanBatch:
+    """Spans and their events and links, as appended by a decoder.
+
+    span row: (trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start, end,
+               status_code, status_message, attr_end, dropped_attrs, n_events, dropped_events,
+               n_links, dropped_links, ctx, record_index)
+    event row: (span_row, event_index, time, name, attr_end, dropped_attrs)
+    link row: (span_row, link_index, trace_id, span_id, trace_state, flags, attr_end, dropped_attrs)
+    """
+
+    source_file: str
+    rows: list[tuple] = field(default_factory=list)
+    attrs: AttrCols = field(default_factory=AttrCols)
+    events: list[tuple] = field(default_factory=list)
+    event_attrs: AttrCols = field(default_factory=AttrCols)
+    links: list[tuple] = field(default_factory=list)
+    link_attrs: AttrCols = field(default_factory=AttrCols)
+    ctx: Contexts = field(default_factory=Contexts)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def mark(self) -> tuple:
+        return (len(self.rows), self.attrs.mark(), len(self.events), self.event_attrs.mark(),
+                len(self.links), self.link_attrs.mark())  # fmt: skip
+
+    def rollback(self, m: tuple) -> None:
+        del self.rows[m[0] :]
+        self.attrs.rollback(m[1])
+        del self.events[m[2] :]
+        self.event_attrs.rollback(m[3])
+        del self.links[m[4] :]
+        self.link_attrs.rollback(m[5])
+
+    def to_tables(self) -> dict[str, pa.Table]:
+        rows = self.rows
+        n = len(rows)
+        if n == 0:
+            return {}
+        c = list(zip(*rows, strict=True))
+        start = np.asarray(c[7], dtype=np.int64)
+        end = np.asarray(c[8], dtype=np.int64)
+        valid = (start != 0) & (end != 0)
+        attrs, types = self.attrs.to_arrays(c[11])
+        ctx = self.ctx.columns(list(c[17]))
+        trace_id = pa.array(c[0], S.TRACE_ID)
+        span_id = pa.array(c[1], S.SPAN_ID)
+        cols = {
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "parent_span_id": pa.array(c[2], S.SPAN_ID),
+            "trace_state": pa.array(c[3], pa.string()),
+            "flags": pa.array(c[4], pa.uint32()),
+            "name": pa.array(c[5], pa.string()),
+            "kind": pa.array(c[6], pa.int8()),
+            "start_time": ts_array(start),
+            "end_time": ts_array(end),
+            "duration_ns": pa.array(end - start, pa.int64(), mask=~valid),
+            "status_code": pa.array(c[9], pa.int8()),
+            "status_message": pa.array(c[10], pa.string()),
+            "attributes": attrs,
+            "attribute_types": types,
+            "dropped_attributes_count": pa.array(c[12], pa.uint32()),
+            "event_count": pa.array(c[13], pa.int32()),
+            "dropped_events_count": pa.array(c[14], pa.uint32()),
+            "link_count": pa.array(c[15], pa.int32()),
+            "dropped_links_count": pa.array(c[16], pa.uint32()),
+            **_promote(attrs, S.SPAN_PROMOTED),
+            **ctx,
+            "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
+            "_record_index": pa.array(c[18], pa.int64()),
+        }
+        out = {"spans": _table(S.SPANS, cols)}
+        parent = {
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "resource_id": ctx["resource_id"],
+            "service_name": ctx["service_name"],
+            "_record_index": cols["_record_index"],
+        }
+        if self.events:
+            e = list(zip(*self.events, strict=True))
+            take = pa.array(e[0], pa.int32())
+            ea, et = self.event_attrs.to_arrays(e[4])
+            out["span_events"] = _table(
+                S.SPAN_EVENTS,
+                {
+                    **{k: v.take(take) for k, v in parent.items()},
+                    "event_index": pa.array(e[1], pa.int32()),
+                    "time": ts_array(e[2]),
+                    "name": pa.array(e[3], pa.string()),
+                    "attributes": ea,
+                    "attribute_types": et,
+                    "dropped_attributes_count": pa.array(e[5], pa.uint32()),
+                    "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), len(self.events)),
+                },
+            )
+        if self.links:
+            li = list(zip(*self.links, strict=True))
+            take = pa.array(li[0], pa.int32())
+            la, lt = self.link_attrs.to_arrays(li[6])
+            out["span_links"] = _table(
+                S.SPAN_LINKS,
+                {
+                    **{k: v.take(take) for k, v in parent.items()},
+                    "link_index": pa.array(li[1], pa.int32()),
+                    "linked_trace_id": pa.array(li[2], S.TRACE_ID),
+                    "linked_span_id": pa.array(li[3], S.SPAN_ID),
+                    "trace_state": pa.array(li[4], pa.string()),
+                    "flags": pa.array(li[5], pa.uint32()),
+                    "attributes": la,
+                    "attribute_types": lt,
+                    "dropped_attributes_count": pa.array(li[7], pa.uint32()),
+                    "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), len(self.links)),
+                },
+            )
+        return out
+
+
+@dataclass
+class LogBatch:
+    """log row: (time, observed_time, severity_number, severity_text, body, body_type, attr_end,
+    dropped_attrs, flags, trace_id, span_id, event_name, ctx, record_index)"""
+
+    source_file: str
+    rows: list[tuple] = field(default_factory=list)
+    attrs: AttrCols = field(default_factory=AttrCols)
+    ctx: Contexts = field(default_factory=Contexts)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def mark(self) -> tuple:
+        return len(self.rows), self.attrs.mark()
+
+    def rollback(self, m: tuple) -> None:
+        del self.rows[m[0] :]
+        self.attrs.rollback(m[1])
+
+    def to_tables(self) -> dict[str, pa.Table]:
+        n = len(self.rows)
+        if n == 0:
+            return {}
+        c = list(zip(*self.rows, strict=True))
+        attrs, types = self.attrs.to_arrays(c[6])
+        cols = {
+            "time": ts_array(c[0]),
+            "observed_time": ts_array(c[1]),
+            "severity_number": pa.array(c[2], pa.int8()),
+            "severity_text": pa.array(c[3], pa.string()),
+            "body": pa.array(c[4], pa.string()),
+            "body_type": pa.array(c[5], pa.string()),
+            "attributes": attrs,
+            "attribute_types": types,
+            "dropped_attributes_count": pa.array(c[7], pa.uint32()),
+            "flags": pa.array(c[8], pa.uint32()),
+            "trace_id": pa.array(c[9], S.TRACE_ID),
+            "span_id": pa.array(c[10], S.SPAN_ID),
+            "event_name": pa.array(c[11], pa.string()),
+            **_promote(attrs, S.LOG_PROMOTED),
+            **self.ctx.columns(list(c[12])),
+            "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
+            "_record_index": pa.array(c[13], pa.int64()),
+        }
+        return {"logs": _table(S.LOGS, cols)}
+
+
+@dataclass
+class MetricInfo:
+    """What a data point inherits from its Metric."""
+
+    name: str
+    description: str | None
+    unit: str | None
+    metric_type: str
+    temporality: int | None
+    is_monotonic: bool | None
+    metadata: list[tuple[str, str, str | None]]
+
+
+# Positions in a point row shared by all point shapes:
+# (metric_info_index, series_id, start, time, attr_end, flags, n_exemplars, ctx, record_index, *shape)
+P_MINFO, P_SERIES, P_START, P_TIME, P_ATTR_END, P_FLAGS, P_NEX, P_CTX, P_REC = range(9)
+POINT_SHAPE_COLUMNS = {
+    "metrics_number": ("value_double", "value_int"),
+    "metrics_histogram": ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds"),
+    "metrics_exp_histogram": ("count", "sum", "min", "max", "scale", "zero_count", "zero_threshold",
+                              "positive_offset", "positive_bucket_counts", "negative_offset",
+                              "negative_bucket_counts"),  # fmt: skip
+    "metrics_summary": ("count", "sum", "quantiles", "quantile_values"),
+}
+POINT_TABLE_SHORT = {
+    "metrics_number": "number",
+    "metrics_histogram": "histogram",
+    "metrics_exp_histogram": "exponential_histogram",
+}
+
+
+@dataclass
+class MetricBatch:
+    """Data points of all shapes, and their exemplars.
+
+    exemplar row: (point_table, series_id, metric_name, exemplar_index, time, value_double,
+                   value_int, trace_id, span_id, attr_end, resource_id, service_name, record_index)
+    """
+
+    source_file: str
+    infos: list[MetricInfo] = field(default_factory=list)
+    points: dict[str, list[tuple]] = field(default_factory=lambda: {t: [] for t in POINT_SHAPE_COLUMNS})
+    attrs: dict[str, AttrCols] = field(default_factory=lambda: {t: AttrCols() for t in POINT_SHAPE_COLUMNS})
+    exemplars: list[tuple] = field(default_factory=list)
+    exemplar_attrs: AttrCols = field(default_factory=AttrCols)
+    ctx: Contexts = field(default_factory=Contexts)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.points.values())
+
+    def mark(self, table: str) -> tuple:
+        return len(self.points[table]), self.attrs[table].mark(), len(self.exemplars), self.exemplar_attrs.mark()
+
+    def rollback(self, table: str, m: tuple) -> None:
+        del self.points[table][m[0] :]
+        self.attrs[table].rollback(m[1])
+        del self.exemplars[m[2] :]
+        self.exemplar_attrs.rollback(m[3])
+
+    def add_info(self, info: MetricInfo) -> int:
+        self.infos.append(info)
+        return len(self.infos) - 1
+
+    def _info_columns(self, idx: tuple[int, ...]) -> dict[str, pa.Array]:
+        take = pa.array(idx, pa.int32())
+        infos = self.infos
+        md = AttrCols()
+        ends = []
+        for i in infos:
+            for k, t, v in i.metadata:
+                md.add_typed(k, t, v)
+            ends.append(len(md.keys))
+        md_attrs, md_types = md.to_arrays(ends, null_if_empty=True)
+        return {
+            "metric_name": pa.array([i.name for i in infos], pa.string()).take(take),
+            "metric_description": pa.array([i.description for i in infos], pa.string()).take(take),
+            "unit": pa.array([i.unit for i in infos], pa.string()).take(take),
+            "metric_type": pa.array([i.metric_type for i in infos], pa.string()).take(take),
+            "aggregation_temporality": pa.array([i.temporality for i in infos], pa.int8()).take(take),
+            "is_monotonic": pa.array([i.is_monotonic for i in infos], pa.bool_()).take(take),
+            "metric_metadata": md_attrs.take(take),
+            "metric_metadata_types": md_types.take(take),
+        }
+
+    def to_tables(self) -> dict[str, pa.Table]:
+        out: dict[str, pa.Table] = {}
+        for table, rows in self.points.items():
+            n = len(rows)
+            if n == 0:
+                continue
+            c = list(zip(*rows, strict=True))
+            attrs, types = self.attrs[table].to_arrays(c[P_ATTR_END])
+            flags = pa.array(c[P_FLAGS], pa.uint32())
+            cols: dict[str, Any] = {
+                **self._info_columns(c[P_MINFO]),
+                "series_id": pa.array(c[P_SERIES], pa.int64()),
+                "start_time": ts_array(c[P_START]),
+                "time": ts_array(c[P_TIME]),
+                "attributes": attrs,
+                "attribute_types": types,
+                "flags": flags,
+                "no_recorded_value": pc.not_equal(pc.bit_wise_and(flags, pa.scalar(1, pa.uint32())), 0),
+                "exemplar_count": pa.array(c[P_NEX], pa.int32()),
+                **self.ctx.columns(list(c[P_CTX])),
+                "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
+                "_record_index": pa.array(c[P_REC], pa.int64()),
+            }
+            schema = S.TABLES[table]
+            for j, name in enumerate(POINT_SHAPE_COLUMNS[table]):
+                cols[name] = pa.array(c[P_REC + 1 + j], schema.field(name).type)
+            out[table] = _table(schema, cols)
+        if self.exemplars:
+            e = list(zip(*self.exemplars, strict=True))
+            ea, et = self.exemplar_attrs.to_arrays(e[9])
+            out["exemplars"] = _table(
+                S.EXEMPLARS,
+                {
+                    "point_table": pa.array(e[0], pa.string()),
+                    "series_id": pa.array(e[1], pa.int64()),
+                    "metric_name": pa.array(e[2], pa.string()),
+                    "exemplar_index": pa.array(e[3], pa.int32()),
+                    "time": ts_array(e[4]),
+                    "value_double": pa.array(e[5], pa.float64()),
+                    "value_int": pa.array(e[6], pa.int64()),
+                    "trace_id": pa.array(e[7], S.TRACE_ID),
+                    "span_id": pa.array(e[8], S.SPAN_ID),
+                    "filtered_attributes": ea,
+                    "filtered_attribute_types": et,
+                    "resource_id": pa.array(e[10], pa.int64()),
+                    "service_name": pa.array(e[11], pa.string()),
+                    "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), len(self.exemplars)),
+                    "_record_index": pa.array(e[12], pa.int64()),
+                },
+            )
+        return out
+
+
+def series_id(
+    resource_id: int, scope_id: int, info: MetricInfo, attrs: list[tuple[str, str, str | None]]
+) -> int:
+    """The identity of a metric stream (OTLP data model): resource, scope, name, unit, type,
+    temporality, monotonicity and the point's attributes (order-insensitive)."""
+    return stable_hash(
+        [resource_id, scope_id, info.name, info.unit, info.metric_type, info.temporality, info.is_monotonic,
+         *attrs_hash_parts(sorted(attrs, key=lambda a: (a[0], a[1], a[2] or "")))]
+    )  # fmt: skip

@@ -1,0 +1,447 @@
+"""How OTLP lies on disk: detect compression and framing from the bytes, split a file into messages,
+and write messages in any of those framings.
+
+Read side: :func:`sniff` looks at the first bytes (never the file name) and :func:`iter_messages`
+yields one :class:`Message` per JSON line / JSON document / length-prefixed frame / raw protobuf
+message, or a :class:`FramingError` for a part that cannot be split off or decoded (a malformed
+line, a truncated frame, a corrupt compressed stream). Errors never stop the iteration early unless
+nothing after them can be located.
+
+Framings understood (``Format.framing``):
+
+* ``jsonl`` -- one OTLP/JSON object per line (the Collector file exporter's ``format: json``)
+* ``json`` -- a single JSON document, usually pretty-printed (the OTLP/HTTP JSON request body)
+* ``length_prefixed`` -- each message preceded by its size as a 4-byte big-endian integer
+  (the file exporter's ``format: proto``, and any format with ``compression: zstd``); a payload may
+  itself be a zstd frame, and may be protobuf or JSON
+* ``proto`` -- one raw protobuf message (an OTLP/HTTP protobuf request body)
+
+Compression of the whole file (``Format.compression``): ``gzip`` or ``zstd``, detected by magic.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+import zstandard
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PARQUET_MAGIC = b"PAR1"
+_SNIFF_BYTES = 1 << 16
+_OTLP_JSON_KEYS = frozenset(
+    ["resourceSpans", "resource_spans", "resourceLogs", "resource_logs", "resourceMetrics", "resource_metrics"]
+)
+
+Framing = Literal["jsonl", "json", "length_prefixed", "proto", "empty", "unknown"]
+
+
+@dataclass(frozen=True)
+class Format:
+    compression: str  # "none" | "gzip" | "zstd"
+    framing: Framing
+    why: str = ""  # for "unknown": what the bytes looked like
+
+
+@dataclass
+class Message:
+    """One decoded unit of a file: a parsed JSON value or the bytes of a protobuf message."""
+
+    position: str  # "line 12", "message 3 at byte 1024", "document"
+    payload: Any  # dict / list for JSON, bytes for protobuf
+    is_json: bool
+    frame_compressed: bool = False
+
+
+@dataclass
+class FramingError:
+    """A part of the file that could not be turned into a message."""
+
+    position: str
+    code: str  # malformed_json | truncated_message | decompression_error
+    message: str
+    raw: bytes
+
+
+class UnreadableInput(Exception):
+    """The file cannot be read at all (I/O error, or no OTLP framing recognised)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------------
+
+
+def _open_decompressed(path: Path) -> tuple[IO[bytes], str]:
+    f = open(path, "rb")  # noqa: SIM115 -- returned to the caller, who closes it
+    head = f.read(4)
+    f.seek(0)
+    if head[:2] == GZIP_MAGIC:
+        return io.BufferedReader(gzip.GzipFile(fileobj=f, mode="rb"), _SNIFF_BYTES), "gzip"  # type: ignore[arg-type]
+    if head == ZSTD_MAGIC:
+        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=True)
+        return io.BufferedReader(reader, _SNIFF_BYTES), "zstd"  # type: ignore[arg-type]
+    return io.BufferedReader(f, _SNIFF_BYTES), "none"  # type: ignore[arg-type]
+
+
+def _peek(stream: IO[bytes], n: int = _SNIFF_BYTES) -> bytes:
+    """Up to n bytes from the start of a buffered stream, without consuming them."""
+    data = stream.peek(n)  # type: ignore[attr-defined]
+    return data[:n]
+
+
+def _is_otlp_json_line(line: bytes) -> bool:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and (not obj or not _OTLP_JSON_KEYS.isdisjoint(obj))
+
+
+def _looks_like_otlp_proto(head: bytes) -> bool:
+    """Whether bytes starting with 0x0a are an OTLP message (field 1 = a Resource* block) rather
+    than, say, a text file that begins with a blank line."""
+    try:
+        n, i = _varint(head, 1)
+    except ValueError:
+        return False
+    if n == 0:
+        return True
+    # A Resource* block holds only fields 1-3, all length-delimited: tags 0x0a, 0x12, 0x1a.
+    if i >= len(head) or head[i] not in (0x0A, 0x12, 0x1A):
+        return False
+    try:
+        for field, wt, _, _ in split_fields(head, i, min(i + n, len(head))):
+            if field > 3 or wt != 2:
+                return False
+    except ValueError:
+        return i + n > len(head)  # cut by the sniff window, not malformed
+    return True
+
+
+def _sniff_head(head: bytes, compression: str) -> Format:
+    if not head:
+        return Format(compression, "empty")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        return Format(compression, "empty")
+    if text[:1] in (b"{", b"["):
+        lines = [ln for ln in text.split(b"\n")[:-1] if ln.strip()]
+        if not lines or _is_otlp_json_line(lines[0]):
+            # One line, or a first line longer than the sniff window: read line by line (a
+            # single-line document is one line, so nothing is lost).
+            return Format(compression, "jsonl")
+            return Format(compression, "jsonl")
+        # The first line is not a whole OTLP object: a pretty-printed document, unless later lines are.
+        if any(_is_otlp_json_line(ln) for ln in lines[1:16]):
+            return Format(compression, "jsonl")
+        return Format(compression, "json")
+    if head[:1] == b"\x0a" and _looks_like_otlp_proto(head):
+        return Format(compression, "proto")
+    # A 4-byte big-endian length first: its top byte is small, while a raw OTLP message starts
+    # with the tag 0x0a (field 1, length-delimited).
+    if len(head) >= 4 and head[0] < 0x0A:
+        (n,) = struct.unpack(">I", head[:4])
+        nxt = head[4:8]
+        if n == 0 or nxt[:1] in (b"\x0a", b"{") or nxt == ZSTD_MAGIC:
+            return Format(compression, "length_prefixed")
+    if head[:4] == PARQUET_MAGIC:
+        return Format(compression, "unknown", "a Parquet file")
+    return Format(compression, "unknown", f"starts with bytes {head[:8].hex()}")
+
+
+def sniff(path: str | os.PathLike) -> Format:
+    """Detect compression and framing of an OTLP file from its first bytes."""
+    path = Path(path)
+    try:
+        stream, compression = _open_decompressed(path)
+    except OSError as e:
+        raise UnreadableInput(f"{path}: cannot open: {e}") from e
+    try:
+        try:
+            head = _peek(stream)
+        except (OSError, EOFError, zstandard.ZstdError) as e:
+            return Format(compression, "unknown", f"cannot decompress {compression}: {e}")
+        return _sniff_head(head, compression)
+    finally:
+        stream.close()
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # The standard library also reads NaN / Infinity literals and integers beyond 64 bits.
+        import json
+
+        return json.loads(raw)
+
+
+def _json_error(e: Exception) -> str:
+    return f"malformed JSON: {e}".replace("\n", " ")
+
+
+def _iter_jsonl(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+    lineno = 0
+    for line in stream:
+        lineno += 1
+        if not line.strip():
+            continue
+        try:
+            yield Message(f"line {lineno}", _parse_json(line), True)
+        except ValueError as e:
+            yield FramingError(f"line {lineno}", "malformed_json", _json_error(e), line.rstrip(b"\r\n"))
+
+
+def _decode_payload(position: str, payload: bytes) -> Message | FramingError:
+    compressed = payload[:4] == ZSTD_MAGIC
+    if compressed:
+        try:
+            payload = zstandard.ZstdDecompressor().decompressobj().decompress(payload)
+        except zstandard.ZstdError as e:
+            return FramingError(position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload)
+    if payload[:1] in (b"{", b"[") or payload.lstrip()[:1] == b"{":
+        try:
+            return Message(position, _parse_json(payload), True, compressed)
+        except ValueError as e:
+            return FramingError(position, "malformed_json", _json_error(e), payload)
+    return Message(position, payload, False, compressed)
+
+
+def _iter_length_prefixed(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+    offset = 0
+    index = 0
+    while True:
+        head = stream.read(4)
+        if not head:
+            return
+        index += 1
+        position = f"message {index} at byte {offset}"
+        if len(head) < 4:
+            yield FramingError(position, "truncated_message", f"{len(head)} stray bytes where a 4-byte length was expected", head)
+            return
+        (n,) = struct.unpack(">I", head)
+        body = stream.read(n)
+        if len(body) < n:
+            rest = head + body
+            yield FramingError(
+                position, "truncated_message", f"frame declares {n} bytes but the file ends after {len(body)}", rest
+            )
+            return
+        offset += 4 + n
+        yield _decode_payload(position, body)
+
+
+def _read_varint(stream: IO[bytes]) -> tuple[int, bytes]:
+    """A varint read byte by byte from a stream: (value, its bytes); (-1, b"") at a clean end."""
+    raw = bytearray()
+    shift = result = 0
+    while True:
+        b = stream.read(1)
+        if not b:
+            if raw:
+                raise ValueError("the file ends inside a varint")
+            return -1, b""
+        raw += b
+        result |= (b[0] & 0x7F) << shift
+        if not b[0] & 0x80:
+            return result, bytes(raw)
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint is longer than 10 bytes")
+
+
+def _iter_raw_proto(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+    """A single raw protobuf message, streamed one top-level field at a time.
+
+    Every OTLP top-level message is ``repeated Resource* = 1``, so each top-level field is yielded
+    as a message of the same type holding just that field: memory stays bounded by the largest
+    resource block, and a message cut short keeps every complete block before the cut.
+    """
+    offset = 0
+    index = 0
+    while True:
+        position = f"message 1, top-level field {index + 1} at byte {offset}"
+        try:
+            key, key_raw = _read_varint(stream)
+            if key < 0:
+                return
+            index += 1
+            wt = key & 7
+            if wt == 2:
+                n, len_raw = _read_varint(stream)
+                if n < 0:
+                    raise ValueError("the file ends before the field's length")
+                head = key_raw + len_raw
+            elif wt in (0, 1, 5):
+                head = key_raw
+                n = {1: 8, 5: 4}.get(wt, 0)
+                if wt == 0:
+                    _, v_raw = _read_varint(stream)
+                    head += v_raw
+            else:
+                raise ValueError(f"wire type {wt} is not valid at the top level of an OTLP message")
+        except ValueError as e:
+            rest = stream.read()
+            yield FramingError(position, "truncated_message", f"not well-formed protobuf: {e}", rest)
+            return
+        body = stream.read(n)
+        if len(body) < n:
+            yield FramingError(
+                position, "truncated_message", f"field declares {n} bytes but the file ends after {len(body)}",
+                head + body,
+            )
+            return
+        offset += len(head) + n
+        yield Message(position, head + body, False)
+
+
+def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterator[Message | FramingError]:
+    """Split an OTLP file into messages. Raises :class:`UnreadableInput` only if it cannot be opened."""
+    path = Path(path)
+    fmt = fmt or sniff(path)
+    if fmt.framing in ("empty", "unknown"):
+        return
+    try:
+        stream, _ = _open_decompressed(path)
+    except OSError as e:
+        raise UnreadableInput(f"{path}: cannot open: {e}") from e
+    with stream:
+        try:
+            if fmt.framing == "jsonl":
+                yield from _iter_jsonl(stream)
+            elif fmt.framing == "length_prefixed":
+                yield from _iter_length_prefixed(stream)
+            elif fmt.framing == "proto":
+                yield from _iter_raw_proto(stream)
+            else:
+                data = stream.read()
+                if fmt.framing == "json":
+                    try:
+                        yield Message("document", _parse_json(data), True)
+                    except ValueError as e:
+                        yield FramingError("document", "malformed_json", _json_error(e), data)
+        except (EOFError, zstandard.ZstdError, gzip.BadGzipFile) as e:
+            yield FramingError(
+                f"{fmt.compression} stream", "decompression_error", f"{fmt.compression} stream is corrupt or cut: {e}", b""
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# protobuf wire scanning: split a container message into its repeated sub-messages without parsing
+# --------------------------------------------------------------------------------------------------
+
+
+def _varint(buf: memoryview | bytes, i: int) -> tuple[int, int]:
+    shift = 0
+    result = 0
+    while True:
+        if i >= len(buf):
+            raise ValueError("varint runs past the end of the message")
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint is longer than 10 bytes")
+
+
+def split_fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+    """Scan protobuf wire format: yield (field number, wire type, value start, value end) per field.
+
+    Raises ValueError at the first byte that is not well-formed wire format; what was yielded
+    before stays valid (the caller can keep it and set the tail aside).
+    """
+    end = len(buf) if end is None else end
+    i = start
+    while i < end:
+        key, i = _varint(buf, i)
+        field, wt = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wt == 0:
+            _, j = _varint(buf, i)
+        elif wt == 1:
+            j = i + 8
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            j = i + n
+        elif wt == 5:
+            j = i + 4
+        else:
+            raise ValueError(f"unsupported wire type {wt}")
+        if j > end:
+            raise ValueError(f"field {field} runs {j - end} bytes past the end of the message")
+        yield field, wt, i, j
+        i = j
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------------
+
+WriteFraming = Literal["jsonl", "json", "proto", "length_prefixed", "length_prefixed_zstd"]
+
+
+def encode_frames(payloads: Iterable[bytes], framing: WriteFraming, zstd_level: int = 3) -> Iterator[bytes]:
+    """Frame already-serialised messages (protobuf bytes, or OTLP/JSON bytes for the JSON framings)."""
+    cctx = zstandard.ZstdCompressor(level=zstd_level) if framing == "length_prefixed_zstd" else None
+    n = 0
+    for p in payloads:
+        n += 1
+        if framing == "jsonl":
+            yield p + b"\n"
+        elif framing in ("json", "proto"):
+            if n > 1:
+                raise ValueError(f"framing {framing!r} holds exactly one message")
+            yield p
+        elif framing == "length_prefixed":
+            yield struct.pack(">I", len(p)) + p
+        elif framing == "length_prefixed_zstd":
+            assert cctx is not None
+            c = cctx.compress(p)
+            yield struct.pack(">I", len(c)) + c
+        else:
+            raise ValueError(f"unknown framing {framing!r}")
+
+
+def atomic_write_bytes(path: str | os.PathLike, chunks: Iterable[bytes], compression: str = "none") -> int:
+    """Write chunks to ``path`` through a temporary file in the same folder, renamed into place.
+
+    ``compression`` ("none" | "gzip" | "zstd") compresses the whole file. Returns bytes written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            if compression == "gzip":
+                # mtime=0 and no file name: the same input gives the same bytes
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out:
+                    for c in chunks:
+                        out.write(c)
+            elif compression == "zstd":
+                with zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False) as out:
+                    for c in chunks:
+                        out.write(c)
+            elif compression == "none":
+                for c in chunks:
+                    raw.write(c)
+            else:
+                raise ValueError(f"unknown compression {compression!r}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
