@@ -8,6 +8,7 @@ broadcasting the resource/scope context) happens here, vectorised, once per batc
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ class AttrCols:
     each row as that row's end.
     """
 
-    __slots__ = ("keys", "tag_pos", "tags", "vals")
+    __slots__ = ("_keys_arr", "_vals_arr", "keys", "tag_pos", "tags", "vals")
 
     def __init__(self) -> None:
         self.keys: list[str] = []
@@ -42,11 +43,13 @@ class AttrCols:
         self.tag_pos: list[int] = []
         self.tags: list[str] = []
 
-    def mark(self) -> tuple[int, int]:
-        return len(self.keys), len(self.tag_pos)
-
-    def rollback(self, m: tuple[int, int]) -> None:
-        del self.keys[m[0] :], self.vals[m[0] :], self.tag_pos[m[1] :], self.tags[m[1] :]
+    def truncate(self, start: int) -> None:
+        """Drop the attributes from position ``start`` on (a record that is being rolled back)."""
+        del self.keys[start:], self.vals[start:]
+        tag_pos = self.tag_pos
+        while tag_pos and tag_pos[-1] >= start:
+            tag_pos.pop()
+            self.tags.pop()
 
     def add_typed(self, key: str, tag: str, text: str | None) -> None:
         if tag != "string":
@@ -55,12 +58,13 @@ class AttrCols:
         self.keys.append(key)
         self.vals.append(text)
 
-    def rendered(self, start: tuple[int, int]) -> list[tuple[str, str, str | None]]:
-        """(key, tag, text) of the attributes appended since ``start`` (a mark)."""
-        tags = dict(zip(self.tag_pos[start[1] :], self.tags[start[1] :], strict=True))
+    def rendered(self, start: int = 0) -> list[tuple[str, str, str | None]]:
+        """(key, tag, text) of the attributes from position ``start`` on."""
+        t0 = bisect_left(self.tag_pos, start)
+        tags = dict(zip(self.tag_pos[t0:], self.tags[t0:], strict=True))
         return [
-            (k, tags.get(start[0] + i, "string"), v)
-            for i, (k, v) in enumerate(zip(self.keys[start[0] :], self.vals[start[0] :], strict=True))
+            (k, tags.get(start + i, "string"), v)
+            for i, (k, v) in enumerate(zip(self.keys[start:], self.vals[start:], strict=True))
         ]
 
     def to_arrays(self, ends: Any, null_if_empty: bool = False) -> tuple[pa.Array, pa.Array]:
@@ -72,9 +76,9 @@ class AttrCols:
         offsets = np.zeros(n + 1, dtype=np.int32)
         offsets[1:] = ends
         mask = pa.array(offsets[1:] == offsets[:-1]) if null_if_empty else None
-        attrs = pa.MapArray.from_arrays(
-            pa.array(offsets), pa.array(self.keys, pa.string()), pa.array(self.vals, pa.string()), mask=mask
-        )
+        self._keys_arr = pa.array(self.keys, pa.string())
+        self._vals_arr = pa.array(self.vals, pa.string())
+        attrs = pa.MapArray.from_arrays(pa.array(offsets), self._keys_arr, self._vals_arr, mask=mask)
         if not self.tag_pos:
             return attrs, pa.nulls(n, S.ATTRS)
         pos = np.asarray(self.tag_pos, dtype=np.int64)
@@ -82,7 +86,7 @@ class AttrCols:
         counts = np.bincount(rows, minlength=n)
         toff = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=toff[1:])
-        keys = pa.array(self.keys, pa.string()).take(pa.array(pos))
+        keys = self._keys_arr.take(pa.array(pos))
         types = pa.MapArray.from_arrays(
             pa.array(toff), keys, pa.array(self.tags, pa.string()), mask=pa.array(counts == 0)
         )
@@ -203,12 +207,37 @@ def ts_array(values: Any) -> pa.Array:
     return pa.array(a, type=S.TIME, mask=a == 0)
 
 
-def _promote(attrs: pa.MapArray, spec: list[tuple[str, pa.DataType, tuple[str, ...]]]) -> dict[str, pa.Array]:
+def promote(
+    ac: AttrCols, ends: Any, spec: list[tuple[str, pa.DataType, tuple[str, ...]]]
+) -> dict[str, pa.Array]:
+    """Promoted typed columns from the attributes of the rows ending at ``ends`` (after
+    ``ac.to_arrays(ends)``): for each column, the value of the first of its keys present in the row,
+    the first occurrence of that key. Integer columns take only values written as integers."""
+    ends = np.asarray(ends, dtype=np.int64)
+    n = len(ends)
+    wanted = [k for _, _, keys in spec for k in keys]
+    hit = pc.index_in(ac._keys_arr, value_set=pa.array(wanted, pa.string()))
+    hit_np = hit.fill_null(-1).to_numpy().astype(np.int64)
+    pos_all = np.flatnonzero(hit_np >= 0)
+    which = hit_np[pos_all]
     out: dict[str, pa.Array] = {}
+    ki = 0
     for col, typ, keys in spec:
-        arr = pc.map_lookup(attrs, keys[0], "first")
-        for k in keys[1:]:
-            arr = pc.coalesce(arr, pc.map_lookup(attrs, k, "first"))
+        idx = None
+        # lower priority keys first, so that higher priority ones overwrite them
+        for j in range(len(keys) - 1, -1, -1):
+            pos = pos_all[which == ki + j]
+            if not len(pos):
+                continue
+            if idx is None:
+                idx = np.full(n, -1, dtype=np.int64)
+            rows = np.searchsorted(ends, pos, side="right")
+            idx[rows[::-1]] = pos[::-1]  # first occurrence in a row wins
+        ki += len(keys)
+        if idx is None:
+            out[col] = pa.nulls(n, typ)
+            continue
+        arr = ac._vals_arr.take(pa.array(idx, mask=idx < 0))
         if pa.types.is_integer(typ):
             ok = pc.match_substring_regex(arr, r"^[+-]?[0-9]{1,18}$")
             arr = pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(typ)
@@ -265,17 +294,19 @@ class SpanBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def mark(self) -> tuple:
-        return (len(self.rows), self.attrs.mark(), len(self.events), self.event_attrs.mark(),
-                len(self.links), self.link_attrs.mark())  # fmt: skip
-
-    def rollback(self, m: tuple) -> None:
-        del self.rows[m[0] :]
-        self.attrs.rollback(m[1])
-        del self.events[m[2] :]
-        self.event_attrs.rollback(m[3])
-        del self.links[m[4] :]
-        self.link_attrs.rollback(m[5])
+    def rollback(self) -> None:
+        """Undo what a span that failed half-way appended (its own row is appended last)."""
+        rows = self.rows
+        row = len(rows)
+        self.attrs.truncate(rows[-1][11] if rows else 0)
+        ev = self.events
+        while ev and ev[-1][0] == row:
+            ev.pop()
+        self.event_attrs.truncate(ev[-1][4] if ev else 0)
+        lk = self.links
+        while lk and lk[-1][0] == row:
+            lk.pop()
+        self.link_attrs.truncate(lk[-1][6] if lk else 0)
 
     def to_tables(self) -> dict[str, pa.Table]:
         rows = self.rows
@@ -310,7 +341,7 @@ class SpanBatch:
             "dropped_events_count": pa.array(c[14], pa.uint32()),
             "link_count": pa.array(c[15], pa.int32()),
             "dropped_links_count": pa.array(c[16], pa.uint32()),
-            **_promote(attrs, S.SPAN_PROMOTED),
+            **promote(self.attrs, c[11], S.SPAN_PROMOTED),
             **ctx,
             "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
             "_record_index": pa.array(c[18], pa.int64()),
@@ -375,12 +406,9 @@ class LogBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def mark(self) -> tuple:
-        return len(self.rows), self.attrs.mark()
-
-    def rollback(self, m: tuple) -> None:
-        del self.rows[m[0] :]
-        self.attrs.rollback(m[1])
+    def rollback(self) -> None:
+        """Undo what a log record that failed half-way appended (its row is appended last)."""
+        self.attrs.truncate(self.rows[-1][6] if self.rows else 0)
 
     def to_tables(self) -> dict[str, pa.Table]:
         n = len(self.rows)
@@ -402,7 +430,7 @@ class LogBatch:
             "trace_id": pa.array(c[9], S.TRACE_ID),
             "span_id": pa.array(c[10], S.SPAN_ID),
             "event_name": pa.array(c[11], pa.string()),
-            **_promote(attrs, S.LOG_PROMOTED),
+            **promote(self.attrs, c[6], S.LOG_PROMOTED),
             **self.ctx.columns(list(c[12])),
             "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
             "_record_index": pa.array(c[13], pa.int64()),
@@ -460,14 +488,18 @@ class MetricBatch:
     def __len__(self) -> int:
         return sum(len(v) for v in self.points.values())
 
-    def mark(self, table: str) -> tuple:
-        return len(self.points[table]), self.attrs[table].mark(), len(self.exemplars), self.exemplar_attrs.mark()
+    def attr_start(self, table: str) -> int:
+        """Where the attributes of the next point of ``table`` start."""
+        rows = self.points[table]
+        return rows[-1][P_ATTR_END] if rows else 0
 
-    def rollback(self, table: str, m: tuple) -> None:
-        del self.points[table][m[0] :]
-        self.attrs[table].rollback(m[1])
-        del self.exemplars[m[2] :]
-        self.exemplar_attrs.rollback(m[3])
+    def rollback(self, table: str, record_index: int) -> None:
+        """Undo what a data point that failed half-way appended (its row is appended last)."""
+        self.attrs[table].truncate(self.attr_start(table))
+        ex = self.exemplars
+        while ex and ex[-1][12] == record_index:
+            ex.pop()
+        self.exemplar_attrs.truncate(ex[-1][9] if ex else 0)
 
     def add_info(self, info: MetricInfo) -> int:
         self.infos.append(info)

@@ -18,6 +18,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from otlp_aiops.otlp import accel
 from otlp_aiops.otlp.anyvalue import (
     RecordError,
     json_bool,
@@ -63,8 +64,33 @@ def _camel(snake: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+_SNAKE_TO_CAMEL: dict[str, str] = {}
+
+
 def _known(*snake_names: str) -> frozenset[str]:
-    return frozenset([*snake_names, *(_camel(n) for n in snake_names)])
+    """The lowerCamelCase keys of an OTLP/JSON object (snake_case spellings are mapped on the slow path)."""
+    for n in snake_names:
+        _SNAKE_TO_CAMEL[n] = _camel(n)
+    return frozenset(_camel(n) for n in snake_names)
+
+
+def _norm(d: Any, known: frozenset[str], obj_type: str, fc: FileContext) -> dict:
+    """An object with keys outside ``known``: snake_case spellings of known keys are renamed,
+    other keys are counted as unknown (and ignored)."""
+    if type(d) is not dict:
+        raise RecordError("invalid_structure", f"{obj_type} is {type(d).__name__}, not an object")
+    out = {}
+    for k, v in d.items():
+        if k not in known:
+            c = _SNAKE_TO_CAMEL.get(k)
+            if c is None or c not in known:
+                fc.unknown_fields[f"{obj_type}.{k}"] += 1
+                continue
+            if c in d:  # both spellings: the camelCase one wins
+                continue
+            k = c
+        out[k] = v
+    return out
 
 
 K_SPAN = _known("trace_id", "span_id", "trace_state", "parent_span_id", "flags", "name", "kind",
@@ -158,7 +184,14 @@ def _time(x: Any, what: str) -> int:
     """Unix nanoseconds (0 = unset) from a string or number; must fit a timestamp[ns]."""
     if x is None:
         return 0
-    t = int(x) if type(x) is str else json_int64(x, what) if type(x) is not int else x
+    if x.__class__ is str and x.isdigit():
+        t = int(x)
+    elif x.__class__ is int:
+        t = x
+    elif isinstance(x, str) and x.lstrip("-").isdigit():
+        t = int(x)
+    else:
+        t = json_int64(x, what)
     if t < 0 or t > INT64_MAX:
         raise RecordError("timestamp_out_of_range", f"{what} {x!r} is outside 1970..2262 in nanoseconds")
     return t
@@ -215,31 +248,68 @@ def _str(x: Any, what: str) -> str | None:
 
 
 def attrs_json(lst: Any, ac: AttrCols, fc: FileContext, what: str = "attributes") -> None:
-    """Append a list of OTLP/JSON KeyValue to ``ac``."""
+    """Append a list of OTLP/JSON KeyValue to ``ac``.
+
+    The common case (well-formed entries, mostly string values) runs as list comprehensions;
+    anything unusual takes the careful per-entry path, which names the problem."""
     if not lst:
         return
+    try:
+        ks = [a["key"] for a in lst]
+        vd = [a["value"] for a in lst]
+        vs = [v.get("stringValue") for v in vd]
+    except (KeyError, TypeError, AttributeError):
+        return _attrs_json_careful(lst, ac, fc, what)
+    n = len(ks)
+    if sum(map(len, lst)) != n + n or sum(map(len, vd)) != n:
+        return _attrs_json_careful(lst, ac, fc, what)  # extra keys somewhere: count them there
+    tagged = None
+    if None in vs:
+        tagged = []
+        i = -1
+        while True:
+            try:
+                i = vs.index(None, i + 1)
+            except ValueError:
+                break
+            try:
+                tag, vs[i] = render_json(vd[i])
+            except RecordError as e:
+                raise RecordError(e.code, f"{what} {ks[i]!r}: {e.message}") from None
+            tagged.append((i, tag))
+    try:
+        "".join(ks)  # raises TypeError unless every key is a string
+        "".join(vs)  # ... and every value (an empty AnyValue is None: careful path)
+    except TypeError:
+        return _attrs_json_careful(lst, ac, fc, what)
+    if tagged:
+        base = len(ac.keys)
+        for i, tag in tagged:
+            if tag != "string":
+                ac.tag_pos.append(base + i)
+                ac.tags.append(tag)
+    ac.keys.extend(ks)
+    ac.vals.extend(vs)
+
+
+def _attrs_json_careful(lst: Any, ac: AttrCols, fc: FileContext, what: str) -> None:
     if type(lst) is not list:
         raise RecordError("invalid_structure", f"{what} is {type(lst).__name__}, not a list")
-    keys = ac.keys
-    vals = ac.vals
     for a in lst:
         if type(a) is not dict:
             raise RecordError("invalid_structure", f"{what} entry {a!r} is not an object")
-        k = a.get("key")
-        if type(k) is not str:
-            if k is None:
-                k = ""
-            else:
-                raise RecordError("invalid_value", f"{what} key {k!r} is not a string")
-        v = a.get("value")
-        if len(a) != 2:
+        if not _KV.issuperset(a):
             fc.count_unknown("KeyValue", a, _KV)
-        if type(v) is dict and len(v) == 1:
-            sv = v.get("stringValue")
-            if type(sv) is str:
-                keys.append(k)
-                vals.append(sv)
-                continue
+        k = a.get("key")
+        if k is None:
+            k = ""
+        elif type(k) is not str:
+            raise RecordError("invalid_value", f"{what} key {k!r} is not a string")
+        v = a.get("value")
+        if type(v) is dict:
+            extra = [x for x in v if x not in _ANY_KEYS]
+            for x in extra:
+                fc.unknown_fields[f"AnyValue.{x}"] += 1
         try:
             tag, text = render_json(v)
         except RecordError as e:
@@ -248,12 +318,16 @@ def attrs_json(lst: Any, ac: AttrCols, fc: FileContext, what: str = "attributes"
 
 
 _KV = frozenset(["key", "value"])
+_ANY_KEYS = frozenset(_camel(n) for n in ("string_value", "bool_value", "int_value", "double_value", "array_value",
+                                          "kvlist_value", "bytes_value", "string_value_strindex")) | frozenset(
+    ("string_value", "bool_value", "int_value", "double_value", "array_value", "kvlist_value", "bytes_value",
+     "string_value_strindex"))  # fmt: skip
 
 
 def _rendered_attrs(lst: Any, fc: FileContext, what: str) -> list[tuple[str, str, str | None]]:
     ac = AttrCols()
     attrs_json(lst, ac, fc, what)
-    return ac.rendered((0, 0))
+    return ac.rendered()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,15 +342,12 @@ def _resource(container: dict, fc: FileContext):
     info = fc.resource_cache.get(key)
     if info is not None:
         return info
-    if res is None:
-        res = {}
-    if type(res) is not dict:
-        raise RecordError("invalid_structure", "resource is not an object")
-    if not K_RESOURCE.issuperset(res):
-        fc.count_unknown("Resource", res, K_RESOURCE)
+    res = {} if res is None else res
+    if type(res) is not dict or not K_RESOURCE.issuperset(res):
+        res = _norm(res, K_RESOURCE, "Resource", fc)
     attrs = _rendered_attrs(res.get("attributes"), fc, "resource attributes")
-    dropped = _uint(_g(res, "droppedAttributesCount", "dropped_attributes_count"), "resource droppedAttributesCount")
-    refs = _g(res, "entityRefs", "entity_refs")
+    dropped = _uint(res.get("droppedAttributesCount"), "resource droppedAttributesCount")
+    refs = res.get("entityRefs")
     refs_json = orjson.dumps(refs).decode() if refs else None
     return fc.register_resource(key, make_resource(attrs, dropped, schema_url, refs_json))
 
@@ -288,14 +359,11 @@ def _scope(container: dict, fc: FileContext):
     info = fc.scope_cache.get(key)
     if info is not None:
         return info
-    if sc is None:
-        sc = {}
-    if type(sc) is not dict:
-        raise RecordError("invalid_structure", "scope is not an object")
-    if not K_SCOPE.issuperset(sc):
-        fc.count_unknown("InstrumentationScope", sc, K_SCOPE)
+    sc = {} if sc is None else sc
+    if type(sc) is not dict or not K_SCOPE.issuperset(sc):
+        sc = _norm(sc, K_SCOPE, "InstrumentationScope", fc)
     attrs = _rendered_attrs(sc.get("attributes"), fc, "scope attributes")
-    dropped = _uint(_g(sc, "droppedAttributesCount", "dropped_attributes_count"), "scope droppedAttributesCount")
+    dropped = _uint(sc.get("droppedAttributesCount"), "scope droppedAttributesCount")
     name = _str(sc.get("name"), "scope name") or ""
     version = _str(sc.get("version"), "scope version") or ""
     return fc.register_scope(key, make_scope(name, version, attrs, dropped, schema_url))
@@ -328,11 +396,13 @@ def _walk(doc: dict, fc: FileContext, position: str, names: tuple[str, str, str,
         try:
             if type(rc) is not dict:
                 raise RecordError("invalid_structure", f"{rpath} is not an object")
-            rinfo = _resource(rc, fc)
             slist = _list(rc, skey_c, skey_s, f"{rpath}.{skey_c}")
+            rinfo = _resource(rc, fc)
         except _ERRORS as e:
             err = _as_record_error(e)
-            fc.quarantine_message(position, err.code, f"{rpath}: {err.message}", rc)
+            items = [it for sc in slist for it in _items_of(sc, ikey_c, ikey_s)] if type(rc) is dict and isinstance(
+                rc.get(skey_c) or rc.get(skey_s), list) else None  # fmt: skip
+            _quarantine_all(fc, position, f"{rpath}.{skey_c}[*].{ikey_c}", err, f"{rpath}: {err.message}", items, rc)
             continue
         for si, sc in enumerate(slist):
             spath = f"{rpath}.{skey_c}[{si}]"
@@ -343,15 +413,28 @@ def _walk(doc: dict, fc: FileContext, position: str, names: tuple[str, str, str,
                 sinfo = _scope(sc, fc)
             except _ERRORS as e:
                 err = _as_record_error(e)
-                if type(sc) is dict and isinstance(sc.get(ikey_c) or sc.get(ikey_s), list):
-                    lst = sc.get(ikey_c) or sc.get(ikey_s)
-                    fc.records_read += len(lst)
-                    for k, item in enumerate(lst):
-                        fc.quarantine_record(position, f"{spath}.{ikey_c}[{k}]", err.code, f"{spath}: {err.message}", item)
-                else:
-                    fc.quarantine_message(position, err.code, f"{spath}: {err.message}", sc)
+                items = _items_of(sc, ikey_c, ikey_s) if type(sc) is dict else None
+                _quarantine_all(fc, position, f"{spath}.{ikey_c}", err, f"{spath}: {err.message}", items, sc)
                 continue
             per_scope(items, rinfo, sinfo, f"{spath}.{ikey_c}")
+
+
+def _items_of(sc: Any, ikey_c: str, ikey_s: str) -> list:
+    lst = sc.get(ikey_c) or sc.get(ikey_s) if type(sc) is dict else None
+    return lst if type(lst) is list else []
+
+
+def _quarantine_all(
+    fc: FileContext, position: str, path: str, err: RecordError, message: str, items: list | None, container: Any
+) -> None:
+    """Quarantine every record of a container whose context (resource, scope) is broken; if its
+    records cannot even be located, the container as one message."""
+    if items is None:
+        fc.quarantine_message(position, err.code, message, container)
+        return
+    fc.records_read += len(items)
+    for k, item in enumerate(items):
+        fc.quarantine_record(position, f"{path}[{k}]", err.code, message, item)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,27 +448,31 @@ def decode_traces(doc: dict, fc: FileContext, batch: SpanBatch, position: str) -
 
     def per_scope(spans: list, rinfo, sinfo, ipath: str) -> None:
         ci = batch.ctx.get(rinfo, sinfo)
-        for k, s in enumerate(spans):
-            rec = fc.records_read
-            fc.records_read = rec + 1
-            m = batch.mark()
+        rec0 = fc.records_read
+        fc.records_read = rec0 + len(spans)
+
+        def one(k: int, s: Any) -> None:
+            rec = rec0 + k
             try:
-                if not K_SPAN.issuperset(s):
-                    fc.count_unknown("Span", s, K_SPAN)
+                if type(s) is not dict or not K_SPAN.issuperset(s):
+                    s = _norm(s, K_SPAN, "Span", fc)
                 g = s.get
-                tid = _id(_g(s, "traceId", "trace_id"), 16, "traceId", fc)
-                sid = _id(_g(s, "spanId", "span_id"), 8, "spanId", fc)
-                pid = _id(_g(s, "parentSpanId", "parent_span_id"), 8, "parentSpanId", fc)
-                start = _time(_g(s, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
-                end = _time(_g(s, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
-                kind = _enum(g("kind"), SPAN_KIND, SPAN_KIND_MAX, "kind")
+                tid = _id(g("traceId"), 16, "traceId", fc)
+                sid = _id(g("spanId"), 8, "spanId", fc)
+                pid = g("parentSpanId")
+                pid = _id(pid, 8, "parentSpanId", fc) if pid else None
+                start = _time(g("startTimeUnixNano"), "startTimeUnixNano")
+                end = _time(g("endTimeUnixNano"), "endTimeUnixNano")
+                kind = g("kind")
+                if kind.__class__ is not int or kind > SPAN_KIND_MAX or kind < 0:
+                    kind = _enum(kind, SPAN_KIND, SPAN_KIND_MAX, "kind")
                 name = g("name") or ""
-                if type(name) is not str:
+                if name.__class__ is not str:
                     raise RecordError("invalid_value", f"name {name!r} is not a string")
                 st = g("status")
                 if st:
-                    if not K_STATUS.issuperset(st):
-                        fc.count_unknown("Status", st, K_STATUS)
+                    if type(st) is not dict or not K_STATUS.issuperset(st):
+                        st = _norm(st, K_STATUS, "Status", fc)
                     code = _enum(st.get("code"), STATUS_CODE, STATUS_CODE_MAX, "status.code")
                     msg = _str(st.get("message"), "status.message")
                 else:
@@ -400,18 +487,32 @@ def decode_traces(doc: dict, fc: FileContext, batch: SpanBatch, position: str) -
                 n_lk = len(lks) if lks else 0
                 if n_lk:
                     _links(lks, row, batch, fc)
+                ts = g("traceState")
+                flags = g("flags")
+                da = g("droppedAttributesCount")
+                de = g("droppedEventsCount")
+                dl = g("droppedLinksCount")
                 rows.append((
-                    tid, sid, pid, _str(_g(s, "traceState", "trace_state"), "traceState"),
-                    _uint(g("flags"), "flags"), name, kind, start, end, code, msg, len(attrs.keys),
-                    _uint(_g(s, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount"),
-                    n_ev, _uint(_g(s, "droppedEventsCount", "dropped_events_count"), "droppedEventsCount"),
-                    n_lk, _uint(_g(s, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount"),
-                    ci, rec,
+                    tid, sid, pid, _str(ts, "traceState") if ts else None,
+                    0 if flags is None else _uint(flags, "flags"), name, kind, start, end, code, msg, len(attrs.keys),
+                    0 if da is None else _uint(da, "droppedAttributesCount"), n_ev,
+                    0 if de is None else _uint(de, "droppedEventsCount"), n_lk,
+                    0 if dl is None else _uint(dl, "droppedLinksCount"), ci, rec,
                 ))  # fmt: skip
             except _ERRORS as e:
-                batch.rollback(m)
+                batch.rollback()
                 err = _as_record_error(e)
                 fc.quarantine_record(position, f"{ipath}[{k}]", err.code, err.message, s)
+
+        wire = accel.wire
+        if wire is not None and type(spans) is list:
+            a, ea, la = attrs, batch.event_attrs, batch.link_attrs
+            wire.decode_json_spans(spans, ci, rec0, rows, batch.events, batch.links,
+                                   (a.keys, a.vals, a.tag_pos, a.tags), (ea.keys, ea.vals, ea.tag_pos, ea.tags),
+                                   (la.keys, la.vals, la.tag_pos, la.tags), one)  # fmt: skip
+        else:
+            for k, s in enumerate(spans):
+                one(k, s)
 
     _walk(doc, fc, position, ("resourceSpans", "resource_spans", "scopeSpans", "scope_spans", "spans", "spans"),
           per_scope)  # fmt: skip
@@ -422,15 +523,15 @@ def _events(evs: Any, row: int, batch: SpanBatch, fc: FileContext) -> None:
         raise RecordError("invalid_structure", "events is not a list")
     ea = batch.event_attrs
     for j, e in enumerate(evs):
-        if not K_EVENT.issuperset(e):
-            fc.count_unknown("Span.Event", e, K_EVENT)
+        if type(e) is not dict or not K_EVENT.issuperset(e):
+            e = _norm(e, K_EVENT, "Span.Event", fc)
         name = e.get("name") or ""
         if type(name) is not str:
             raise RecordError("invalid_value", f"events[{j}].name {name!r} is not a string")
         attrs_json(e.get("attributes"), ea, fc, f"events[{j}].attributes")
         batch.events.append((
-            row, j, _time(_g(e, "timeUnixNano", "time_unix_nano"), f"events[{j}].timeUnixNano"), name,
-            len(ea.keys), _uint(_g(e, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount"),
+            row, j, _time(e.get("timeUnixNano"), f"events[{j}].timeUnixNano"), name, len(ea.keys),
+            _uint(e.get("droppedAttributesCount"), "droppedAttributesCount"),
         ))  # fmt: skip
 
 
@@ -439,14 +540,14 @@ def _links(lks: Any, row: int, batch: SpanBatch, fc: FileContext) -> None:
         raise RecordError("invalid_structure", "links is not a list")
     la = batch.link_attrs
     for j, lk in enumerate(lks):
-        if not K_LINK.issuperset(lk):
-            fc.count_unknown("Span.Link", lk, K_LINK)
-        tid = _id(_g(lk, "traceId", "trace_id"), 16, f"links[{j}].traceId", fc)
-        sid = _id(_g(lk, "spanId", "span_id"), 8, f"links[{j}].spanId", fc)
+        if type(lk) is not dict or not K_LINK.issuperset(lk):
+            lk = _norm(lk, K_LINK, "Span.Link", fc)
+        tid = _id(lk.get("traceId"), 16, f"links[{j}].traceId", fc)
+        sid = _id(lk.get("spanId"), 8, f"links[{j}].spanId", fc)
         attrs_json(lk.get("attributes"), la, fc, f"links[{j}].attributes")
         batch.links.append((
-            row, j, tid, sid, _str(_g(lk, "traceState", "trace_state"), "traceState"), _uint(lk.get("flags"), "flags"),
-            len(la.keys), _uint(_g(lk, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount"),
+            row, j, tid, sid, _str(lk.get("traceState"), "traceState"), _uint(lk.get("flags"), "flags"),
+            len(la.keys), _uint(lk.get("droppedAttributesCount"), "droppedAttributesCount"),
         ))  # fmt: skip
 
 
@@ -461,40 +562,50 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
 
     def per_scope(records: list, rinfo, sinfo, ipath: str) -> None:
         ci = batch.ctx.get(rinfo, sinfo)
-        for k, r in enumerate(records):
-            rec = fc.records_read
-            fc.records_read = rec + 1
-            m = batch.mark()
+        rec0 = fc.records_read
+        fc.records_read = rec0 + len(records)
+
+        def one(k: int, r: Any) -> None:
+            rec = rec0 + k
             try:
-                if not K_LOG.issuperset(r):
-                    fc.count_unknown("LogRecord", r, K_LOG)
+                if type(r) is not dict or not K_LOG.issuperset(r):
+                    r = _norm(r, K_LOG, "LogRecord", fc)
                 g = r.get
                 body = g("body")
                 if body is None:
                     btag, btext = None, None
                 else:
-                    try:
-                        btag, btext = render_json(body)
-                    except RecordError as e:
-                        raise RecordError(e.code, f"body: {e.message}") from None
+                    sv = body.get("stringValue") if type(body) is dict and len(body) == 1 else None
+                    if type(sv) is str:
+                        btag, btext = "string", sv
+                    else:
+                        try:
+                            btag, btext = render_json(body)
+                        except RecordError as e:
+                            raise RecordError(e.code, f"body: {e.message}") from None
                 attrs_json(g("attributes"), attrs, fc)
+                sev = g("severityNumber")
+                if sev.__class__ is not int or sev > SEVERITY_MAX or sev < 0:
+                    sev = _enum(sev, SEVERITY, SEVERITY_MAX, "severityNumber")
                 rows.append((
-                    _time(_g(r, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
-                    _time(_g(r, "observedTimeUnixNano", "observed_time_unix_nano"), "observedTimeUnixNano"),
-                    _enum(_g(r, "severityNumber", "severity_number"), SEVERITY, SEVERITY_MAX, "severityNumber"),
-                    _str(_g(r, "severityText", "severity_text"), "severityText"),
-                    btext, btag, len(attrs.keys),
-                    _uint(_g(r, "droppedAttributesCount", "dropped_attributes_count"), "droppedAttributesCount"),
-                    _uint(g("flags"), "flags"),
-                    _id(_g(r, "traceId", "trace_id"), 16, "traceId", fc),
-                    _id(_g(r, "spanId", "span_id"), 8, "spanId", fc),
-                    _str(_g(r, "eventName", "event_name"), "eventName"),
-                    ci, rec,
+                    _time(g("timeUnixNano"), "timeUnixNano"), _time(g("observedTimeUnixNano"), "observedTimeUnixNano"),
+                    sev, _str(g("severityText"), "severityText"), btext, btag, len(attrs.keys),
+                    _uint(g("droppedAttributesCount"), "droppedAttributesCount"), _uint(g("flags"), "flags"),
+                    _id(g("traceId"), 16, "traceId", fc), _id(g("spanId"), 8, "spanId", fc),
+                    _str(g("eventName"), "eventName"), ci, rec,
                 ))  # fmt: skip
             except _ERRORS as e:
-                batch.rollback(m)
+                batch.rollback()
                 err = _as_record_error(e)
                 fc.quarantine_record(position, f"{ipath}[{k}]", err.code, err.message, r)
+
+        wire = accel.wire
+        if wire is not None and type(records) is list:
+            a = attrs
+            wire.decode_json_logs(records, ci, rec0, rows, (a.keys, a.vals, a.tag_pos, a.tags), one)
+        else:
+            for k, r in enumerate(records):
+                one(k, r)
 
     _walk(doc, fc, position, ("resourceLogs", "resource_logs", "scopeLogs", "scope_logs", "logRecords", "log_records"),
           per_scope)  # fmt: skip
@@ -504,13 +615,9 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
 # metrics
 # --------------------------------------------------------------------------------------------------
 
-_DATA_KEYS = (
-    ("gauge", "gauge", "gauge"),
-    ("sum", "sum", "sum"),
-    ("histogram", "histogram", "histogram"),
-    ("exponentialHistogram", "exponential_histogram", "exponential_histogram"),
-    ("summary", "summary", "summary"),
-)
+_DATA_KEYS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
+_TYPE_OF = {"gauge": "gauge", "sum": "sum", "histogram": "histogram", "exponentialHistogram": "exponential_histogram",
+            "summary": "summary"}  # fmt: skip
 _TABLE_OF = {
     "gauge": "metrics_number",
     "sum": "metrics_number",
@@ -524,6 +631,14 @@ _KNOWN_OF = {
     "metrics_exp_histogram": K_EXP,
     "metrics_summary": K_SUMMARY,
 }
+K_GAUGE = _known("data_points")
+K_SUM = _known("data_points", "aggregation_temporality", "is_monotonic")
+K_HISTOGRAM_DATA = _known("data_points", "aggregation_temporality")
+K_SUMMARY_DATA = _known("data_points")
+K_BUCKETS = _known("offset", "bucket_counts")
+K_QUANTILE = _known("quantile", "value")
+_DATA_KNOWN = {"gauge": K_GAUGE, "sum": K_SUM, "histogram": K_HISTOGRAM_DATA,
+               "exponential_histogram": K_HISTOGRAM_DATA, "summary": K_SUMMARY_DATA}  # fmt: skip
 
 
 def _opt_double(x: Any, what: str) -> float | None:
@@ -546,50 +661,57 @@ def _u64_list(x: Any, what: str) -> list[int]:
     return [_u64(v, what) for v in x]
 
 
-def _buckets(b: Any, what: str) -> tuple[int, list[int]]:
+def _int32(x: Any, what: str) -> int:
+    v = 0 if x is None else json_int64(x, what)
+    if not -(2**31) <= v < 2**31:
+        raise RecordError("invalid_value", f"{what} {v} does not fit int32")
+    return v
+
+
+def _buckets(b: Any, what: str, fc: FileContext) -> tuple[int, list[int]]:
     if not b:
         return 0, []
-    if type(b) is not dict:
-        raise RecordError("invalid_structure", f"{what} is not an object")
-    off = b.get("offset", 0)
-    off = json_int64(off, f"{what}.offset") if off is not None else 0
-    if not -(2**31) <= off < 2**31:
-        raise RecordError("invalid_value", f"{what}.offset {off} does not fit int32")
-    return off, _u64_list(_g(b, "bucketCounts", "bucket_counts"), f"{what}.bucketCounts")
+    if type(b) is not dict or not K_BUCKETS.issuperset(b):
+        b = _norm(b, K_BUCKETS, "Buckets", fc)
+    return _int32(b.get("offset"), f"{what}.offset"), _u64_list(b.get("bucketCounts"), f"{what}.bucketCounts")
 
 
-def _shape(table: str, p: dict) -> tuple:
+def _shape(table: str, p: dict, fc: FileContext) -> tuple:
     """The shape-specific tail of a point row (see batches.POINT_SHAPE_COLUMNS)."""
     if table == "metrics_number":
-        d = _g(p, "asDouble", "as_double")
-        i = _g(p, "asInt", "as_int")
+        i = p.get("asInt")
         if i is not None:
             iv = json_int64(i, "asInt")
             return float(iv), iv
+        d = p.get("asDouble")
         return (None if d is None else json_double(d, "asDouble")), None
     count = _u64(p.get("count"), "count")
     if table == "metrics_histogram":
-        bc = _u64_list(_g(p, "bucketCounts", "bucket_counts"), "bucketCounts")
-        eb = _double_list(_g(p, "explicitBounds", "explicit_bounds"), "explicitBounds")
         return (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-                _opt_double(p.get("max"), "max"), bc, eb)  # fmt: skip
+                _opt_double(p.get("max"), "max"), _u64_list(p.get("bucketCounts"), "bucketCounts"),
+                _double_list(p.get("explicitBounds"), "explicitBounds"))  # fmt: skip
     if table == "metrics_exp_histogram":
-        scale = json_int64(p.get("scale", 0) or 0, "scale")
-        if not -(2**31) <= scale < 2**31:
-            raise RecordError("invalid_value", f"scale {scale} does not fit int32")
-        po, pc_ = _buckets(p.get("positive"), "positive")
-        no, nc = _buckets(p.get("negative"), "negative")
-        zt = _g(p, "zeroThreshold", "zero_threshold")
+        po, pcounts = _buckets(p.get("positive"), "positive", fc)
+        no, ncounts = _buckets(p.get("negative"), "negative", fc)
+        zt = p.get("zeroThreshold")
         return (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-                _opt_double(p.get("max"), "max"), scale, _u64(_g(p, "zeroCount", "zero_count"), "zeroCount"),
-                0.0 if zt is None else json_double(zt, "zeroThreshold"), po, pc_, no, nc)  # fmt: skip
-    qv = _g(p, "quantileValues", "quantile_values") or []
+                _opt_double(p.get("max"), "max"), _int32(p.get("scale"), "scale"),
+                _u64(p.get("zeroCount"), "zeroCount"), 0.0 if zt is None else json_double(zt, "zeroThreshold"),
+                po, pcounts, no, ncounts)  # fmt: skip
+    qv = p.get("quantileValues") or []
     if type(qv) is not list:
         raise RecordError("invalid_structure", "quantileValues is not a list")
-    qs = [json_double(q.get("quantile", 0.0) or 0.0, "quantile") for q in qv]
-    vs = [json_double(q.get("value", 0.0) or 0.0, "value") for q in qv]
-    s = p.get("sum")
-    return count, 0.0 if s is None else json_double(s, "sum"), qs, vs
+    qs, vs = [], []
+    for q in qv:
+        if type(q) is not dict or not K_QUANTILE.issuperset(q):
+            q = _norm(q, K_QUANTILE, "ValueAtQuantile", fc)
+        qs.append(json_double(q.get("quantile") or 0.0, "quantile"))
+        vs.append(json_double(q.get("value") or 0.0, "value"))
+    sm = p.get("sum")
+    return count, 0.0 if sm is None else json_double(sm, "sum"), qs, vs
+
+
+_SHORT = {"metrics_number": "number", "metrics_histogram": "histogram", "metrics_exp_histogram": "exponential_histogram"}
 
 
 def _exemplars(
@@ -600,52 +722,47 @@ def _exemplars(
     if type(exs) is not list:
         raise RecordError("invalid_structure", "exemplars is not a list")
     ea = batch.exemplar_attrs
-    short = {"metrics_number": "number", "metrics_histogram": "histogram", "metrics_exp_histogram": "exponential_histogram"}[table]
     for j, ex in enumerate(exs):
-        if not K_EXEMPLAR.issuperset(ex):
-            fc.count_unknown("Exemplar", ex, K_EXEMPLAR)
-        attrs_json(_g(ex, "filteredAttributes", "filtered_attributes"), ea, fc, f"exemplars[{j}].filteredAttributes")
-        i = _g(ex, "asInt", "as_int")
-        d = _g(ex, "asDouble", "as_double")
+        if type(ex) is not dict or not K_EXEMPLAR.issuperset(ex):
+            ex = _norm(ex, K_EXEMPLAR, "Exemplar", fc)
+        attrs_json(ex.get("filteredAttributes"), ea, fc, f"exemplars[{j}].filteredAttributes")
+        i = ex.get("asInt")
+        d = ex.get("asDouble")
         if i is not None:
             iv = json_int64(i, "exemplar asInt")
             vd, vi = float(iv), iv
         else:
             vd, vi = (None if d is None else json_double(d, "exemplar asDouble")), None
         batch.exemplars.append((
-            short, sid, info.name, j, _time(_g(ex, "timeUnixNano", "time_unix_nano"), f"exemplars[{j}].timeUnixNano"),
-            vd, vi, _id(_g(ex, "traceId", "trace_id"), 16, f"exemplars[{j}].traceId", fc),
-            _id(_g(ex, "spanId", "span_id"), 8, f"exemplars[{j}].spanId", fc), len(ea.keys),
+            _SHORT[table], sid, info.name, j, _time(ex.get("timeUnixNano"), f"exemplars[{j}].timeUnixNano"),
+            vd, vi, _id(ex.get("traceId"), 16, f"exemplars[{j}].traceId", fc),
+            _id(ex.get("spanId"), 8, f"exemplars[{j}].spanId", fc), len(ea.keys),
             rinfo.resource_id, rinfo.service_name, rec,
         ))  # fmt: skip
     return len(exs)
 
 
 def _metric_info(mt: dict, fc: FileContext) -> tuple[MetricInfo, str, list]:
-    """(info, point table, data points) of an OTLP/JSON Metric."""
-    if not K_METRIC.issuperset(mt):
-        fc.count_unknown("Metric", mt, K_METRIC)
+    """(info, point table, data points) of an OTLP/JSON Metric (keys already normalised)."""
     name = mt.get("name") or ""
     if type(name) is not str:
         raise RecordError("invalid_value", f"metric name {name!r} is not a string")
-    found = [(mtype, mt.get(c) if mt.get(c) is not None else mt.get(s)) for c, s, mtype in _DATA_KEYS]
-    found = [(t, d) for t, d in found if d is not None]
+    found = [k for k in _DATA_KEYS if mt.get(k) is not None]
     if len(found) > 1:
-        raise RecordError("invalid_structure", f"metric {name!r} sets {', '.join(t for t, _ in found)}")
+        raise RecordError("invalid_structure", f"metric {name!r} sets {', '.join(found)}")
     if not found:
         raise RecordError("invalid_structure", f"metric {name!r} has no data (gauge/sum/histogram/…)")
-    mtype, data = found[0]
-    if type(data) is not dict:
-        raise RecordError("invalid_structure", f"metric {name!r} {mtype} is not an object")
+    mtype = _TYPE_OF[found[0]]
+    data = mt[found[0]]
+    known = _DATA_KNOWN[mtype]
+    if type(data) is not dict or not known.issuperset(data):
+        data = _norm(data, known, mtype, fc)
     temporality = None
     monotonic = None
     if mtype in ("sum", "histogram", "exponential_histogram"):
-        temporality = _enum(
-            _g(data, "aggregationTemporality", "aggregation_temporality"), TEMPORALITY, TEMPORALITY_MAX,
-            "aggregationTemporality",
-        )
+        temporality = _enum(data.get("aggregationTemporality"), TEMPORALITY, TEMPORALITY_MAX, "aggregationTemporality")
     if mtype == "sum":
-        monotonic = json_bool(_g(data, "isMonotonic", "is_monotonic") or False, "isMonotonic")
+        monotonic = json_bool(data.get("isMonotonic") or False, "isMonotonic")
     info = MetricInfo(
         name=name,
         description=_str(mt.get("description"), "description"),
@@ -664,19 +781,15 @@ def decode_metrics(doc: dict, fc: FileContext, batch: MetricBatch, position: str
         for mi, mt in enumerate(metrics):
             mpath = f"{ipath}[{mi}]"
             try:
-                if type(mt) is not dict:
-                    raise RecordError("invalid_structure", "metric is not an object")
+                if type(mt) is not dict or not K_METRIC.issuperset(mt):
+                    mt = _norm(mt, K_METRIC, "Metric", fc)
                 info, table, points = _metric_info(mt, fc)
             except _ERRORS as e:
                 err = _as_record_error(e)
                 pts = _points_of(mt)
-                if pts is None:
-                    fc.quarantine_message(position, err.code, f"{mpath}: {err.message}", mt)
-                else:
-                    fc.records_read += len(pts)
-                    for k, p in enumerate(pts):
-                        fc.quarantine_record(position, f"{mpath}.dataPoints[{k}]", err.code, err.message,
-                                             {"metric": {kk: vv for kk, vv in mt.items() if kk not in _DATA_KEYS_FLAT}, "dataPoint": p})  # fmt: skip
+                ctx = {k: v for k, v in mt.items() if k not in _DATA_KEYS} if type(mt) is dict else None
+                _quarantine_all(fc, position, f"{mpath}.dataPoints", err, err.message,
+                                None if pts is None else [{"metric": ctx, "dataPoint": p} for p in pts], mt)  # fmt: skip
                 continue
             ii = batch.add_info(info)
             rows = batch.points[table]
@@ -685,24 +798,23 @@ def decode_metrics(doc: dict, fc: FileContext, batch: MetricBatch, position: str
             for k, p in enumerate(points):
                 rec = fc.records_read
                 fc.records_read = rec + 1
-                m = batch.mark(table)
                 try:
-                    if not known.issuperset(p):
-                        fc.count_unknown(f"{info.metric_type}.DataPoint", p, known)
-                    a0 = ac.mark()
+                    if type(p) is not dict or not known.issuperset(p):
+                        p = _norm(p, known, f"{info.metric_type}.DataPoint", fc)
+                    a0 = len(ac.keys)
                     attrs_json(p.get("attributes"), ac, fc)
                     sid = series_id(rinfo.resource_id, sinfo.scope_id, info, ac.rendered(a0))
-                    shape = _shape(table, p)
+                    shape = _shape(table, p, fc)
                     nex = 0
                     if table != "metrics_summary":
                         nex = _exemplars(p.get("exemplars"), table, sid, info, rinfo, rec, batch, fc)
                     rows.append((
-                        ii, sid, _time(_g(p, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano"),
-                        _time(_g(p, "timeUnixNano", "time_unix_nano"), "timeUnixNano"), len(ac.keys),
-                        _uint(p.get("flags"), "flags"), nex, ci, rec, *shape,
+                        ii, sid, _time(p.get("startTimeUnixNano"), "startTimeUnixNano"),
+                        _time(p.get("timeUnixNano"), "timeUnixNano"), len(ac.keys), _uint(p.get("flags"), "flags"),
+                        nex, ci, rec, *shape,
                     ))  # fmt: skip
                 except _ERRORS as e:
-                    batch.rollback(table, m)
+                    batch.rollback(table, rec)
                     err = _as_record_error(e)
                     fc.quarantine_record(position, f"{mpath}.dataPoints[{k}]", err.code, err.message, p)
 
@@ -711,15 +823,12 @@ def decode_metrics(doc: dict, fc: FileContext, batch: MetricBatch, position: str
           per_scope)  # fmt: skip
 
 
-_DATA_KEYS_FLAT = frozenset(k for c, s, _ in _DATA_KEYS for k in (c, s))
-
-
 def _points_of(mt: Any) -> list | None:
     """The data points of a metric that failed to decode, if they can be located at all."""
     if type(mt) is not dict:
         return None
-    for c, s, _ in _DATA_KEYS:
-        d = mt.get(c) if mt.get(c) is not None else mt.get(s)
+    for k in (*_DATA_KEYS, "exponential_histogram"):
+        d = mt.get(k)
         if type(d) is dict:
             pts = _g(d, "dataPoints", "data_points")
             if type(pts) is list:

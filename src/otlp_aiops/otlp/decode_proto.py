@@ -15,10 +15,13 @@ from typing import Any
 import orjson
 from google.protobuf import unknown_fields as _unknown
 from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from otlp_aiops.otlp import accel
 from otlp_aiops.otlp.anyvalue import RecordError, render_proto
 from otlp_aiops.otlp.batches import (
     ZERO_SPAN_ID,
@@ -38,6 +41,8 @@ from otlp_aiops.otlp.framing import split_fields
 from otlp_aiops.otlp.otlpjson import to_otlp_dict
 
 INT64_MAX = 2**63 - 1
+
+
 
 RESOURCE_TYPES: dict[str, type[Message]] = {
     "traces": trace_pb2.ResourceSpans,
@@ -89,24 +94,27 @@ def _time(t: int, what: str) -> int:
     return t
 
 
-def attrs_proto(kvs: Any, ac: AttrCols, what: str = "attributes") -> None:
+def attrs_proto(kvs: Any, ac: AttrCols) -> None:
     keys = ac.keys
     vals = ac.vals
     for a in kvs:
+        keys.append(a.key)
         v = a.value
         sv = v.string_value
         if sv:
-            keys.append(a.key)
             vals.append(sv)
             continue
         tag, text = render_proto(v)
-        ac.add_typed(a.key, tag, text)
+        if tag != "string":
+            ac.tag_pos.append(len(vals))
+            ac.tags.append(tag)
+        vals.append(text)
 
 
 def _rendered(kvs: Any) -> list[tuple[str, str, str | None]]:
     ac = AttrCols()
     attrs_proto(kvs, ac)
-    return ac.rendered((0, 0))
+    return ac.rendered()
 
 
 def _resource(rc: Any, fc: FileContext):
@@ -134,6 +142,77 @@ def _scope(sc: Any, fc: FileContext):
     )
 
 
+def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext):
+    key = (res, schema_url)
+    info = fc.resource_cache.get(key)
+    if info is not None:
+        return info
+    r = resource_pb2.Resource.FromString(res)
+    r.DiscardUnknownFields()
+    if r.ByteSize() != len(res):
+        _count_unknown(resource_pb2.Resource.FromString(res), fc)
+    refs = orjson.dumps(to_otlp_dict(r).get("entityRefs")).decode() if len(r.entity_refs) else None
+    return fc.register_resource(key, make_resource(_rendered(r.attributes), r.dropped_attributes_count, schema_url, refs))
+
+
+def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext):
+    key = (sc, schema_url)
+    info = fc.scope_cache.get(key)
+    if info is not None:
+        return info
+    s = common_pb2.InstrumentationScope.FromString(sc)
+    s.DiscardUnknownFields()
+    if s.ByteSize() != len(sc):
+        _count_unknown(common_pb2.InstrumentationScope.FromString(sc), fc)
+    return fc.register_scope(
+        key, make_scope(s.name, s.version, _rendered(s.attributes), s.dropped_attributes_count, schema_url)
+    )
+
+
+def _render_fallback(b: bytes) -> tuple[str, str | None]:
+    """For the C decoder: render a composite AnyValue (array, kvlist, bytes, merged occurrences)."""
+    return render_proto(common_pb2.AnyValue.FromString(b))
+
+
+def _decode_chunk_fast(chunk: bytes, signal: str, path: str, fc: FileContext, batch: Any, position: str) -> None:
+    """A ResourceSpans / ResourceLogs block through the C decoder (see _wire.c)."""
+    wire = accel.wire
+    res, url = wire.scope_header(chunk)
+    rinfo = _resource_from_bytes(res, url.decode("utf-8"), fc)
+    items = "spans" if signal == "traces" else "log_records"
+    scopes = "scope_spans" if signal == "traces" else "scope_logs"
+    container = "ResourceSpans" if signal == "traces" else "ResourceLogs"
+    si = 0
+    for field, wt, a, b in split_fields(chunk):
+        if field != 2 or wt != 2:
+            if field not in (1, 3) or wt != 2:
+                fc.unknown_fields[f"{container}.#{field}"] += 1
+            continue
+        sc_bytes = chunk[a:b]
+        scope, surl = wire.scope_header(sc_bytes)
+        ci = batch.ctx.get(rinfo, _scope_from_bytes(scope, surl.decode("utf-8"), fc))
+        errors: list = []
+        rec0 = fc.records_read
+        if signal == "traces":
+            a_, ea, la = batch.attrs, batch.event_attrs, batch.link_attrs
+            n = wire.decode_scope_spans(
+                sc_bytes, ci, rec0, batch.rows, batch.events, batch.links,
+                (a_.keys, a_.vals, a_.tag_pos, a_.tags), (ea.keys, ea.vals, ea.tag_pos, ea.tags),
+                (la.keys, la.vals, la.tag_pos, la.tags), _render_fallback, fc.unknown_fields, errors,
+            )  # fmt: skip
+        else:
+            a_ = batch.attrs
+            n = wire.decode_scope_logs(sc_bytes, ci, rec0, batch.rows, (a_.keys, a_.vals, a_.tag_pos, a_.tags),
+                                        _render_fallback, fc.unknown_fields, errors)  # fmt: skip
+        fc.records_read = rec0 + n
+        for idx, _rec, code, message, raw in errors:
+            if idx < 0:
+                fc.quarantine_message(position, code, f"{path}.{scopes}[{si}]: {message}", raw)
+            else:
+                fc.quarantine_record(position, f"{path}.{scopes}[{si}].{items}[{idx}]", code, message, raw)
+        si += 1
+
+
 # --------------------------------------------------------------------------------------------------
 # traces
 # --------------------------------------------------------------------------------------------------
@@ -148,7 +227,6 @@ def _walk_spans(rs: trace_pb2.ResourceSpans, path: str, fc: FileContext, batch: 
         for k, s in enumerate(ss.spans):
             rec = fc.records_read
             fc.records_read = rec + 1
-            m = batch.mark()
             try:
                 kind = s.kind
                 if kind > SPAN_KIND_MAX or kind < 0:
@@ -192,7 +270,7 @@ def _walk_spans(rs: trace_pb2.ResourceSpans, path: str, fc: FileContext, batch: 
                     s.dropped_events_count, n_lk, s.dropped_links_count, ci, rec,
                 ))  # fmt: skip
             except RecordError as e:
-                batch.rollback(m)
+                batch.rollback()
                 fc.quarantine_record(position, f"{path}.scope_spans[{si}].spans[{k}]", e.code, e.message,
                                      s.SerializeToString())  # fmt: skip
 
@@ -211,7 +289,6 @@ def _walk_logs(rl: logs_pb2.ResourceLogs, path: str, fc: FileContext, batch: Log
         for k, r in enumerate(sl.log_records):
             rec = fc.records_read
             fc.records_read = rec + 1
-            m = batch.mark()
             try:
                 sev = r.severity_number
                 if sev > SEVERITY_MAX or sev < 0:
@@ -229,7 +306,7 @@ def _walk_logs(rl: logs_pb2.ResourceLogs, path: str, fc: FileContext, batch: Log
                     r.event_name or None, ci, rec,
                 ))  # fmt: skip
             except RecordError as e:
-                batch.rollback(m)
+                batch.rollback()
                 fc.quarantine_record(position, f"{path}.scope_logs[{si}].log_records[{k}]", e.code, e.message,
                                      r.SerializeToString())  # fmt: skip
 
@@ -307,9 +384,8 @@ def _walk_metrics(
             for k, p in enumerate(points):
                 rec = fc.records_read
                 fc.records_read = rec + 1
-                m = batch.mark(table)
                 try:
-                    a0 = ac.mark()
+                    a0 = len(ac.keys)
                     attrs_proto(p.attributes, ac)
                     sid = series_id(rinfo.resource_id, sinfo.scope_id, info, ac.rendered(a0))
                     nex = 0
@@ -321,7 +397,7 @@ def _walk_metrics(
                         *_shape(table, p),
                     ))  # fmt: skip
                 except RecordError as e:
-                    batch.rollback(table, m)
+                    batch.rollback(table, rec)
                     fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", e.code, e.message,
                                          p.SerializeToString())  # fmt: skip
 
@@ -372,6 +448,13 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
             chunk = bytes(view[a:b])
             path = f"{fname}[{ri}]"
             ri += 1
+            if accel.wire is not None and signal != "metrics":
+                try:
+                    _decode_chunk_fast(chunk, signal, path, fc, batch, position)
+                except (ValueError, UnicodeDecodeError, DecodeError) as e:
+                    fc.quarantine_message(position, "invalid_protobuf", f"{path}: not a valid {rtype.DESCRIPTOR.name}: {e}",
+                                          chunk)  # fmt: skip
+                continue
             try:
                 msg = rtype.FromString(chunk)
             except DecodeError as e:

@@ -1,0 +1,1545 @@
+/*
+ * _wire: decode OTLP spans and log records straight from protobuf wire bytes into the row tuples
+ * and flat attribute lists of otlp_aiops.otlp.batches (SpanBatch / LogBatch).
+ *
+ * Why: with the upb backend, parsing is fast but every field read from Python creates an object;
+ * a span with a dozen attributes costs ~10 us in Python, almost all of it in those reads. This
+ * module reads the bytes once and builds only the objects the batch keeps.
+ *
+ * Semantics follow protobuf: the last occurrence of a scalar field wins; a field whose wire type
+ * does not match the schema is an unknown field (counted, skipped); repeated occurrences of a
+ * singular message field merge, which for AnyValue is handled by parsing the concatenated
+ * occurrences in Python (the `fallback` callable), like every composite AnyValue (array, kvlist,
+ * bytes, strindex). A record that breaks an ingest rule (id length, enum range, timestamp beyond
+ * int64, invalid UTF-8) is rolled back and reported in `errors`; malformed wire format in a record
+ * is reported the same way. Only Python errors (memory) propagate as exceptions.
+ *
+ * The pure-Python decoder in decode_proto.py is the reference; tests run both on the same inputs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#define INT64_MAX_U ((uint64_t)INT64_MAX)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* reading */
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} Rd;
+
+static int rd_varint(Rd *r, uint64_t *out) {
+    uint64_t v = 0;
+    int shift = 0;
+    while (r->p < r->end) {
+        uint8_t b = *r->p++;
+        if (shift < 64) v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+        shift += 7;
+        if (shift >= 70) return -1;
+    }
+    return -1;
+}
+
+static int rd_fixed64(Rd *r, uint64_t *out) {
+    if (r->end - r->p < 8) return -1;
+    uint64_t v;
+    memcpy(&v, r->p, 8); /* little-endian hosts only: checked at module init */
+    r->p += 8;
+    *out = v;
+    return 0;
+}
+
+static int rd_fixed32(Rd *r, uint32_t *out) {
+    if (r->end - r->p < 4) return -1;
+    uint32_t v;
+    memcpy(&v, r->p, 4);
+    r->p += 4;
+    *out = v;
+    return 0;
+}
+
+static int rd_bytes(Rd *r, const uint8_t **start, Py_ssize_t *len) {
+    uint64_t n;
+    if (rd_varint(r, &n) < 0) return -1;
+    if (n > (uint64_t)(r->end - r->p)) return -1;
+    *start = r->p;
+    *len = (Py_ssize_t)n;
+    r->p += n;
+    return 0;
+}
+
+static int skip_field(Rd *r, int wt) {
+    uint64_t v;
+    uint32_t v32;
+    const uint8_t *s;
+    Py_ssize_t n;
+    switch (wt) {
+    case 0: return rd_varint(r, &v);
+    case 1: return rd_fixed64(r, &v);
+    case 2: return rd_bytes(r, &s, &n);
+    case 5: return rd_fixed32(r, &v32);
+    default: return -1; /* groups (3, 4) do not occur in OTLP */
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* output state */
+
+typedef struct {
+    PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols */
+} Attrs;
+
+typedef struct {
+    PyObject *fallback; /* callable(bytes) -> (tag, text): composite AnyValues */
+    PyObject *unknown;  /* dict "Message.#field" -> count */
+    /* the current record's error, if any */
+    const char *err_code;
+    PyObject *err_msg;
+} Ctx;
+
+static PyObject *S_string, *S_bool, *S_int, *S_double, *S_empty, *S_true, *S_false, *S_nan, *S_inf, *S_ninf,
+    *S_empty_str;
+
+/* A record error: remember code and message, return -1. A Python error: return -2. */
+static int rec_err(Ctx *c, const char *code, PyObject *msg) {
+    if (msg == NULL) return -2;
+    Py_XDECREF(c->err_msg);
+    c->err_code = code;
+    c->err_msg = msg;
+    return -1;
+}
+
+static int malformed(Ctx *c, const char *what) {
+    return rec_err(c, "invalid_protobuf", PyUnicode_FromFormat("malformed protobuf in %s", what));
+}
+
+static int count_unknown(Ctx *c, const char *msg, uint64_t field) {
+    PyObject *key = PyUnicode_FromFormat("%s.#%llu", msg, (unsigned long long)field);
+    if (!key) return -2;
+    PyObject *cur = PyDict_GetItemWithError(c->unknown, key);
+    if (!cur && PyErr_Occurred()) {
+        Py_DECREF(key);
+        return -2;
+    }
+    PyObject *nv = PyLong_FromLong(cur ? PyLong_AsLong(cur) + 1 : 1);
+    if (!nv) {
+        Py_DECREF(key);
+        return -2;
+    }
+    int rc = PyDict_SetItem(c->unknown, key, nv);
+    Py_DECREF(key);
+    Py_DECREF(nv);
+    return rc < 0 ? -2 : 0;
+}
+
+/* str from UTF-8 bytes; a record error if invalid. */
+static int utf8(Ctx *c, const uint8_t *p, Py_ssize_t n, const char *what, PyObject **out) {
+    if (n == 0) {
+        Py_INCREF(S_empty_str);
+        *out = S_empty_str;
+        return 0;
+    }
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)p, n, NULL);
+    if (s) {
+        *out = s;
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -2;
+    PyErr_Clear();
+    return rec_err(c, "invalid_value", PyUnicode_FromFormat("%s is not valid UTF-8", what));
+}
+
+/* optional string: "" -> None */
+static int opt_utf8(Ctx *c, const uint8_t *p, Py_ssize_t n, const char *what, PyObject **out) {
+    if (n == 0) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    return utf8(c, p, n, what, out);
+}
+
+static int id_bytes(Ctx *c, const uint8_t *p, Py_ssize_t n, Py_ssize_t want, const char *what, PyObject **out) {
+    if (n == 0) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    if (n != want) {
+        PyObject *hex = PyBytes_FromStringAndSize((const char *)p, n);
+        if (!hex) return -2;
+        PyObject *h = PyObject_CallMethod(hex, "hex", NULL);
+        Py_DECREF(hex);
+        if (!h) return -2;
+        int rc = rec_err(c, "invalid_id", PyUnicode_FromFormat("%s has %zd bytes, not %zd (hex %U)", what, n, want, h));
+        Py_DECREF(h);
+        return rc;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i]) {
+            *out = PyBytes_FromStringAndSize((const char *)p, n);
+            return *out ? 0 : -2;
+        }
+    }
+    Py_INCREF(Py_None); /* all-zero id */
+    *out = Py_None;
+    return 0;
+}
+
+static int check_time(Ctx *c, uint64_t t, const char *what) {
+    if (t > INT64_MAX_U)
+        return rec_err(c, "timestamp_out_of_range",
+                       PyUnicode_FromFormat("%s %llu is beyond 2262 in nanoseconds", what, (unsigned long long)t));
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* AnyValue and KeyValue */
+
+/* Render an AnyValue (the concatenation of its occurrences) as (tag, text), new references. */
+static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObject **tag, PyObject **text) {
+    Rd r = {p, p + n};
+    int which = 0; /* field number of the last oneof member seen */
+    const uint8_t *sp = NULL;
+    Py_ssize_t sn = 0;
+    uint64_t iv = 0;
+    int has_composite = merged;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) return malformed(c, "an attribute value");
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if (f == 1 && wt == 2) {
+            if (rd_bytes(&r, &sp, &sn) < 0) return malformed(c, "an attribute value");
+            which = 1;
+        } else if ((f == 2 || f == 3) && wt == 0) {
+            if (rd_varint(&r, &iv) < 0) return malformed(c, "an attribute value");
+            which = f;
+        } else if (f == 4 && wt == 1) {
+            if (rd_fixed64(&r, &iv) < 0) return malformed(c, "an attribute value");
+            which = 4;
+        } else if ((f >= 5 && f <= 7 && wt == 2) || (f == 8 && wt == 0)) {
+            if (skip_field(&r, wt) < 0) return malformed(c, "an attribute value");
+            which = f;
+            if (f == 5 || f == 6) has_composite = 1; /* merges with earlier composites: let upb decide */
+        } else {
+            if (skip_field(&r, wt) < 0) return malformed(c, "an attribute value");
+            int rc = count_unknown(c, "AnyValue", (uint64_t)f);
+            if (rc < 0) return rc;
+        }
+    }
+    if (has_composite || which >= 5) {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)p, n);
+        if (!b) return -2;
+        PyObject *res = PyObject_CallOneArg(c->fallback, b);
+        Py_DECREF(b);
+        if (!res) {
+            if (PyErr_ExceptionMatches(PyExc_ValueError)) { /* DecodeError is a ValueError */
+                PyErr_Clear();
+                return malformed(c, "an attribute value");
+            }
+            return -2;
+        }
+        if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2) {
+            Py_DECREF(res);
+            PyErr_SetString(PyExc_TypeError, "fallback must return (tag, text)");
+            return -2;
+        }
+        *tag = PyTuple_GET_ITEM(res, 0);
+        *text = PyTuple_GET_ITEM(res, 1);
+        Py_INCREF(*tag);
+        Py_INCREF(*text);
+        Py_DECREF(res);
+        return 0;
+    }
+    switch (which) {
+    case 0:
+        Py_INCREF(S_empty);
+        Py_INCREF(Py_None);
+        *tag = S_empty;
+        *text = Py_None;
+        return 0;
+    case 1: {
+        int rc = utf8(c, sp, sn, "an attribute string value", text);
+        if (rc < 0) return rc;
+        Py_INCREF(S_string);
+        *tag = S_string;
+        return 0;
+    }
+    case 2:
+        *tag = S_bool;
+        *text = iv ? S_true : S_false;
+        Py_INCREF(*tag);
+        Py_INCREF(*text);
+        return 0;
+    case 3:
+        *text = PyUnicode_FromFormat("%lld", (long long)(int64_t)iv);
+        if (!*text) return -2;
+        Py_INCREF(S_int);
+        *tag = S_int;
+        return 0;
+    case 4: {
+        double d;
+        memcpy(&d, &iv, 8);
+        if (isnan(d)) {
+            *text = S_nan;
+            Py_INCREF(*text);
+        } else if (isinf(d)) {
+            *text = d > 0 ? S_inf : S_ninf;
+            Py_INCREF(*text);
+        } else {
+            char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            if (!s) return -2;
+            *text = PyUnicode_FromString(s);
+            PyMem_Free(s);
+            if (!*text) return -2;
+        }
+        Py_INCREF(S_double);
+        *tag = S_double;
+        return 0;
+    }
+    }
+    PyErr_SetString(PyExc_RuntimeError, "unreachable AnyValue case");
+    return -2;
+}
+
+/* Append one KeyValue to the attribute lists. */
+static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
+    Rd r = {p, p + n};
+    const uint8_t *kp = NULL, *vp = NULL;
+    Py_ssize_t kn = 0, vn = 0;
+    int nvalues = 0;
+    PyObject *merged = NULL;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) goto bad;
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if (f == 1 && wt == 2) {
+            if (rd_bytes(&r, &kp, &kn) < 0) goto bad;
+        } else if (f == 2 && wt == 2) {
+            const uint8_t *s;
+            Py_ssize_t sn;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if (nvalues == 0) {
+                vp = s;
+                vn = sn;
+            } else { /* a repeated message field merges: keep the concatenation */
+                if (merged == NULL) {
+                    merged = PyBytes_FromStringAndSize((const char *)vp, vn);
+                    if (!merged) return -2;
+                }
+                PyObject *more = PyBytes_FromStringAndSize((const char *)s, sn);
+                if (!more) {
+                    Py_DECREF(merged);
+                    return -2;
+                }
+                PyBytes_ConcatAndDel(&merged, more);
+                if (!merged) return -2;
+            }
+            nvalues++;
+        } else {
+            if (skip_field(&r, wt) < 0) goto bad;
+            int rc = count_unknown(c, "KeyValue", (uint64_t)f);
+            if (rc < 0) {
+                Py_XDECREF(merged);
+                return rc;
+            }
+        }
+    }
+    PyObject *k;
+    int rc = utf8(c, kp, kn, "an attribute key", &k);
+    if (rc < 0) {
+        Py_XDECREF(merged);
+        return rc;
+    }
+    PyObject *tag, *text;
+    if (merged)
+        rc = render_any(c, (const uint8_t *)PyBytes_AS_STRING(merged), PyBytes_GET_SIZE(merged), 1, &tag, &text);
+    else
+        rc = render_any(c, vp, vn, 0, &tag, &text);
+    Py_XDECREF(merged);
+    if (rc < 0) {
+        Py_DECREF(k);
+        return rc;
+    }
+    if (tag != S_string) {
+        PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
+        if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) {
+            Py_XDECREF(pos);
+            Py_DECREF(k);
+            Py_DECREF(tag);
+            Py_DECREF(text);
+            return -2;
+        }
+        Py_DECREF(pos);
+    }
+    rc = (PyList_Append(a->keys, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
+    Py_DECREF(k);
+    Py_DECREF(tag);
+    Py_DECREF(text);
+    return rc;
+bad:
+    Py_XDECREF(merged);
+    return malformed(c, "an attribute");
+}
+
+static int get_attrs(PyObject *t, Attrs *a) {
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 4) {
+        PyErr_SetString(PyExc_TypeError, "attribute lists must be a 4-tuple (keys, vals, tag_pos, tags)");
+        return -1;
+    }
+    a->keys = PyTuple_GET_ITEM(t, 0);
+    a->vals = PyTuple_GET_ITEM(t, 1);
+    a->tag_pos = PyTuple_GET_ITEM(t, 2);
+    a->tags = PyTuple_GET_ITEM(t, 3);
+    if (!PyList_Check(a->keys) || !PyList_Check(a->vals) || !PyList_Check(a->tag_pos) || !PyList_Check(a->tags)) {
+        PyErr_SetString(PyExc_TypeError, "attribute lists must be lists");
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    Py_ssize_t keys, vals, tag_pos, tags;
+} AttrsMark;
+
+static void attrs_mark(Attrs *a, AttrsMark *m) {
+    m->keys = PyList_GET_SIZE(a->keys);
+    m->vals = PyList_GET_SIZE(a->vals);
+    m->tag_pos = PyList_GET_SIZE(a->tag_pos);
+    m->tags = PyList_GET_SIZE(a->tags);
+}
+
+static int truncate_list(PyObject *l, Py_ssize_t n) {
+    if (PyList_GET_SIZE(l) > n) return PyList_SetSlice(l, n, PyList_GET_SIZE(l), NULL);
+    return 0;
+}
+
+static int attrs_rollback(Attrs *a, AttrsMark *m) {
+    if (truncate_list(a->keys, m->keys) < 0 || truncate_list(a->vals, m->vals) < 0 ||
+        truncate_list(a->tag_pos, m->tag_pos) < 0 || truncate_list(a->tags, m->tags) < 0)
+        return -2;
+    return 0;
+}
+
+static PyObject *size_obj(PyObject *list) { return PyLong_FromSsize_t(PyList_GET_SIZE(list)); }
+
+/* Report a record error: errors.append((index_in_scope, record_index, code, message, record_bytes)). */
+static int report(Ctx *c, PyObject *errors, Py_ssize_t idx, long long rec, const uint8_t *p, Py_ssize_t n) {
+    PyObject *t = Py_BuildValue("(nLsOy#)", idx, rec, c->err_code, c->err_msg, (const char *)p, n);
+    Py_CLEAR(c->err_msg);
+    if (!t) return -2;
+    int rc = PyList_Append(errors, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* spans */
+
+typedef struct {
+    PyObject *rows, *events, *links;
+    Attrs attrs, ev_attrs, lk_attrs;
+} SpanOut;
+
+static int decode_event(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const uint8_t *p, Py_ssize_t n) {
+    Rd r = {p, p + n};
+    uint64_t time = 0, dropped = 0;
+    const uint8_t *np = NULL;
+    Py_ssize_t nn = 0;
+    int rc;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) return malformed(c, "a span event");
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        const uint8_t *s;
+        Py_ssize_t sn;
+        if (f == 1 && wt == 1) {
+            if (rd_fixed64(&r, &time) < 0) return malformed(c, "a span event");
+        } else if (f == 2 && wt == 2) {
+            if (rd_bytes(&r, &np, &nn) < 0) return malformed(c, "a span event");
+        } else if (f == 3 && wt == 2) {
+            if (rd_bytes(&r, &s, &sn) < 0) return malformed(c, "a span event");
+            if ((rc = decode_kv(c, &o->ev_attrs, s, sn)) < 0) return rc;
+        } else if (f == 4 && wt == 0) {
+            if (rd_varint(&r, &dropped) < 0) return malformed(c, "a span event");
+        } else {
+            if (skip_field(&r, wt) < 0) return malformed(c, "a span event");
+            if ((rc = count_unknown(c, "Event", (uint64_t)f)) < 0) return rc;
+        }
+    }
+    if ((rc = check_time(c, time, "event time_unix_nano")) < 0) return rc;
+    PyObject *name;
+    if ((rc = utf8(c, np, nn, "event name", &name)) < 0) return rc;
+    PyObject *t = Py_BuildValue("(nnLNNI)", row, j, (long long)time, name, size_obj(o->ev_attrs.keys),
+                                (unsigned int)(uint32_t)dropped);
+    if (!t) return -2;
+    rc = PyList_Append(o->events, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
+}
+
+static int decode_link(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const uint8_t *p, Py_ssize_t n) {
+    Rd r = {p, p + n};
+    const uint8_t *tp = NULL, *sp = NULL, *tsp = NULL;
+    Py_ssize_t tn = 0, sn_ = 0, tsn = 0;
+    uint64_t dropped = 0;
+    uint32_t flags = 0;
+    int rc;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) return malformed(c, "a span link");
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        const uint8_t *s;
+        Py_ssize_t sn;
+        if (f == 1 && wt == 2) {
+            if (rd_bytes(&r, &tp, &tn) < 0) return malformed(c, "a span link");
+        } else if (f == 2 && wt == 2) {
+            if (rd_bytes(&r, &sp, &sn_) < 0) return malformed(c, "a span link");
+        } else if (f == 3 && wt == 2) {
+            if (rd_bytes(&r, &tsp, &tsn) < 0) return malformed(c, "a span link");
+        } else if (f == 4 && wt == 2) {
+            if (rd_bytes(&r, &s, &sn) < 0) return malformed(c, "a span link");
+            if ((rc = decode_kv(c, &o->lk_attrs, s, sn)) < 0) return rc;
+        } else if (f == 5 && wt == 0) {
+            if (rd_varint(&r, &dropped) < 0) return malformed(c, "a span link");
+        } else if (f == 6 && wt == 5) {
+            if (rd_fixed32(&r, &flags) < 0) return malformed(c, "a span link");
+        } else {
+            if (skip_field(&r, wt) < 0) return malformed(c, "a span link");
+            if ((rc = count_unknown(c, "Link", (uint64_t)f)) < 0) return rc;
+        }
+    }
+    PyObject *tid = NULL, *sid = NULL, *ts = NULL;
+    if ((rc = id_bytes(c, tp, tn, 16, "link trace_id", &tid)) < 0) goto fail;
+    if ((rc = id_bytes(c, sp, sn_, 8, "link span_id", &sid)) < 0) goto fail;
+    if ((rc = opt_utf8(c, tsp, tsn, "link trace_state", &ts)) < 0) goto fail;
+    PyObject *t = Py_BuildValue("(nnNNNINI)", row, j, tid, sid, ts, (unsigned int)flags, size_obj(o->lk_attrs.keys),
+                                (unsigned int)(uint32_t)dropped);
+    if (!t) return -2;
+    rc = PyList_Append(o->links, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
+fail:
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(ts);
+    return rc;
+}
+
+static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObject *ci, long long rec) {
+    Rd r = {p, p + n};
+    const uint8_t *tp = NULL, *sp = NULL, *pp = NULL, *tsp = NULL, *np = NULL, *mp = NULL;
+    Py_ssize_t tn = 0, sn_ = 0, pn = 0, tsn = 0, nn = 0, mn = 0;
+    uint64_t kind = 0, start = 0, end = 0, da = 0, de = 0, dl = 0, code = 0;
+    uint32_t flags = 0;
+    Py_ssize_t n_ev = 0, n_lk = 0;
+    Py_ssize_t row = PyList_GET_SIZE(o->rows);
+    int rc;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) return malformed(c, "a span");
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        const uint8_t *s;
+        Py_ssize_t sn;
+        switch (f) {
+        case 1: if (wt != 2) goto unknown; if (rd_bytes(&r, &tp, &tn) < 0) goto bad; break;
+        case 2: if (wt != 2) goto unknown; if (rd_bytes(&r, &sp, &sn_) < 0) goto bad; break;
+        case 3: if (wt != 2) goto unknown; if (rd_bytes(&r, &tsp, &tsn) < 0) goto bad; break;
+        case 4: if (wt != 2) goto unknown; if (rd_bytes(&r, &pp, &pn) < 0) goto bad; break;
+        case 5: if (wt != 2) goto unknown; if (rd_bytes(&r, &np, &nn) < 0) goto bad; break;
+        case 6: if (wt != 0) goto unknown; if (rd_varint(&r, &kind) < 0) goto bad; break;
+        case 7: if (wt != 1) goto unknown; if (rd_fixed64(&r, &start) < 0) goto bad; break;
+        case 8: if (wt != 1) goto unknown; if (rd_fixed64(&r, &end) < 0) goto bad; break;
+        case 9:
+            if (wt != 2) goto unknown;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if ((rc = decode_kv(c, &o->attrs, s, sn)) < 0) return rc;
+            break;
+        case 10: if (wt != 0) goto unknown; if (rd_varint(&r, &da) < 0) goto bad; break;
+        case 11:
+            if (wt != 2) goto unknown;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if ((rc = decode_event(c, o, row, n_ev++, s, sn)) < 0) return rc;
+            break;
+        case 12: if (wt != 0) goto unknown; if (rd_varint(&r, &de) < 0) goto bad; break;
+        case 13:
+            if (wt != 2) goto unknown;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if ((rc = decode_link(c, o, row, n_lk++, s, sn)) < 0) return rc;
+            break;
+        case 14: if (wt != 0) goto unknown; if (rd_varint(&r, &dl) < 0) goto bad; break;
+        case 15: {
+            if (wt != 2) goto unknown;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            Rd q = {s, s + sn}; /* Status: occurrences merge field by field, last wins */
+            while (q.p < q.end) {
+                uint64_t k2;
+                if (rd_varint(&q, &k2) < 0) goto bad;
+                int f2 = (int)(k2 >> 3), w2 = (int)(k2 & 7);
+                if (f2 == 2 && w2 == 2) {
+                    if (rd_bytes(&q, &mp, &mn) < 0) goto bad;
+                } else if (f2 == 3 && w2 == 0) {
+                    if (rd_varint(&q, &code) < 0) goto bad;
+                } else {
+                    if (skip_field(&q, w2) < 0) goto bad;
+                    if ((rc = count_unknown(c, "Status", (uint64_t)f2)) < 0) return rc;
+                }
+            }
+            break;
+        }
+        case 16: if (wt != 5) goto unknown; if (rd_fixed32(&r, &flags) < 0) goto bad; break;
+        default:
+        unknown:
+            if (skip_field(&r, wt) < 0) goto bad;
+            if ((rc = count_unknown(c, "Span", (uint64_t)f)) < 0) return rc;
+        }
+    }
+    int32_t kind32 = (int32_t)kind, code32 = (int32_t)code;
+    if (kind32 < 0 || kind32 > 5)
+        return rec_err(c, "unknown_enum", PyUnicode_FromFormat("kind %d is not a known SpanKind", kind32));
+    if (code32 < 0 || code32 > 2)
+        return rec_err(c, "unknown_enum", PyUnicode_FromFormat("status.code %d is not a known StatusCode", code32));
+    if ((rc = check_time(c, start, "start_time_unix_nano")) < 0) return rc;
+    if ((rc = check_time(c, end, "end_time_unix_nano")) < 0) return rc;
+    PyObject *tid = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
+    if ((rc = id_bytes(c, tp, tn, 16, "trace_id", &tid)) < 0) goto fail;
+    if ((rc = id_bytes(c, sp, sn_, 8, "span_id", &sid)) < 0) goto fail;
+    if ((rc = id_bytes(c, pp, pn, 8, "parent_span_id", &pid)) < 0) goto fail;
+    if ((rc = opt_utf8(c, tsp, tsn, "trace_state", &ts)) < 0) goto fail;
+    if ((rc = utf8(c, np, nn, "name", &name)) < 0) goto fail;
+    if ((rc = opt_utf8(c, mp, mn, "status.message", &msg)) < 0) goto fail;
+    PyObject *t = PyTuple_New(19);
+    if (!t) {
+        rc = -2;
+        goto fail;
+    }
+    PyTuple_SET_ITEM(t, 0, tid);
+    PyTuple_SET_ITEM(t, 1, sid);
+    PyTuple_SET_ITEM(t, 2, pid);
+    PyTuple_SET_ITEM(t, 3, ts);
+    PyTuple_SET_ITEM(t, 4, PyLong_FromUnsignedLong(flags));
+    PyTuple_SET_ITEM(t, 5, name);
+    PyTuple_SET_ITEM(t, 6, PyLong_FromLong(kind32));
+    PyTuple_SET_ITEM(t, 7, PyLong_FromUnsignedLongLong(start));
+    PyTuple_SET_ITEM(t, 8, PyLong_FromUnsignedLongLong(end));
+    PyTuple_SET_ITEM(t, 9, PyLong_FromLong(code32));
+    PyTuple_SET_ITEM(t, 10, msg);
+    PyTuple_SET_ITEM(t, 11, size_obj(o->attrs.keys));
+    PyTuple_SET_ITEM(t, 12, PyLong_FromUnsignedLong((uint32_t)da));
+    PyTuple_SET_ITEM(t, 13, PyLong_FromSsize_t(n_ev));
+    PyTuple_SET_ITEM(t, 14, PyLong_FromUnsignedLong((uint32_t)de));
+    PyTuple_SET_ITEM(t, 15, PyLong_FromSsize_t(n_lk));
+    PyTuple_SET_ITEM(t, 16, PyLong_FromUnsignedLong((uint32_t)dl));
+    Py_INCREF(ci);
+    PyTuple_SET_ITEM(t, 17, ci);
+    PyTuple_SET_ITEM(t, 18, PyLong_FromLongLong(rec));
+    for (int i = 0; i < 19; i++) {
+        if (!PyTuple_GET_ITEM(t, i)) {
+            Py_DECREF(t);
+            return -2;
+        }
+    }
+    rc = PyList_Append(o->rows, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
+fail:
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(pid);
+    Py_XDECREF(ts);
+    Py_XDECREF(name);
+    Py_XDECREF(msg);
+    return rc;
+bad:
+    return malformed(c, "a span");
+}
+
+/* Iterate the fields of a ScopeSpans (or ScopeLogs) message in buf[start:end]; field 2 holds the
+ * records, fields 1 and 3 (scope, schema_url) belong to the caller, others are counted unknown.
+ * Returns the number of records seen, or NULL on a Python error. */
+typedef int (*record_fn)(Ctx *, void *, const uint8_t *, Py_ssize_t, PyObject *, long long);
+
+static PyObject *iterate_scope(Ctx *c, void *out, const uint8_t *buf, Py_ssize_t len, PyObject *ci, long long rec0,
+                               PyObject *errors, const char *container, record_fn fn,
+                               int (*mark)(void *, void *), int (*rollback)(void *, void *), void *markbuf) {
+    Rd r = {buf, buf + len};
+    Py_ssize_t idx = 0;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) break;
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if (f == 2 && wt == 2) {
+            const uint8_t *s;
+            Py_ssize_t sn;
+            if (rd_bytes(&r, &s, &sn) < 0) break;
+            mark(out, markbuf);
+            int rc = fn(c, out, s, sn, ci, rec0 + idx);
+            if (rc == -1) {
+                if (rollback(out, markbuf) < 0 || report(c, errors, idx, rec0 + idx, s, sn) < 0) return NULL;
+            } else if (rc < 0) {
+                return NULL;
+            }
+            idx++;
+        } else if ((f == 1 || f == 3) && wt == 2) {
+            if (skip_field(&r, wt) < 0) break;
+        } else {
+            if (skip_field(&r, wt) < 0) break;
+            if (count_unknown(c, container, (uint64_t)f) < 0) return NULL;
+        }
+    }
+    if (r.p < r.end) { /* malformed wire format in the container itself: report the tail */
+        c->err_code = "invalid_protobuf";
+        Py_XDECREF(c->err_msg);
+        c->err_msg = PyUnicode_FromFormat("malformed protobuf in %s after %zd records", container, idx);
+        if (!c->err_msg) return NULL;
+        if (report(c, errors, -1, rec0 + idx, r.p, r.end - r.p) < 0) return NULL;
+    }
+    return PyLong_FromSsize_t(idx);
+}
+
+typedef struct {
+    Py_ssize_t rows, events, links;
+    AttrsMark a, ea, la;
+} SpanMark;
+
+static int span_mark(void *o_, void *m_) {
+    SpanOut *o = o_;
+    SpanMark *m = m_;
+    m->rows = PyList_GET_SIZE(o->rows);
+    m->events = PyList_GET_SIZE(o->events);
+    m->links = PyList_GET_SIZE(o->links);
+    attrs_mark(&o->attrs, &m->a);
+    attrs_mark(&o->ev_attrs, &m->ea);
+    attrs_mark(&o->lk_attrs, &m->la);
+    return 0;
+}
+
+static int span_rollback(void *o_, void *m_) {
+    SpanOut *o = o_;
+    SpanMark *m = m_;
+    if (truncate_list(o->rows, m->rows) < 0 || truncate_list(o->events, m->events) < 0 ||
+        truncate_list(o->links, m->links) < 0)
+        return -2;
+    if (attrs_rollback(&o->attrs, &m->a) < 0 || attrs_rollback(&o->ev_attrs, &m->ea) < 0 ||
+        attrs_rollback(&o->lk_attrs, &m->la) < 0)
+        return -2;
+    return 0;
+}
+
+static int span_fn(Ctx *c, void *o, const uint8_t *p, Py_ssize_t n, PyObject *ci, long long rec) {
+    return decode_span(c, (SpanOut *)o, p, n, ci, rec);
+}
+
+static int init_ctx(Ctx *c, PyObject *fallback, PyObject *unknown) {
+    if (!PyCallable_Check(fallback) || !PyDict_Check(unknown)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable and unknown a dict");
+        return -1;
+    }
+    c->fallback = fallback;
+    c->unknown = unknown;
+    c->err_code = NULL;
+    c->err_msg = NULL;
+    return 0;
+}
+
+PyDoc_STRVAR(decode_scope_spans_doc,
+"decode_scope_spans(buf, ctx_index, first_record, rows, events, links, attrs, event_attrs, link_attrs,\n"
+"                   fallback, unknown, errors) -> int\n\n"
+"Decode every span of a serialised ScopeSpans into the SpanBatch lists; returns the span count.\n"
+"attrs / event_attrs / link_attrs are (keys, vals, tag_pos, tags) list tuples; errors receives\n"
+"(index, record_index, code, message, span_bytes) for each rejected span.");
+
+static PyObject *decode_scope_spans(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    PyObject *ci, *attrs, *ev_attrs, *lk_attrs, *fallback, *unknown, *errors;
+    long long rec0;
+    SpanOut o;
+    if (!PyArg_ParseTuple(args, "y*OLO!O!O!OOOOO!O!", &buf, &ci, &rec0, &PyList_Type, &o.rows, &PyList_Type,
+                          &o.events, &PyList_Type, &o.links, &attrs, &ev_attrs, &lk_attrs, &fallback, &PyDict_Type,
+                          &unknown, &PyList_Type, &errors))
+        return NULL;
+    Ctx c;
+    PyObject *res = NULL;
+    if (get_attrs(attrs, &o.attrs) < 0 || get_attrs(ev_attrs, &o.ev_attrs) < 0 ||
+        get_attrs(lk_attrs, &o.lk_attrs) < 0 || init_ctx(&c, fallback, unknown) < 0)
+        goto done;
+    SpanMark m;
+    res = iterate_scope(&c, &o, buf.buf, buf.len, ci, rec0, errors, "ScopeSpans", span_fn, span_mark, span_rollback,
+                        &m);
+    Py_XDECREF(c.err_msg);
+done:
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* log records */
+
+typedef struct {
+    PyObject *rows;
+    Attrs attrs;
+} LogOut;
+
+static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObject *ci, long long rec) {
+    Rd r = {p, p + n};
+    uint64_t time = 0, observed = 0, sev = 0, da = 0;
+    uint32_t flags = 0;
+    const uint8_t *stp = NULL, *tp = NULL, *sp = NULL, *enp = NULL, *bp = NULL;
+    Py_ssize_t stn = 0, tn = 0, sn_ = 0, enn = 0, bn = 0;
+    int nbody = 0;
+    PyObject *merged = NULL;
+    int rc;
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) goto bad;
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        const uint8_t *s;
+        Py_ssize_t sn;
+        switch (f) {
+        case 1: if (wt != 1) goto unknown; if (rd_fixed64(&r, &time) < 0) goto bad; break;
+        case 11: if (wt != 1) goto unknown; if (rd_fixed64(&r, &observed) < 0) goto bad; break;
+        case 2: if (wt != 0) goto unknown; if (rd_varint(&r, &sev) < 0) goto bad; break;
+        case 3: if (wt != 2) goto unknown; if (rd_bytes(&r, &stp, &stn) < 0) goto bad; break;
+        case 5:
+            if (wt != 2) goto unknown;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if (nbody == 0) {
+                bp = s;
+                bn = sn;
+            } else {
+                if (!merged && !(merged = PyBytes_FromStringAndSize((const char *)bp, bn))) return -2;
+                PyObject *more = PyBytes_FromStringAndSize((const char *)s, sn);
+                if (!more) {
+                    Py_DECREF(merged);
+                    return -2;
+                }
+                PyBytes_ConcatAndDel(&merged, more);
+                if (!merged) return -2;
+            }
+            nbody++;
+            break;
+        case 6:
+            if (wt != 2) goto unknown;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if ((rc = decode_kv(c, &o->attrs, s, sn)) < 0) {
+                Py_XDECREF(merged);
+                return rc;
+            }
+            break;
+        case 7: if (wt != 0) goto unknown; if (rd_varint(&r, &da) < 0) goto bad; break;
+        case 8: if (wt != 5) goto unknown; if (rd_fixed32(&r, &flags) < 0) goto bad; break;
+        case 9: if (wt != 2) goto unknown; if (rd_bytes(&r, &tp, &tn) < 0) goto bad; break;
+        case 10: if (wt != 2) goto unknown; if (rd_bytes(&r, &sp, &sn_) < 0) goto bad; break;
+        case 12: if (wt != 2) goto unknown; if (rd_bytes(&r, &enp, &enn) < 0) goto bad; break;
+        default:
+        unknown:
+            if (skip_field(&r, wt) < 0) goto bad;
+            if ((rc = count_unknown(c, "LogRecord", (uint64_t)f)) < 0) {
+                Py_XDECREF(merged);
+                return rc;
+            }
+        }
+    }
+    int32_t sev32 = (int32_t)sev;
+    PyObject *btag = NULL, *btext = NULL, *st = NULL, *tid = NULL, *sid = NULL, *en = NULL;
+    if (sev32 < 0 || sev32 > 24) {
+        rc = rec_err(c, "unknown_enum", PyUnicode_FromFormat("severity_number %d is not a known SeverityNumber", sev32));
+        goto fail;
+    }
+    if ((rc = check_time(c, time, "time_unix_nano")) < 0) goto fail;
+    if ((rc = check_time(c, observed, "observed_time_unix_nano")) < 0) goto fail;
+    if (nbody) {
+        if (merged)
+            rc = render_any(c, (const uint8_t *)PyBytes_AS_STRING(merged), PyBytes_GET_SIZE(merged), 1, &btag, &btext);
+        else
+            rc = render_any(c, bp, bn, 0, &btag, &btext);
+        if (rc < 0) goto fail;
+    } else {
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        btag = Py_None;
+        btext = Py_None;
+    }
+    if ((rc = opt_utf8(c, stp, stn, "severity_text", &st)) < 0) goto fail;
+    if ((rc = id_bytes(c, tp, tn, 16, "trace_id", &tid)) < 0) goto fail;
+    if ((rc = id_bytes(c, sp, sn_, 8, "span_id", &sid)) < 0) goto fail;
+    if ((rc = opt_utf8(c, enp, enn, "event_name", &en)) < 0) goto fail;
+    Py_XDECREF(merged);
+    PyObject *t = PyTuple_New(14);
+    if (!t) {
+        Py_DECREF(btag);
+        Py_DECREF(btext);
+        Py_DECREF(st);
+        Py_DECREF(tid);
+        Py_DECREF(sid);
+        Py_DECREF(en);
+        return -2;
+    }
+    PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLongLong(time));
+    PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLongLong(observed));
+    PyTuple_SET_ITEM(t, 2, PyLong_FromLong(sev32));
+    PyTuple_SET_ITEM(t, 3, st);
+    PyTuple_SET_ITEM(t, 4, btext);
+    PyTuple_SET_ITEM(t, 5, btag);
+    PyTuple_SET_ITEM(t, 6, size_obj(o->attrs.keys));
+    PyTuple_SET_ITEM(t, 7, PyLong_FromUnsignedLong((uint32_t)da));
+    PyTuple_SET_ITEM(t, 8, PyLong_FromUnsignedLong(flags));
+    PyTuple_SET_ITEM(t, 9, tid);
+    PyTuple_SET_ITEM(t, 10, sid);
+    PyTuple_SET_ITEM(t, 11, en);
+    Py_INCREF(ci);
+    PyTuple_SET_ITEM(t, 12, ci);
+    PyTuple_SET_ITEM(t, 13, PyLong_FromLongLong(rec));
+    for (int i = 0; i < 14; i++) {
+        if (!PyTuple_GET_ITEM(t, i)) {
+            Py_DECREF(t);
+            return -2;
+        }
+    }
+    rc = PyList_Append(o->rows, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
+fail:
+    Py_XDECREF(merged);
+    Py_XDECREF(btag);
+    Py_XDECREF(btext);
+    Py_XDECREF(st);
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(en);
+    return rc;
+bad:
+    Py_XDECREF(merged);
+    return malformed(c, "a log record");
+}
+
+typedef struct {
+    Py_ssize_t rows;
+    AttrsMark a;
+} LogMark;
+
+static int log_mark(void *o_, void *m_) {
+    LogOut *o = o_;
+    LogMark *m = m_;
+    m->rows = PyList_GET_SIZE(o->rows);
+    attrs_mark(&o->attrs, &m->a);
+    return 0;
+}
+
+static int log_rollback(void *o_, void *m_) {
+    LogOut *o = o_;
+    LogMark *m = m_;
+    if (truncate_list(o->rows, m->rows) < 0) return -2;
+    return attrs_rollback(&o->attrs, &m->a);
+}
+
+static int log_fn(Ctx *c, void *o, const uint8_t *p, Py_ssize_t n, PyObject *ci, long long rec) {
+    return decode_log(c, (LogOut *)o, p, n, ci, rec);
+}
+
+PyDoc_STRVAR(decode_scope_logs_doc,
+"decode_scope_logs(buf, ctx_index, first_record, rows, attrs, fallback, unknown, errors) -> int\n\n"
+"Decode every log record of a serialised ScopeLogs into the LogBatch lists; returns the count.");
+
+static PyObject *decode_scope_logs(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    PyObject *ci, *attrs, *fallback, *unknown, *errors;
+    long long rec0;
+    LogOut o;
+    if (!PyArg_ParseTuple(args, "y*OLO!OOO!O!", &buf, &ci, &rec0, &PyList_Type, &o.rows, &attrs, &fallback,
+                          &PyDict_Type, &unknown, &PyList_Type, &errors))
+        return NULL;
+    Ctx c;
+    PyObject *res = NULL;
+    if (get_attrs(attrs, &o.attrs) < 0 || init_ctx(&c, fallback, unknown) < 0) goto done;
+    LogMark m;
+    res = iterate_scope(&c, &o, buf.buf, buf.len, ci, rec0, errors, "ScopeLogs", log_fn, log_mark, log_rollback, &m);
+    Py_XDECREF(c.err_msg);
+done:
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------------- */
+/* OTLP/JSON records (dicts from a JSON parser): the common, strict-looking case in C; anything
+ * unusual (snake_case keys, base64 ids, enum names, composite values, bad values) is handed to the
+ * Python decoder for that one record, so every rule and message lives in one place. */
+
+enum { F_UNKNOWN = -1 };
+static PyObject *JK; /* dict: interned key -> small int id */
+static PyObject *JK_NAMES_OBJ_key, *JK_NAMES_OBJ_value;
+enum {
+    J_traceId, J_spanId, J_parentSpanId, J_traceState, J_flags, J_name, J_kind, J_startTimeUnixNano,
+    J_endTimeUnixNano, J_attributes, J_droppedAttributesCount, J_events, J_droppedEventsCount, J_links,
+    J_droppedLinksCount, J_status, J_timeUnixNano, J_observedTimeUnixNano, J_severityNumber, J_severityText,
+    J_body, J_eventName, J_code, J_message, J_key, J_value, J_stringValue, J_intValue, J_boolValue, J_doubleValue,
+    J_COUNT
+};
+static const char *JK_NAMES[J_COUNT] = {
+    "traceId", "spanId", "parentSpanId", "traceState", "flags", "name", "kind", "startTimeUnixNano",
+    "endTimeUnixNano", "attributes", "droppedAttributesCount", "events", "droppedEventsCount", "links",
+    "droppedLinksCount", "status", "timeUnixNano", "observedTimeUnixNano", "severityNumber", "severityText",
+    "body", "eventName", "code", "message", "key", "value", "stringValue", "intValue", "boolValue", "doubleValue",
+};
+
+#define FALLBACK 1 /* "let Python decode this record" */
+
+static int jkey(PyObject *k) {
+    PyObject *v = PyDict_GetItemWithError(JK, k);
+    if (!v) return PyErr_Occurred() ? -2 : F_UNKNOWN;
+    return (int)PyLong_AsLong(v);
+}
+
+static int hexval(int ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* A hex id of exactly 2*want characters -> bytes (None if empty / all-zero); FALLBACK otherwise. */
+static int jid(PyObject *v, Py_ssize_t want, PyObject **out) {
+    if (v == NULL || v == Py_None) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    if (!PyUnicode_CheckExact(v) || !PyUnicode_IS_ASCII(v)) return FALLBACK;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    if (n == 0) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    if (n != 2 * want) return FALLBACK;
+    const char *s = (const char *)PyUnicode_DATA(v);
+    uint8_t b[16];
+    int nonzero = 0;
+    for (Py_ssize_t i = 0; i < want; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) return FALLBACK;
+        b[i] = (uint8_t)(hi << 4 | lo);
+        nonzero |= b[i];
+    }
+    if (!nonzero) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    *out = PyBytes_FromStringAndSize((const char *)b, want);
+    return *out ? 0 : -2;
+}
+
+/* Unix nanoseconds from a digit string or an int, within int64; FALLBACK otherwise. */
+static int jtime(PyObject *v, uint64_t *out) {
+    if (v == NULL || v == Py_None) {
+        *out = 0;
+        return 0;
+    }
+    if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        const char *s = (const char *)PyUnicode_DATA(v);
+        if (n == 0 || n > 19) return FALLBACK;
+        uint64_t t = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9') return FALLBACK;
+            t = t * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (t > INT64_MAX_U) return FALLBACK;
+        *out = t;
+        return 0;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow = 0;
+        long long t = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || t < 0) return FALLBACK;
+        *out = (uint64_t)t;
+        return 0;
+    }
+    return FALLBACK;
+}
+
+/* A small non-negative int (uint32 fields, enums up to `top`); FALLBACK otherwise. */
+static int juint(PyObject *v, long top, long *out) {
+    if (v == NULL || v == Py_None) {
+        *out = 0;
+        return 0;
+    }
+    if (!PyLong_CheckExact(v)) return FALLBACK;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x < 0 || x > top) return FALLBACK;
+    *out = (long)x;
+    return 0;
+}
+
+/* An optional string: absent / None / "" -> None; a non-string -> FALLBACK. */
+static int jopt_str(PyObject *v, PyObject **out) {
+    if (v == NULL || v == Py_None || (PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) == 0)) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    if (!PyUnicode_CheckExact(v)) return FALLBACK;
+    Py_INCREF(v);
+    *out = v;
+    return 0;
+}
+
+/* A string that defaults to "" (names). */
+static int jstr(PyObject *v, PyObject **out) {
+    if (v == NULL || v == Py_None) {
+        Py_INCREF(S_empty_str);
+        *out = S_empty_str;
+        return 0;
+    }
+    if (!PyUnicode_CheckExact(v)) return FALLBACK;
+    Py_INCREF(v);
+    *out = v;
+    return 0;
+}
+
+/* (tag, text) of a simple AnyValue dict: string, int, bool or double; FALLBACK for the rest. */
+static int jany(PyObject *v, PyObject **tag, PyObject **text) {
+    if (!PyDict_CheckExact(v) || PyDict_GET_SIZE(v) != 1) return FALLBACK;
+    Py_ssize_t pos = 0;
+    PyObject *k, *x;
+    PyDict_Next(v, &pos, &k, &x);
+    int id = jkey(k);
+    if (id == -2) return -2;
+    switch (id) {
+    case J_stringValue:
+        if (!PyUnicode_CheckExact(x)) return FALLBACK;
+        Py_INCREF(x);
+        *text = x;
+        Py_INCREF(S_string);
+        *tag = S_string;
+        return 0;
+    case J_boolValue:
+        if (x != Py_True && x != Py_False) return FALLBACK;
+        *text = x == Py_True ? S_true : S_false;
+        Py_INCREF(*text);
+        Py_INCREF(S_bool);
+        *tag = S_bool;
+        return 0;
+    case J_intValue: {
+        long long iv;
+        if (PyLong_CheckExact(x)) {
+            int overflow = 0;
+            iv = PyLong_AsLongLongAndOverflow(x, &overflow);
+            if (overflow) return FALLBACK;
+        } else if (PyUnicode_CheckExact(x) && PyUnicode_IS_ASCII(x)) {
+            Py_ssize_t n = PyUnicode_GET_LENGTH(x);
+            const char *s = (const char *)PyUnicode_DATA(x);
+            Py_ssize_t i = 0;
+            int neg = 0;
+            if (n > 0 && s[0] == '-') {
+                neg = 1;
+                i = 1;
+            }
+            if (n - i < 1 || n - i > 18) return FALLBACK; /* longer ones: Python checks the range */
+            uint64_t u = 0;
+            for (; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9') return FALLBACK;
+                u = u * 10 + (uint64_t)(s[i] - '0');
+            }
+            iv = neg ? -(long long)u : (long long)u;
+        } else {
+            return FALLBACK;
+        }
+        *text = PyUnicode_FromFormat("%lld", iv);
+        if (!*text) return -2;
+        Py_INCREF(S_int);
+        *tag = S_int;
+        return 0;
+    }
+    case J_doubleValue: {
+        double d;
+        if (PyFloat_CheckExact(x))
+            d = PyFloat_AS_DOUBLE(x);
+        else
+            return FALLBACK; /* ints, "NaN" strings: Python */
+        if (!isfinite(d)) return FALLBACK;
+        char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!s) return -2;
+        *text = PyUnicode_FromString(s);
+        PyMem_Free(s);
+        if (!*text) return -2;
+        Py_INCREF(S_double);
+        *tag = S_double;
+        return 0;
+    }
+    }
+    return FALLBACK;
+}
+
+static int jattrs(PyObject *lst, Attrs *a) {
+    if (lst == NULL || lst == Py_None) return 0;
+    if (!PyList_CheckExact(lst)) return FALLBACK;
+    Py_ssize_t n = PyList_GET_SIZE(lst);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *kv = PyList_GET_ITEM(lst, i);
+        if (!PyDict_CheckExact(kv) || PyDict_GET_SIZE(kv) != 2) return FALLBACK;
+        PyObject *k = PyDict_GetItemWithError(kv, JK_NAMES_OBJ_key);
+        PyObject *v = k ? PyDict_GetItemWithError(kv, JK_NAMES_OBJ_value) : NULL;
+        if (!k || !v) return PyErr_Occurred() ? -2 : FALLBACK;
+        if (!PyUnicode_CheckExact(k)) return FALLBACK;
+        PyObject *tag, *text;
+        int rc = jany(v, &tag, &text);
+        if (rc) return rc;
+        if (tag != S_string) {
+            PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
+            if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) {
+                Py_XDECREF(pos);
+                Py_DECREF(tag);
+                Py_DECREF(text);
+                return -2;
+            }
+            Py_DECREF(pos);
+        }
+        rc = (PyList_Append(a->keys, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
+        Py_DECREF(tag);
+        Py_DECREF(text);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Collect the values of a dict's known keys into vals[J_COUNT]; FALLBACK on a key outside `allowed`. */
+static int jfields(PyObject *d, const uint64_t allowed, PyObject **vals) {
+    if (!PyDict_CheckExact(d)) return FALLBACK;
+    for (int i = 0; i < J_COUNT; i++) vals[i] = NULL;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        int id = jkey(k);
+        if (id == -2) return -2;
+        if (id < 0 || !(allowed >> id & 1)) return FALLBACK;
+        vals[id] = v;
+    }
+    return 0;
+}
+
+#define BIT(x) ((uint64_t)1 << (x))
+static const uint64_t SPAN_ALLOWED = BIT(J_traceId) | BIT(J_spanId) | BIT(J_parentSpanId) | BIT(J_traceState) |
+    BIT(J_flags) | BIT(J_name) | BIT(J_kind) | BIT(J_startTimeUnixNano) | BIT(J_endTimeUnixNano) |
+    BIT(J_attributes) | BIT(J_droppedAttributesCount) | BIT(J_events) | BIT(J_droppedEventsCount) | BIT(J_links) |
+    BIT(J_droppedLinksCount) | BIT(J_status);
+static const uint64_t EVENT_ALLOWED = BIT(J_timeUnixNano) | BIT(J_name) | BIT(J_attributes) |
+    BIT(J_droppedAttributesCount);
+static const uint64_t LINK_ALLOWED = BIT(J_traceId) | BIT(J_spanId) | BIT(J_traceState) | BIT(J_attributes) |
+    BIT(J_droppedAttributesCount) | BIT(J_flags);
+static const uint64_t STATUS_ALLOWED = BIT(J_code) | BIT(J_message);
+static const uint64_t LOG_ALLOWED = BIT(J_timeUnixNano) | BIT(J_observedTimeUnixNano) | BIT(J_severityNumber) |
+    BIT(J_severityText) | BIT(J_body) | BIT(J_attributes) | BIT(J_droppedAttributesCount) | BIT(J_flags) |
+    BIT(J_traceId) | BIT(J_spanId) | BIT(J_eventName);
+
+#define TRY(x) do { int rc_ = (x); if (rc_) { ret = rc_; goto out; } } while (0)
+
+static int jevent(SpanOut *o, Py_ssize_t row, Py_ssize_t j, PyObject *e) {
+    PyObject *f[J_COUNT];
+    int rc = jfields(e, EVENT_ALLOWED, f);
+    if (rc) return rc;
+    uint64_t time;
+    long dropped;
+    PyObject *name;
+    if ((rc = jtime(f[J_timeUnixNano], &time)) || (rc = juint(f[J_droppedAttributesCount], 0xFFFFFFFFL, &dropped)))
+        return rc;
+    if ((rc = jattrs(f[J_attributes], &o->ev_attrs))) return rc;
+    if ((rc = jstr(f[J_name], &name))) return rc;
+    PyObject *t = Py_BuildValue("(nnLNNl)", row, j, (long long)time, name, size_obj(o->ev_attrs.keys), dropped);
+    if (!t) return -2;
+    rc = PyList_Append(o->events, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
+}
+
+static int jlink(SpanOut *o, Py_ssize_t row, Py_ssize_t j, PyObject *l) {
+    PyObject *f[J_COUNT];
+    int ret = jfields(l, LINK_ALLOWED, f);
+    if (ret) return ret;
+    long dropped, flags;
+    PyObject *tid = NULL, *sid = NULL, *ts = NULL;
+    TRY(jid(f[J_traceId], 16, &tid));
+    TRY(jid(f[J_spanId], 8, &sid));
+    TRY(jopt_str(f[J_traceState], &ts));
+    TRY(juint(f[J_flags], 0xFFFFFFFFL, &flags));
+    TRY(juint(f[J_droppedAttributesCount], 0xFFFFFFFFL, &dropped));
+    TRY(jattrs(f[J_attributes], &o->lk_attrs));
+    PyObject *t = Py_BuildValue("(nnNNNlNl)", row, j, tid, sid, ts, flags, size_obj(o->lk_attrs.keys), dropped);
+    if (!t) return -2;
+    ret = PyList_Append(o->links, t);
+    Py_DECREF(t);
+    return ret < 0 ? -2 : 0;
+out:
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(ts);
+    return ret;
+}
+
+static int jspan(SpanOut *o, PyObject *s, PyObject *ci, long long rec) {
+    PyObject *f[J_COUNT];
+    int ret = jfields(s, SPAN_ALLOWED, f);
+    if (ret) return ret;
+    PyObject *tid = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
+    uint64_t start, end;
+    long kind, flags, da, de, dl, code = 0;
+    Py_ssize_t row = PyList_GET_SIZE(o->rows), n_ev = 0, n_lk = 0;
+    TRY(jid(f[J_traceId], 16, &tid));
+    TRY(jid(f[J_spanId], 8, &sid));
+    TRY(jid(f[J_parentSpanId], 8, &pid));
+    TRY(jtime(f[J_startTimeUnixNano], &start));
+    TRY(jtime(f[J_endTimeUnixNano], &end));
+    TRY(juint(f[J_kind], 5, &kind));
+    TRY(jstr(f[J_name], &name));
+    PyObject *st = f[J_status];
+    if (st && st != Py_None && !(PyDict_CheckExact(st) && PyDict_GET_SIZE(st) == 0)) {
+        PyObject *sf[J_COUNT];
+        TRY(jfields(st, STATUS_ALLOWED, sf));
+        TRY(juint(sf[J_code], 2, &code));
+        TRY(jopt_str(sf[J_message], &msg));
+    } else {
+        Py_INCREF(Py_None);
+        msg = Py_None;
+    }
+    TRY(jattrs(f[J_attributes], &o->attrs));
+    PyObject *evs = f[J_events], *lks = f[J_links];
+    if (evs && evs != Py_None) {
+        if (!PyList_CheckExact(evs)) TRY(FALLBACK);
+        n_ev = PyList_GET_SIZE(evs);
+        for (Py_ssize_t j = 0; j < n_ev; j++) TRY(jevent(o, row, j, PyList_GET_ITEM(evs, j)));
+    }
+    if (lks && lks != Py_None) {
+        if (!PyList_CheckExact(lks)) TRY(FALLBACK);
+        n_lk = PyList_GET_SIZE(lks);
+        for (Py_ssize_t j = 0; j < n_lk; j++) TRY(jlink(o, row, j, PyList_GET_ITEM(lks, j)));
+    }
+    TRY(jopt_str(f[J_traceState], &ts));
+    TRY(juint(f[J_flags], 0xFFFFFFFFL, &flags));
+    TRY(juint(f[J_droppedAttributesCount], 0xFFFFFFFFL, &da));
+    TRY(juint(f[J_droppedEventsCount], 0xFFFFFFFFL, &de));
+    TRY(juint(f[J_droppedLinksCount], 0xFFFFFFFFL, &dl));
+    PyObject *t = Py_BuildValue("(NNNNlNlKKlNNlnlnlOL)", tid, sid, pid, ts, flags, name, kind,
+                                (unsigned long long)start, (unsigned long long)end, code, msg,
+                                size_obj(o->attrs.keys), da, n_ev, de, n_lk, dl, ci, rec);
+    if (!t) return -2;
+    ret = PyList_Append(o->rows, t);
+    Py_DECREF(t);
+    return ret < 0 ? -2 : 0;
+out:
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(pid);
+    Py_XDECREF(ts);
+    Py_XDECREF(name);
+    Py_XDECREF(msg);
+    return ret;
+}
+
+static int jlog(LogOut *o, PyObject *r, PyObject *ci, long long rec) {
+    PyObject *f[J_COUNT];
+    int ret = jfields(r, LOG_ALLOWED, f);
+    if (ret) return ret;
+    uint64_t time, observed;
+    long sev, da, flags;
+    PyObject *btag = NULL, *btext = NULL, *st = NULL, *tid = NULL, *sid = NULL, *en = NULL;
+    TRY(jtime(f[J_timeUnixNano], &time));
+    TRY(jtime(f[J_observedTimeUnixNano], &observed));
+    TRY(juint(f[J_severityNumber], 24, &sev));
+    if (f[J_body] && f[J_body] != Py_None) {
+        TRY(jany(f[J_body], &btag, &btext));
+    } else {
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        btag = Py_None;
+        btext = Py_None;
+    }
+    TRY(jattrs(f[J_attributes], &o->attrs));
+    TRY(jopt_str(f[J_severityText], &st));
+    TRY(juint(f[J_droppedAttributesCount], 0xFFFFFFFFL, &da));
+    TRY(juint(f[J_flags], 0xFFFFFFFFL, &flags));
+    TRY(jid(f[J_traceId], 16, &tid));
+    TRY(jid(f[J_spanId], 8, &sid));
+    TRY(jopt_str(f[J_eventName], &en));
+    PyObject *t = Py_BuildValue("(KKlNNNNllNNNOL)", (unsigned long long)time, (unsigned long long)observed, sev, st,
+                                btext, btag, size_obj(o->attrs.keys), da, flags, tid, sid, en, ci, rec);
+    if (!t) return -2;
+    ret = PyList_Append(o->rows, t);
+    Py_DECREF(t);
+    return ret < 0 ? -2 : 0;
+out:
+    Py_XDECREF(btag);
+    Py_XDECREF(btext);
+    Py_XDECREF(st);
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(en);
+    return ret;
+}
+
+/* Shared loop: each record through `fn`; on FALLBACK, undo and call py(index, record). */
+typedef int (*jrecord_fn)(void *, PyObject *, PyObject *, long long);
+
+static PyObject *jloop(PyObject *items, void *out, PyObject *ci, long long rec0, PyObject *py, jrecord_fn fn,
+                       int (*mark)(void *, void *), int (*rollback)(void *, void *), void *markbuf) {
+    Py_ssize_t n = PyList_GET_SIZE(items), fell_back = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        mark(out, markbuf);
+        int rc = fn(out, item, ci, rec0 + i);
+        if (rc == FALLBACK) {
+            if (rollback(out, markbuf) < 0) return NULL;
+            PyObject *idx = PyLong_FromSsize_t(i);
+            if (!idx) return NULL;
+            PyObject *res = PyObject_CallFunctionObjArgs(py, idx, item, NULL);
+            Py_DECREF(idx);
+            if (!res) return NULL;
+            Py_DECREF(res);
+            fell_back++;
+        } else if (rc < 0) {
+            return NULL;
+        }
+    }
+    return PyLong_FromSsize_t(fell_back);
+}
+
+static int jspan_fn(void *o, PyObject *s, PyObject *ci, long long rec) { return jspan((SpanOut *)o, s, ci, rec); }
+static int jlog_fn(void *o, PyObject *r, PyObject *ci, long long rec) { return jlog((LogOut *)o, r, ci, rec); }
+
+PyDoc_STRVAR(decode_json_spans_doc,
+"decode_json_spans(spans, ctx_index, first_record, rows, events, links, attrs, event_attrs, link_attrs,\n"
+"                  python_fallback) -> int\n\n"
+"Append the rows of a list of OTLP/JSON span dicts to the SpanBatch lists. A span outside the\n"
+"common case is undone and passed to python_fallback(index, span). Returns how many were.");
+
+static PyObject *decode_json_spans(PyObject *self, PyObject *args) {
+    PyObject *items, *ci, *attrs, *ev_attrs, *lk_attrs, *py;
+    long long rec0;
+    SpanOut o;
+    if (!PyArg_ParseTuple(args, "O!OLO!O!O!OOOO", &PyList_Type, &items, &ci, &rec0, &PyList_Type, &o.rows,
+                          &PyList_Type, &o.events, &PyList_Type, &o.links, &attrs, &ev_attrs, &lk_attrs, &py))
+        return NULL;
+    if (get_attrs(attrs, &o.attrs) < 0 || get_attrs(ev_attrs, &o.ev_attrs) < 0 || get_attrs(lk_attrs, &o.lk_attrs) < 0)
+        return NULL;
+    SpanMark m;
+    return jloop(items, &o, ci, rec0, py, jspan_fn, span_mark, span_rollback, &m);
+}
+
+PyDoc_STRVAR(decode_json_logs_doc,
+"decode_json_logs(records, ctx_index, first_record, rows, attrs, python_fallback) -> int\n\n"
+"Append the rows of a list of OTLP/JSON log record dicts to the LogBatch lists (see decode_json_spans).");
+
+static PyObject *decode_json_logs(PyObject *self, PyObject *args) {
+    PyObject *items, *ci, *attrs, *py;
+    long long rec0;
+    LogOut o;
+    if (!PyArg_ParseTuple(args, "O!OLO!OO", &PyList_Type, &items, &ci, &rec0, &PyList_Type, &o.rows, &attrs, &py))
+        return NULL;
+    if (get_attrs(attrs, &o.attrs) < 0) return NULL;
+    LogMark m;
+    return jloop(items, &o, ci, rec0, py, jlog_fn, log_mark, log_rollback, &m);
+}
+
+PyDoc_STRVAR(scope_header_doc,
+"scope_header(buf) -> (scope, schema_url)\n\n"
+"Fields 1 and 3 of a serialised ScopeSpans / ScopeLogs / Resource* message: the bytes of field 1\n"
+"(occurrences concatenated, as protobuf merges them; b'' if absent) and of the last field 3\n"
+"(b'' if absent). Raises ValueError on malformed wire format.");
+
+static PyObject *scope_header(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    Rd r = {buf.buf, (const uint8_t *)buf.buf + buf.len};
+    PyObject *f1 = PyBytes_FromStringAndSize(NULL, 0);
+    const uint8_t *up = NULL;
+    Py_ssize_t un = 0;
+    while (f1 && r.p < r.end) {
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) goto bad;
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if ((f == 1 || f == 3) && wt == 2) {
+            const uint8_t *s;
+            Py_ssize_t sn;
+            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
+            if (f == 3) {
+                up = s;
+                un = sn;
+            } else {
+                PyObject *more = PyBytes_FromStringAndSize((const char *)s, sn);
+                if (!more) {
+                    Py_CLEAR(f1);
+                    break;
+                }
+                PyBytes_ConcatAndDel(&f1, more);
+            }
+        } else if (skip_field(&r, wt) < 0) {
+            goto bad;
+        }
+    }
+    PyBuffer_Release(&buf);
+    if (!f1) return NULL;
+    return Py_BuildValue("(Ny#)", f1, up ? (const char *)up : "", un);
+bad:
+    PyBuffer_Release(&buf);
+    Py_XDECREF(f1);
+    PyErr_SetString(PyExc_ValueError, "malformed protobuf");
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"scope_header", scope_header, METH_VARARGS, scope_header_doc},
+    {"decode_scope_spans", decode_scope_spans, METH_VARARGS, decode_scope_spans_doc},
+    {"decode_scope_logs", decode_scope_logs, METH_VARARGS, decode_scope_logs_doc},
+    {"decode_json_spans", decode_json_spans, METH_VARARGS, decode_json_spans_doc},
+    {"decode_json_logs", decode_json_logs, METH_VARARGS, decode_json_logs_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_wire", "OTLP protobuf wire decoding for ingest.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__wire(void) {
+    const uint16_t probe = 1;
+    if (*(const uint8_t *)&probe != 1) {
+        PyErr_SetString(PyExc_ImportError, "_wire supports little-endian hosts only");
+        return NULL;
+    }
+    S_string = PyUnicode_InternFromString("string");
+    S_bool = PyUnicode_InternFromString("bool");
+    S_int = PyUnicode_InternFromString("int");
+    S_double = PyUnicode_InternFromString("double");
+    S_empty = PyUnicode_InternFromString("empty");
+    S_true = PyUnicode_InternFromString("true");
+    S_false = PyUnicode_InternFromString("false");
+    S_nan = PyUnicode_InternFromString("NaN");
+    S_inf = PyUnicode_InternFromString("Infinity");
+    S_ninf = PyUnicode_InternFromString("-Infinity");
+    S_empty_str = PyUnicode_InternFromString("");
+    if (!S_string || !S_bool || !S_int || !S_double || !S_empty || !S_true || !S_false || !S_nan || !S_inf ||
+        !S_ninf || !S_empty_str)
+        return NULL;
+    JK = PyDict_New();
+    if (!JK) return NULL;
+    for (int i = 0; i < J_COUNT; i++) {
+        PyObject *k = PyUnicode_InternFromString(JK_NAMES[i]);
+        PyObject *v = PyLong_FromLong(i);
+        if (!k || !v || PyDict_SetItem(JK, k, v) < 0) return NULL;
+        if (i == J_key) JK_NAMES_OBJ_key = k;
+        else if (i == J_value) JK_NAMES_OBJ_value = k;
+        else Py_DECREF(k);
+        Py_DECREF(v);
+    }
+    return PyModule_Create(&module);
+}
