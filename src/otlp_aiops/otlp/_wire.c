@@ -100,6 +100,7 @@ typedef struct {
 typedef struct {
     PyObject *fallback; /* callable(bytes) -> (tag, text): composite AnyValues */
     PyObject *unknown;  /* dict "Message.#field" -> count */
+    PyObject *pending;  /* unknown-field keys of the current record, added to `unknown` once it parses */
     /* the current record's error, if any */
     const char *err_code;
     PyObject *err_msg;
@@ -124,20 +125,26 @@ static int malformed(Ctx *c, const char *what) {
 static int count_unknown(Ctx *c, const char *msg, uint64_t field) {
     PyObject *key = PyUnicode_FromFormat("%s.#%llu", msg, (unsigned long long)field);
     if (!key) return -2;
-    PyObject *cur = PyDict_GetItemWithError(c->unknown, key);
-    if (!cur && PyErr_Occurred()) {
-        Py_DECREF(key);
-        return -2;
-    }
-    PyObject *nv = PyLong_FromLong(cur ? PyLong_AsLong(cur) + 1 : 1);
-    if (!nv) {
-        Py_DECREF(key);
-        return -2;
-    }
-    int rc = PyDict_SetItem(c->unknown, key, nv);
+    int rc = PyList_Append(c->pending, key);
     Py_DECREF(key);
-    Py_DECREF(nv);
     return rc < 0 ? -2 : 0;
+}
+
+/* Move the pending unknown-field keys into the counts (keep) or drop them: a record whose bytes
+ * are malformed has no fields to speak of, as with upb, which rejects it whole. */
+static int flush_unknown(Ctx *c, int keep) {
+    Py_ssize_t n = PyList_GET_SIZE(c->pending);
+    for (Py_ssize_t i = 0; keep && i < n; i++) {
+        PyObject *key = PyList_GET_ITEM(c->pending, i);
+        PyObject *cur = PyDict_GetItemWithError(c->unknown, key);
+        if (!cur && PyErr_Occurred()) return -2;
+        PyObject *nv = PyLong_FromLong(cur ? PyLong_AsLong(cur) + 1 : 1);
+        if (!nv) return -2;
+        int rc = PyDict_SetItem(c->unknown, key, nv);
+        Py_DECREF(nv);
+        if (rc < 0) return -2;
+    }
+    return n ? PyList_SetSlice(c->pending, 0, n, NULL) < 0 ? -2 : 0 : 0;
 }
 
 /* str from UTF-8 bytes; a record error if invalid. */
@@ -153,8 +160,8 @@ static int utf8(Ctx *c, const uint8_t *p, Py_ssize_t n, const char *what, PyObje
         return 0;
     }
     if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -2;
-    PyErr_Clear();
-    return rec_err(c, "invalid_value", PyUnicode_FromFormat("%s is not valid UTF-8", what));
+    PyErr_Clear(); /* proto3 strings must be UTF-8: upb rejects such a message as malformed too */
+    return rec_err(c, "invalid_protobuf", PyUnicode_FromFormat("%s is not valid UTF-8", what));
 }
 
 /* optional string: "" -> None */
@@ -682,17 +689,15 @@ static PyObject *iterate_scope(Ctx *c, void *out, const uint8_t *buf, Py_ssize_t
             if (rd_bytes(&r, &s, &sn) < 0) break;
             mark(out, markbuf);
             int rc = fn(c, out, s, sn, ci, rec0 + idx);
-            if (rc == -1) {
-                if (rollback(out, markbuf) < 0 || report(c, errors, idx, rec0 + idx, s, sn) < 0) return NULL;
-            } else if (rc < 0) {
-                return NULL;
-            }
+            if (rc == -2) return NULL;
+            if (flush_unknown(c, rc == 0 || strcmp(c->err_code, "invalid_protobuf") != 0) < 0) return NULL;
+            if (rc == -1 && (rollback(out, markbuf) < 0 || report(c, errors, idx, rec0 + idx, s, sn) < 0)) return NULL;
             idx++;
         } else if ((f == 1 || f == 3) && wt == 2) {
             if (skip_field(&r, wt) < 0) break;
         } else {
             if (skip_field(&r, wt) < 0) break;
-            if (count_unknown(c, container, (uint64_t)f) < 0) return NULL;
+            if (count_unknown(c, container, (uint64_t)f) < 0 || flush_unknown(c, 1) < 0) return NULL;
         }
     }
     if (r.p < r.end) { /* malformed wire format in the container itself: report the tail */
@@ -747,7 +752,8 @@ static int init_ctx(Ctx *c, PyObject *fallback, PyObject *unknown) {
     c->unknown = unknown;
     c->err_code = NULL;
     c->err_msg = NULL;
-    return 0;
+    c->pending = PyList_New(0);
+    return c->pending ? 0 : -1;
 }
 
 PyDoc_STRVAR(decode_scope_spans_doc,
@@ -775,6 +781,7 @@ static PyObject *decode_scope_spans(PyObject *self, PyObject *args) {
     res = iterate_scope(&c, &o, buf.buf, buf.len, ci, rec0, errors, "ScopeSpans", span_fn, span_mark, span_rollback,
                         &m);
     Py_XDECREF(c.err_msg);
+    Py_XDECREF(c.pending);
 done:
     PyBuffer_Release(&buf);
     return res;
@@ -963,6 +970,7 @@ static PyObject *decode_scope_logs(PyObject *self, PyObject *args) {
     LogMark m;
     res = iterate_scope(&c, &o, buf.buf, buf.len, ci, rec0, errors, "ScopeLogs", log_fn, log_mark, log_rollback, &m);
     Py_XDECREF(c.err_msg);
+    Py_XDECREF(c.pending);
 done:
     PyBuffer_Release(&buf);
     return res;

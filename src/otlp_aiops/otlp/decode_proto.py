@@ -9,7 +9,7 @@ a part that does not is walked field by field to name what was unknown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -61,18 +61,18 @@ TOP_TYPES: dict[str, type[Message]] = {
 # --------------------------------------------------------------------------------------------------
 
 
-def _count_unknown(m: Message, fc: FileContext) -> None:
+def _count_unknown(m: Message, counts: Counter) -> None:
     name = m.DESCRIPTOR.name
     for f in _unknown.UnknownFieldSet(m):
-        fc.unknown_fields[f"{name}.#{f.field_number}"] += 1
+        counts[f"{name}.#{f.field_number}"] += 1
     for fd, v in m.ListFields():
         if fd.message_type is None:
             continue
         if fd.is_repeated:
             for x in v:
-                _count_unknown(x, fc)
+                _count_unknown(x, counts)
         else:
-            _count_unknown(v, fc)
+            _count_unknown(v, counts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -117,56 +117,44 @@ def _rendered(kvs: Any) -> list[tuple[str, str, str | None]]:
     return ac.rendered()
 
 
-def _resource(rc: Any, fc: FileContext):
-    key = (rc.resource.SerializeToString(), rc.schema_url)
-    info = fc.resource_cache.get(key)
-    if info is not None:
-        return info
-    r = rc.resource
-    refs = None
-    if len(r.entity_refs):
-        refs = orjson.dumps(to_otlp_dict(r).get("entityRefs")).decode()
-    return fc.register_resource(
-        key, make_resource(_rendered(r.attributes), r.dropped_attributes_count, rc.schema_url, refs)
-    )
+def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext) -> Any:
+    """The ResourceInfo of a serialised Resource; its unknown fields are counted at every use."""
+    key = ("pb", res, schema_url)
+    hit = fc.resource_cache.get(key)
+    if hit is None:
+        r = resource_pb2.Resource.FromString(res)
+        unknown = _unknown_counts(r, res)
+        refs = orjson.dumps(to_otlp_dict(r).get("entityRefs")).decode() if len(r.entity_refs) else None
+        info = make_resource(_rendered(r.attributes), r.dropped_attributes_count, schema_url, refs)
+        fc.resources.setdefault(info.resource_id, info.row)
+        hit = fc.resource_cache[key] = (info, unknown)
+    fc.unknown_fields.update(hit[1])
+    return hit[0]
 
 
-def _scope(sc: Any, fc: FileContext):
-    key = (sc.scope.SerializeToString(), sc.schema_url)
-    info = fc.scope_cache.get(key)
-    if info is not None:
-        return info
-    s = sc.scope
-    return fc.register_scope(
-        key, make_scope(s.name, s.version, _rendered(s.attributes), s.dropped_attributes_count, sc.schema_url)
-    )
+def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext) -> Any:
+    key = ("pb", sc, schema_url)
+    hit = fc.scope_cache.get(key)
+    if hit is None:
+        s = common_pb2.InstrumentationScope.FromString(sc)
+        unknown = _unknown_counts(s, sc)
+        info = make_scope(s.name, s.version, _rendered(s.attributes), s.dropped_attributes_count, schema_url)
+        fc.scopes.setdefault(info.scope_id, info.row)
+        hit = fc.scope_cache[key] = (info, unknown)
+    fc.unknown_fields.update(hit[1])
+    return hit[0]
 
 
-def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext):
-    key = (res, schema_url)
-    info = fc.resource_cache.get(key)
-    if info is not None:
-        return info
-    r = resource_pb2.Resource.FromString(res)
-    r.DiscardUnknownFields()
-    if r.ByteSize() != len(res):
-        _count_unknown(resource_pb2.Resource.FromString(res), fc)
-    refs = orjson.dumps(to_otlp_dict(r).get("entityRefs")).decode() if len(r.entity_refs) else None
-    return fc.register_resource(key, make_resource(_rendered(r.attributes), r.dropped_attributes_count, schema_url, refs))
+def _unknown_counts(m: Message, raw: bytes) -> Counter:
+    """Unknown fields of message ``m`` parsed from ``raw``, by "Message.#field"; drops them from m.
 
-
-def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext):
-    key = (sc, schema_url)
-    info = fc.scope_cache.get(key)
-    if info is not None:
-        return info
-    s = common_pb2.InstrumentationScope.FromString(sc)
-    s.DiscardUnknownFields()
-    if s.ByteSize() != len(sc):
-        _count_unknown(common_pb2.InstrumentationScope.FromString(sc), fc)
-    return fc.register_scope(
-        key, make_scope(s.name, s.version, _rendered(s.attributes), s.dropped_attributes_count, schema_url)
-    )
+    Cheap when there are none: without its unknown fields a message re-serialises to its own
+    length (unless the producer's encoding is not canonical, which the exact count then shows)."""
+    counts: Counter = Counter()
+    m.DiscardUnknownFields()
+    if m.ByteSize() != len(raw):
+        _count_unknown(type(m).FromString(raw), counts)
+    return counts
 
 
 def _render_fallback(b: bytes) -> tuple[str, str | None]:
@@ -174,141 +162,238 @@ def _render_fallback(b: bytes) -> tuple[str, str | None]:
     return render_proto(common_pb2.AnyValue.FromString(b))
 
 
-def _decode_chunk_fast(chunk: bytes, signal: str, path: str, fc: FileContext, batch: Any, position: str) -> None:
-    """A ResourceSpans / ResourceLogs block through the C decoder (see _wire.c)."""
-    wire = accel.wire
-    res, url = wire.scope_header(chunk)
-    rinfo = _resource_from_bytes(res, url.decode("utf-8"), fc)
-    items = "spans" if signal == "traces" else "log_records"
-    scopes = "scope_spans" if signal == "traces" else "scope_logs"
-    container = "ResourceSpans" if signal == "traces" else "ResourceLogs"
-    si = 0
-    for field, wt, a, b in split_fields(chunk):
-        if field != 2 or wt != 2:
-            if field not in (1, 3) or wt != 2:
-                fc.unknown_fields[f"{container}.#{field}"] += 1
-            continue
-        sc_bytes = chunk[a:b]
-        scope, surl = wire.scope_header(sc_bytes)
-        ci = batch.ctx.get(rinfo, _scope_from_bytes(scope, surl.decode("utf-8"), fc))
-        errors: list = []
-        rec0 = fc.records_read
-        if signal == "traces":
-            a_, ea, la = batch.attrs, batch.event_attrs, batch.link_attrs
-            n = wire.decode_scope_spans(
-                sc_bytes, ci, rec0, batch.rows, batch.events, batch.links,
-                (a_.keys, a_.vals, a_.tag_pos, a_.tags), (ea.keys, ea.vals, ea.tag_pos, ea.tags),
-                (la.keys, la.vals, la.tag_pos, la.tags), _render_fallback, fc.unknown_fields, errors,
-            )  # fmt: skip
-        else:
-            a_ = batch.attrs
-            n = wire.decode_scope_logs(sc_bytes, ci, rec0, batch.rows, (a_.keys, a_.vals, a_.tag_pos, a_.tags),
-                                        _render_fallback, fc.unknown_fields, errors)  # fmt: skip
-        fc.records_read = rec0 + n
-        for idx, _rec, code, message, raw in errors:
-            if idx < 0:
-                fc.quarantine_message(position, code, f"{path}.{scopes}[{si}]: {message}", raw)
+def _container_fields(chunk: bytes) -> tuple[bytes, str, list[tuple[int, int]], list[int], int | None]:
+    """Wire-level split of a Resource* or Scope* message: (field 1 bytes — occurrences merged —,
+    schema_url, [(start, end)] of field 2, other field numbers, offset where it stops being
+    well-formed or None)."""
+    head = b""
+    url = b""
+    items: list[tuple[int, int]] = []
+    others: list[int] = []
+    bad_at = None
+    pos = 0
+    try:
+        for field, wt, a, b in split_fields(chunk):
+            pos = b
+            if field == 2 and wt == 2:
+                items.append((a, b))
+            elif field == 1 and wt == 2:
+                head += chunk[a:b]
+            elif field == 3 and wt == 2:
+                url = chunk[a:b]
             else:
-                fc.quarantine_record(position, f"{path}.{scopes}[{si}].{items}[{idx}]", code, message, raw)
-        si += 1
+                others.append(field)
+    except ValueError:
+        bad_at = pos
+    return head, url.decode("utf-8", "strict"), items, others, bad_at
 
 
 # --------------------------------------------------------------------------------------------------
-# traces
+# spans and log records, one at a time (the pure-Python decoder)
 # --------------------------------------------------------------------------------------------------
 
 
-def _walk_spans(rs: trace_pb2.ResourceSpans, path: str, fc: FileContext, batch: SpanBatch, position: str) -> None:
-    rinfo = _resource(rs, fc)
-    rows = batch.rows
+def _span_row(s: trace_pb2.Span, ci: int, rec: int, batch: SpanBatch) -> None:
+    kind = s.kind
+    if kind > SPAN_KIND_MAX or kind < 0:
+        raise RecordError("unknown_enum", f"kind {kind} is not a known SpanKind")
+    st = s.status
+    code = st.code
+    if code > STATUS_CODE_MAX or code < 0:
+        raise RecordError("unknown_enum", f"status.code {code} is not a known StatusCode")
+    tid = _id(s.trace_id, 16, "trace_id")
+    sid = _id(s.span_id, 8, "span_id")
+    pid = _id(s.parent_span_id, 8, "parent_span_id")
+    start = s.start_time_unix_nano
+    end = s.end_time_unix_nano
+    if start > INT64_MAX or end > INT64_MAX:
+        _time(start, "start_time_unix_nano")
+        _time(end, "end_time_unix_nano")
     attrs = batch.attrs
-    for si, ss in enumerate(rs.scope_spans):
-        ci = batch.ctx.get(rinfo, _scope(ss, fc))
-        for k, s in enumerate(ss.spans):
+    attrs_proto(s.attributes, attrs)
+    rows = batch.rows
+    row = len(rows)
+    evs = s.events
+    n_ev = len(evs)
+    if n_ev:
+        ea = batch.event_attrs
+        append = batch.events.append
+        for j, e in enumerate(evs):
+            attrs_proto(e.attributes, ea)
+            append((row, j, _time(e.time_unix_nano, "event time_unix_nano"), e.name, len(ea.keys),
+                    e.dropped_attributes_count))  # fmt: skip
+    lks = s.links
+    n_lk = len(lks)
+    if n_lk:
+        la = batch.link_attrs
+        append = batch.links.append
+        for j, lk in enumerate(lks):
+            attrs_proto(lk.attributes, la)
+            append((row, j, _id(lk.trace_id, 16, "link trace_id"), _id(lk.span_id, 8, "link span_id"),
+                    lk.trace_state or None, lk.flags, len(la.keys), lk.dropped_attributes_count))  # fmt: skip
+    rows.append((
+        tid, sid, pid, s.trace_state or None, s.flags, s.name, kind, start, end, code, st.message or None,
+        len(attrs.keys), s.dropped_attributes_count, n_ev, s.dropped_events_count, n_lk, s.dropped_links_count,
+        ci, rec,
+    ))  # fmt: skip
+
+
+def _log_row(r: logs_pb2.LogRecord, ci: int, rec: int, batch: LogBatch) -> None:
+    sev = r.severity_number
+    if sev > SEVERITY_MAX or sev < 0:
+        raise RecordError("unknown_enum", f"severity_number {sev} is not a known SeverityNumber")
+    time = _time(r.time_unix_nano, "time_unix_nano")
+    observed = _time(r.observed_time_unix_nano, "observed_time_unix_nano")
+    btag, btext = render_proto(r.body) if r.HasField("body") else (None, None)
+    attrs = batch.attrs
+    attrs_proto(r.attributes, attrs)
+    batch.rows.append((
+        time, observed, sev, r.severity_text or None, btext, btag, len(attrs.keys), r.dropped_attributes_count,
+        r.flags, _id(r.trace_id, 16, "trace_id"), _id(r.span_id, 8, "span_id"), r.event_name or None, ci, rec,
+    ))  # fmt: skip
+
+
+class _Spec:
+    """How one signal's protobuf nests: Resource* -> Scope* -> items."""
+
+    def __init__(self, container: str, scopes: str, items: str, scope_container: str, item_type: Any, row: Any):
+        self.container, self.scopes, self.items = container, scopes, items
+        self.scope_container, self.item_type, self.row = scope_container, item_type, row
+
+
+SPEC = {
+    "traces": _Spec("ResourceSpans", "scope_spans", "spans", "ScopeSpans", trace_pb2.Span, _span_row),
+    "logs": _Spec("ResourceLogs", "scope_logs", "log_records", "ScopeLogs", logs_pb2.LogRecord, _log_row),
+}
+
+
+def _walk_items(msg: Any, chunk: bytes, path: str, fc: FileContext, batch: Any, position: str, signal: str) -> None:
+    """A parsed ResourceSpans / ResourceLogs (unknown fields already counted and dropped)."""
+    spec = SPEC[signal]
+    rinfo = _resource_from_bytes(msg.resource.SerializeToString(), msg.schema_url, fc)
+    row = spec.row
+    for si, sc in enumerate(getattr(msg, spec.scopes)):
+        ci = batch.ctx.get(rinfo, _scope_from_bytes(sc.scope.SerializeToString(), sc.schema_url, fc))
+        for k, item in enumerate(getattr(sc, spec.items)):
             rec = fc.records_read
             fc.records_read = rec + 1
             try:
-                kind = s.kind
-                if kind > SPAN_KIND_MAX or kind < 0:
-                    raise RecordError("unknown_enum", f"kind {kind} is not a known SpanKind")
-                st = s.status
-                code = st.code
-                if code > STATUS_CODE_MAX or code < 0:
-                    raise RecordError("unknown_enum", f"status.code {code} is not a known StatusCode")
-                tid = _id(s.trace_id, 16, "trace_id")
-                sid = _id(s.span_id, 8, "span_id")
-                pid = _id(s.parent_span_id, 8, "parent_span_id")
-                start = s.start_time_unix_nano
-                end = s.end_time_unix_nano
-                if start > INT64_MAX or end > INT64_MAX:
-                    _time(start, "start_time_unix_nano")
-                    _time(end, "end_time_unix_nano")
-                attrs_proto(s.attributes, attrs)
-                row = len(rows)
-                evs = s.events
-                n_ev = len(evs)
-                if n_ev:
-                    ea = batch.event_attrs
-                    append = batch.events.append
-                    for j, e in enumerate(evs):
-                        attrs_proto(e.attributes, ea)
-                        append((row, j, _time(e.time_unix_nano, f"events[{j}].time_unix_nano"), e.name,
-                                len(ea.keys), e.dropped_attributes_count))  # fmt: skip
-                lks = s.links
-                n_lk = len(lks)
-                if n_lk:
-                    la = batch.link_attrs
-                    append = batch.links.append
-                    for j, lk in enumerate(lks):
-                        attrs_proto(lk.attributes, la)
-                        append((row, j, _id(lk.trace_id, 16, f"links[{j}].trace_id"),
-                                _id(lk.span_id, 8, f"links[{j}].span_id"), lk.trace_state or None, lk.flags,
-                                len(la.keys), lk.dropped_attributes_count))  # fmt: skip
-                rows.append((
-                    tid, sid, pid, s.trace_state or None, s.flags, s.name, kind, start, end, code,
-                    st.message or None, len(attrs.keys), s.dropped_attributes_count, n_ev,
-                    s.dropped_events_count, n_lk, s.dropped_links_count, ci, rec,
-                ))  # fmt: skip
+                row(item, ci, rec, batch)
             except RecordError as e:
                 batch.rollback()
-                fc.quarantine_record(position, f"{path}.scope_spans[{si}].spans[{k}]", e.code, e.message,
-                                     s.SerializeToString())  # fmt: skip
+                fc.quarantine_record(position, f"{path}.{spec.scopes}[{si}].{spec.items}[{k}]", e.code, e.message,
+                                     _original_item(chunk, si, k))  # fmt: skip
 
 
-# --------------------------------------------------------------------------------------------------
-# logs
-# --------------------------------------------------------------------------------------------------
+def _original_item(chunk: bytes, si: int, k: int) -> bytes:
+    """The bytes of item k of scope si of a Resource* chunk, as the producer wrote them."""
+    _, _, scopes, _, _ = _container_fields(chunk)
+    a, b = scopes[si]
+    sc = chunk[a:b]
+    _, _, items, _, _ = _container_fields(sc)
+    a, b = items[k]
+    return sc[a:b]
 
 
-def _walk_logs(rl: logs_pb2.ResourceLogs, path: str, fc: FileContext, batch: LogBatch, position: str) -> None:
-    rinfo = _resource(rl, fc)
-    rows = batch.rows
-    attrs = batch.attrs
-    for si, sl in enumerate(rl.scope_logs):
-        ci = batch.ctx.get(rinfo, _scope(sl, fc))
-        for k, r in enumerate(sl.log_records):
+def _decode_blocks(chunk: bytes, path: str, fc: FileContext, batch: Any, position: str, signal: str,
+                   fast: bool) -> None:  # fmt: skip
+    """A Resource* block scope by scope: through the C decoder (``fast``), or record by record in
+    Python for a block that upb cannot parse whole, so one broken record (bad UTF-8, cut bytes)
+    costs only itself. Both give the same rows, counts and quarantine."""
+    container = {"traces": "ResourceSpans", "logs": "ResourceLogs", "metrics": "ResourceMetrics"}[signal]
+    scopes_name = {"traces": "scope_spans", "logs": "scope_logs", "metrics": "scope_metrics"}[signal]
+    try:
+        res, url, scopes, others, bad_at = _container_fields(chunk)
+        for f in others:
+            fc.unknown_fields[f"{container}.#{f}"] += 1
+        rinfo = _resource_from_bytes(res, url, fc)
+    except (DecodeError, UnicodeDecodeError) as e:
+        fc.quarantine_message(position, "invalid_protobuf", f"{path}: resource: {e}", chunk)
+        return
+    for si, (a, b) in enumerate(scopes):
+        sc = chunk[a:b]
+        spath = f"{path}.{scopes_name}[{si}]"
+        if fast:
+            try:
+                scope, surl = accel.wire.scope_header(sc)
+                sinfo = _scope_from_bytes(scope, surl.decode("utf-8"), fc)
+            except (ValueError, DecodeError, UnicodeDecodeError):
+                _scope_careful(sc, spath, rinfo, fc, batch, position, signal)
+            else:
+                _scope_fast(sc, spath, rinfo, sinfo, fc, batch, position, signal)
+        else:
+            _scope_careful(sc, spath, rinfo, fc, batch, position, signal)
+    if bad_at is not None:
+        fc.quarantine_message(position, "invalid_protobuf", f"{path}: malformed protobuf after {len(scopes)} scopes",
+                              chunk[bad_at:])  # fmt: skip
+
+
+def _scope_fast(sc: bytes, spath: str, rinfo: Any, sinfo: Any, fc: FileContext, batch: Any, position: str,
+                signal: str) -> None:  # fmt: skip
+    wire = accel.wire
+    ci = batch.ctx.get(rinfo, sinfo)
+    errors: list = []
+    rec0 = fc.records_read
+    if signal == "traces":
+        a_, ea, la = batch.attrs, batch.event_attrs, batch.link_attrs
+        n = wire.decode_scope_spans(
+            sc, ci, rec0, batch.rows, batch.events, batch.links, (a_.keys, a_.vals, a_.tag_pos, a_.tags),
+            (ea.keys, ea.vals, ea.tag_pos, ea.tags), (la.keys, la.vals, la.tag_pos, la.tags), _render_fallback,
+            fc.unknown_fields, errors,
+        )  # fmt: skip
+    else:
+        a_ = batch.attrs
+        n = wire.decode_scope_logs(sc, ci, rec0, batch.rows, (a_.keys, a_.vals, a_.tag_pos, a_.tags),
+                                   _render_fallback, fc.unknown_fields, errors)  # fmt: skip
+    fc.records_read = rec0 + n
+    items = SPEC[signal].items
+    for idx, _rec, code, message, raw in errors:
+        if idx < 0:
+            fc.quarantine_message(position, code, f"{spath}: {message}", raw)
+        else:
+            fc.quarantine_record(position, f"{spath}.{items}[{idx}]", code, message, raw)
+
+
+def _scope_careful(sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: Any, position: str,
+                   signal: str) -> None:  # fmt: skip
+    scope_container = {"traces": "ScopeSpans", "logs": "ScopeLogs", "metrics": "ScopeMetrics"}[signal]
+    try:
+        scope, surl, items, others, bad_at = _container_fields(sc)
+        for f in others:
+            fc.unknown_fields[f"{scope_container}.#{f}"] += 1
+        sinfo = _scope_from_bytes(scope, surl, fc)
+    except (DecodeError, UnicodeDecodeError) as e:
+        fc.quarantine_message(position, "invalid_protobuf", f"{spath}: scope: {e}", sc)
+        return
+    ci = batch.ctx.get(rinfo, sinfo)
+    if signal == "metrics":
+        for mi, (a, b) in enumerate(items):
+            raw = sc[a:b]
+            try:
+                mt = metrics_pb2.Metric.FromString(raw)
+            except DecodeError as e:
+                fc.quarantine_message(position, "invalid_protobuf", f"{spath}.metrics[{mi}]: {e}", raw)
+                continue
+            fc.unknown_fields.update(_unknown_counts(mt, raw))
+            _metric_points(mt, f"{spath}.metrics[{mi}]", rinfo, sinfo, ci, fc, batch, position)
+    else:
+        spec = SPEC[signal]
+        for k, (a, b) in enumerate(items):
+            raw = sc[a:b]
             rec = fc.records_read
             fc.records_read = rec + 1
             try:
-                sev = r.severity_number
-                if sev > SEVERITY_MAX or sev < 0:
-                    raise RecordError("unknown_enum", f"severity_number {sev} is not a known SeverityNumber")
-                if r.HasField("body"):
-                    btag, btext = render_proto(r.body)
-                else:
-                    btag, btext = None, None
-                attrs_proto(r.attributes, attrs)
-                rows.append((
-                    _time(r.time_unix_nano, "time_unix_nano"),
-                    _time(r.observed_time_unix_nano, "observed_time_unix_nano"),
-                    sev, r.severity_text or None, btext, btag, len(attrs.keys), r.dropped_attributes_count,
-                    r.flags, _id(r.trace_id, 16, "trace_id"), _id(r.span_id, 8, "span_id"),
-                    r.event_name or None, ci, rec,
-                ))  # fmt: skip
+                item = spec.item_type.FromString(raw)
+                fc.unknown_fields.update(_unknown_counts(item, raw))
+                spec.row(item, ci, rec, batch)
+            except DecodeError as e:
+                fc.quarantine_record(position, f"{spath}.{spec.items}[{k}]", "invalid_protobuf", str(e), raw)
             except RecordError as e:
                 batch.rollback()
-                fc.quarantine_record(position, f"{path}.scope_logs[{si}].log_records[{k}]", e.code, e.message,
-                                     r.SerializeToString())  # fmt: skip
+                fc.quarantine_record(position, f"{spath}.{spec.items}[{k}]", e.code, e.message, raw)
+    if bad_at is not None:
+        fc.quarantine_message(position, "invalid_protobuf", f"{spath}: malformed protobuf after {len(items)} records",
+                              sc[bad_at:])  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,61 +430,63 @@ def _shape(table: str, p: Any) -> tuple:
     return p.count, p.sum, [q.quantile for q in p.quantile_values], [q.value for q in p.quantile_values]
 
 
-def _walk_metrics(
-    rm: metrics_pb2.ResourceMetrics, path: str, fc: FileContext, batch: MetricBatch, position: str
-) -> None:
-    rinfo = _resource(rm, fc)
-    for si, sm in enumerate(rm.scope_metrics):
-        sinfo = _scope(sm, fc)
+def _metric_points(mt: metrics_pb2.Metric, mpath: str, rinfo: Any, sinfo: Any, ci: int, fc: FileContext,
+                   batch: MetricBatch, position: str) -> None:  # fmt: skip
+    """The data points of one Metric."""
+    mtype = mt.WhichOneof("data")
+    if mtype is None:
+        fc.quarantine_message(position, "invalid_structure", f"{mpath}: metric {mt.name!r} has no data "
+                              "(gauge/sum/histogram/…)", mt.SerializeToString())  # fmt: skip
+        return
+    data = getattr(mt, mtype)
+    temporality = None
+    monotonic = None
+    if mtype != "gauge" and mtype != "summary":
+        temporality = data.aggregation_temporality
+        if mtype == "sum":
+            monotonic = data.is_monotonic
+    table = _TABLE_OF[mtype]
+    points = data.data_points
+    if temporality is not None and not 0 <= temporality <= TEMPORALITY_MAX:
+        fc.records_read += len(points)
+        for k, p in enumerate(points):
+            fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", "unknown_enum",
+                                 f"aggregation_temporality {temporality} is not a known value",
+                                 p.SerializeToString())  # fmt: skip
+        return
+    info = MetricInfo(mt.name, mt.description or None, mt.unit or None, mtype, temporality, monotonic,
+                      _rendered(mt.metadata))  # fmt: skip
+    ii = batch.add_info(info)
+    rows = batch.points[table]
+    ac = batch.attrs[table]
+    for k, p in enumerate(points):
+        rec = fc.records_read
+        fc.records_read = rec + 1
+        try:
+            a0 = len(ac.keys)
+            attrs_proto(p.attributes, ac)
+            sid = series_id(rinfo.resource_id, sinfo.scope_id, info, ac.rendered(a0))
+            nex = 0
+            if table != "metrics_summary" and len(p.exemplars):
+                nex = _exemplars(p.exemplars, table, sid, info, rinfo, rec, batch)
+            rows.append((
+                ii, sid, _time(p.start_time_unix_nano, "start_time_unix_nano"),
+                _time(p.time_unix_nano, "time_unix_nano"), len(ac.keys), p.flags, nex, ci, rec, *_shape(table, p),
+            ))  # fmt: skip
+        except RecordError as e:
+            batch.rollback(table, rec)
+            fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", e.code, e.message,
+                                 p.SerializeToString())  # fmt: skip
+
+
+def _walk_metrics(msg: metrics_pb2.ResourceMetrics, path: str, fc: FileContext, batch: MetricBatch,
+                  position: str) -> None:  # fmt: skip
+    rinfo = _resource_from_bytes(msg.resource.SerializeToString(), msg.schema_url, fc)
+    for si, sm in enumerate(msg.scope_metrics):
+        sinfo = _scope_from_bytes(sm.scope.SerializeToString(), sm.schema_url, fc)
         ci = batch.ctx.get(rinfo, sinfo)
         for mi, mt in enumerate(sm.metrics):
-            mpath = f"{path}.scope_metrics[{si}].metrics[{mi}]"
-            mtype = mt.WhichOneof("data")
-            if mtype is None:
-                fc.quarantine_message(position, "invalid_structure",
-                                      f"{mpath}: metric {mt.name!r} has no data (gauge/sum/histogram/…)",
-                                      mt.SerializeToString())  # fmt: skip
-                continue
-            data = getattr(mt, mtype)
-            temporality = None
-            monotonic = None
-            if mtype != "gauge" and mtype != "summary":
-                temporality = data.aggregation_temporality
-                if mtype == "sum":
-                    monotonic = data.is_monotonic
-            table = _TABLE_OF[mtype]
-            points = data.data_points
-            if temporality is not None and not 0 <= temporality <= TEMPORALITY_MAX:
-                fc.records_read += len(points)
-                for k, p in enumerate(points):
-                    fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", "unknown_enum",
-                                         f"aggregation_temporality {temporality} is not a known value",
-                                         p.SerializeToString())  # fmt: skip
-                continue
-            info = MetricInfo(mt.name, mt.description or None, mt.unit or None, mtype, temporality, monotonic,
-                              _rendered(mt.metadata))  # fmt: skip
-            ii = batch.add_info(info)
-            rows = batch.points[table]
-            ac = batch.attrs[table]
-            for k, p in enumerate(points):
-                rec = fc.records_read
-                fc.records_read = rec + 1
-                try:
-                    a0 = len(ac.keys)
-                    attrs_proto(p.attributes, ac)
-                    sid = series_id(rinfo.resource_id, sinfo.scope_id, info, ac.rendered(a0))
-                    nex = 0
-                    if table != "metrics_summary" and len(p.exemplars):
-                        nex = _exemplars(p.exemplars, table, sid, info, rinfo, rec, batch)
-                    rows.append((
-                        ii, sid, _time(p.start_time_unix_nano, "start_time_unix_nano"),
-                        _time(p.time_unix_nano, "time_unix_nano"), len(ac.keys), p.flags, nex, ci, rec,
-                        *_shape(table, p),
-                    ))  # fmt: skip
-                except RecordError as e:
-                    batch.rollback(table, rec)
-                    fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", e.code, e.message,
-                                         p.SerializeToString())  # fmt: skip
+            _metric_points(mt, f"{path}.scope_metrics[{si}].metrics[{mi}]", rinfo, sinfo, ci, fc, batch, position)
 
 
 def _exemplars(exs: Any, table: str, sid: int, info: MetricInfo, rinfo, rec: int, batch: MetricBatch) -> int:
@@ -419,7 +506,6 @@ def _exemplars(exs: Any, table: str, sid: int, info: MetricInfo, rinfo, rec: int
     return len(exs)
 
 
-WALKERS: dict[str, Callable[..., None]] = {"traces": _walk_spans, "logs": _walk_logs, "metrics": _walk_metrics}
 RESOURCE_FIELD = {"traces": "resource_spans", "logs": "resource_logs", "metrics": "resource_metrics"}
 
 
@@ -431,10 +517,11 @@ RESOURCE_FIELD = {"traces": "resource_spans", "logs": "resource_logs", "metrics"
 def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, position: str) -> None:
     """Decode one protobuf ``*Data`` / ``Export*ServiceRequest`` message into ``batch``.
 
-    Both message kinds carry the repeated ``Resource*`` as field 1, so they share one path.
+    Both message kinds carry the repeated ``Resource*`` as field 1, so they share one path. Each
+    Resource* block goes to the C decoder when it is built (spans, log records), else is parsed
+    whole by upb and walked; a block that does not parse whole is decoded record by record.
     """
     rtype = RESOURCE_TYPES[signal]
-    walk = WALKERS[signal]
     fname = RESOURCE_FIELD[signal]
     view = memoryview(payload)
     ri = 0
@@ -449,22 +536,18 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
             path = f"{fname}[{ri}]"
             ri += 1
             if accel.wire is not None and signal != "metrics":
-                try:
-                    _decode_chunk_fast(chunk, signal, path, fc, batch, position)
-                except (ValueError, UnicodeDecodeError, DecodeError) as e:
-                    fc.quarantine_message(position, "invalid_protobuf", f"{path}: not a valid {rtype.DESCRIPTOR.name}: {e}",
-                                          chunk)  # fmt: skip
+                _decode_blocks(chunk, path, fc, batch, position, signal, fast=True)
                 continue
             try:
                 msg = rtype.FromString(chunk)
-            except DecodeError as e:
-                fc.quarantine_message(position, "invalid_protobuf", f"{path}: not a valid {rtype.DESCRIPTOR.name}: {e}",
-                                      chunk)  # fmt: skip
+            except DecodeError:
+                _decode_blocks(chunk, path, fc, batch, position, signal, fast=False)
                 continue
-            msg.DiscardUnknownFields()
-            if msg.ByteSize() != len(chunk):
-                _count_unknown(rtype.FromString(chunk), fc)
-            walk(msg, path, fc, batch, position)
+            fc.unknown_fields.update(_unknown_counts(msg, chunk))
+            if signal == "metrics":
+                _walk_metrics(msg, path, fc, batch, position)
+            else:
+                _walk_items(msg, chunk, path, fc, batch, position, signal)
     except ValueError as e:
         fc.quarantine_message(position, "truncated_message", f"{fname}[{ri}] at byte {pos}: {e}", bytes(view[pos:]))
 
