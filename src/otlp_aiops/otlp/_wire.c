@@ -1459,6 +1459,92 @@ static PyObject *decode_json_logs(PyObject *self, PyObject *args) {
     return jloop(items, &o, ci, rec0, py, jlog_fn, log_mark, log_rollback, &m);
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Splitting a large JSON document into its top-level arrays' items without parsing it whole. */
+
+PyDoc_STRVAR(json_scan_doc,
+"json_scan(buf, pos, depth, in_string, escape, str_start, item_start) -> (events, depth, in_string,\n"
+"          escape, str_start, item_start)\n\n"
+"Scan buf[pos:] of a JSON document, continuing from the given state. events: (0, a, b) for a\n"
+"string at depth 1 (a top-level key, or value) spanning buf[a:b]; (1, a, 0) for a '[' opening\n"
+"a top-level array at a; (2, a, b) for a complete object or array item of such an array in\n"
+"buf[a:b]. Offsets in the state are into buf (-1: none). Raises ValueError on unbalanced brackets.");
+
+static PyObject *json_scan(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t pos, str_start, item_start;
+    int depth, in_string, escape;
+    if (!PyArg_ParseTuple(args, "y*nippnn", &buf, &pos, &depth, &in_string, &escape, &str_start, &item_start))
+        return NULL;
+    const uint8_t *b = buf.buf;
+    Py_ssize_t n = buf.len;
+    PyObject *events = PyList_New(0);
+    if (!events) goto fail;
+    for (Py_ssize_t i = pos; i < n; i++) {
+        uint8_t ch = b[i];
+        if (in_string) {
+            if (escape)
+                escape = 0;
+            else if (ch == '\\')
+                escape = 1;
+            else if (ch == '"') {
+                in_string = 0;
+                if (depth == 1) {
+                    PyObject *ev = Py_BuildValue("(inn)", 0, str_start + 1, i);
+                    if (!ev || PyList_Append(events, ev) < 0) {
+                        Py_XDECREF(ev);
+                        goto fail;
+                    }
+                    Py_DECREF(ev);
+                }
+            }
+            continue;
+        }
+        switch (ch) {
+        case '"':
+            in_string = 1;
+            str_start = i;
+            break;
+        case '{':
+        case '[':
+            if (depth == 1 && ch == '[') {
+                PyObject *ev = Py_BuildValue("(inn)", 1, i, (Py_ssize_t)0);
+                if (!ev || PyList_Append(events, ev) < 0) {
+                    Py_XDECREF(ev);
+                    goto fail;
+                }
+                Py_DECREF(ev);
+            }
+            if (depth == 2 && item_start < 0) item_start = i;
+            depth++;
+            break;
+        case '}':
+        case ']':
+            depth--;
+            if (depth < 0) {
+                PyErr_Format(PyExc_ValueError, "unbalanced '%c' at byte %zd", ch, i);
+                goto fail;
+            }
+            if (depth == 2 && item_start >= 0) {
+                PyObject *ev = Py_BuildValue("(inn)", 2, item_start, i + 1);
+                if (!ev || PyList_Append(events, ev) < 0) {
+                    Py_XDECREF(ev);
+                    goto fail;
+                }
+                Py_DECREF(ev);
+                item_start = -1;
+            }
+            break;
+        }
+    }
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("(Niiinn)", events, depth, in_string, escape, str_start, item_start);
+fail:
+    Py_XDECREF(events);
+    PyBuffer_Release(&buf);
+    return NULL;
+}
+
 PyDoc_STRVAR(scope_header_doc,
 "scope_header(buf) -> (scope, schema_url)\n\n"
 "Fields 1 and 3 of a serialised ScopeSpans / ScopeLogs / Resource* message: the bytes of field 1\n"
@@ -1507,6 +1593,7 @@ bad:
 
 static PyMethodDef methods[] = {
     {"scope_header", scope_header, METH_VARARGS, scope_header_doc},
+    {"json_scan", json_scan, METH_VARARGS, json_scan_doc},
     {"decode_scope_spans", decode_scope_spans, METH_VARARGS, decode_scope_spans_doc},
     {"decode_scope_logs", decode_scope_logs, METH_VARARGS, decode_scope_logs_doc},
     {"decode_json_spans", decode_json_spans, METH_VARARGS, decode_json_spans_doc},

@@ -24,5 +24,5 @@ wire: Any = _load()
 
 
 def implementation() -> str:
-    """"c" or "python": which decoder ingest uses for protobuf and JSON spans and logs."""
+    """ "c" or "python": which decoder ingest uses for protobuf and JSON spans and logs."""
     return "c" if wire is not None else "python"

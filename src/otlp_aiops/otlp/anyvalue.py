@@ -164,7 +164,9 @@ def _otlp_json_proto(v: common_pb2.AnyValue) -> dict[str, Any]:
     if which == "kvlist_value":
         return {
             "kvlistValue": {
-                "values": [{"key": kv.key, "value": _otlp_json_proto(kv.value)} for kv in v.kvlist_value.values]
+                "values": [
+                    {"key": kv.key, "value": _otlp_json_proto(kv.value)} for kv in v.kvlist_value.values
+                ]
             }
         }
     return {}
@@ -301,7 +303,9 @@ def render_json(v: Any) -> tuple[str, str | None]:
         try:
             return TYPE_ARRAY, orjson.dumps([_plain_json(x) for x in values]).decode()
         except _NotPlain:
-            return TYPE_ARRAY_OTLP, orjson.dumps({"arrayValue": {"values": [_otlp_json(x) for x in values]}}).decode()
+            return TYPE_ARRAY_OTLP, orjson.dumps(
+                {"arrayValue": {"values": [_otlp_json(x) for x in values]}}
+            ).decode()
     values = _json_values(raw, "kvlistValue")
     try:
         return TYPE_KVLIST, orjson.dumps(_plain_kvlist_json(values)).decode()
@@ -388,7 +392,9 @@ def _otlp_json(v: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def to_proto(tag: str | None, text: str | None, out: common_pb2.AnyValue | None = None) -> common_pb2.AnyValue:
+def to_proto(
+    tag: str | None, text: str | None, out: common_pb2.AnyValue | None = None
+) -> common_pb2.AnyValue:
     """Rebuild the protobuf ``AnyValue`` from its stored (tag, text). A null tag means ``string``."""
     v = common_pb2.AnyValue() if out is None else out
     if tag is None or tag == TYPE_STRING:
@@ -474,7 +480,7 @@ def to_python(tag: str | None, text: str | None) -> Any:
     """The stored value as a Python object (str, bool, int, float, bytes, list, dict or None)."""
     if tag is None or tag == TYPE_STRING:
         return text
-    if tag == TYPE_INT or tag == TYPE_STRINDEX:
+    if tag in (TYPE_INT, TYPE_STRINDEX):
         return int(text)
     if tag == TYPE_DOUBLE:
         return parse_double_text(text)

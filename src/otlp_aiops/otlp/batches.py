@@ -457,9 +457,19 @@ P_MINFO, P_SERIES, P_START, P_TIME, P_ATTR_END, P_FLAGS, P_NEX, P_CTX, P_REC = r
 POINT_SHAPE_COLUMNS = {
     "metrics_number": ("value_double", "value_int"),
     "metrics_histogram": ("count", "sum", "min", "max", "bucket_counts", "explicit_bounds"),
-    "metrics_exp_histogram": ("count", "sum", "min", "max", "scale", "zero_count", "zero_threshold",
-                              "positive_offset", "positive_bucket_counts", "negative_offset",
-                              "negative_bucket_counts"),  # fmt: skip
+    "metrics_exp_histogram": (
+        "count",
+        "sum",
+        "min",
+        "max",
+        "scale",
+        "zero_count",
+        "zero_threshold",
+        "positive_offset",
+        "positive_bucket_counts",
+        "negative_offset",
+        "negative_bucket_counts",
+    ),
     "metrics_summary": ("count", "sum", "quantiles", "quantile_values"),
 }
 POINT_TABLE_SHORT = {

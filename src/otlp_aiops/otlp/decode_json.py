@@ -380,7 +380,9 @@ def _as_record_error(e: Exception) -> RecordError:
 _ERRORS = (RecordError, TypeError, AttributeError, ValueError, KeyError, OverflowError)
 
 
-def _walk(doc: dict, fc: FileContext, position: str, names: tuple[str, str, str, str, str, str], per_scope) -> None:
+def _walk(
+    doc: dict, fc: FileContext, position: str, names: tuple[str, str, str, str, str, str], per_scope
+) -> None:
     """Iterate resource -> scope -> items of a top-level object and call ``per_scope`` per scope.
 
     A resource or scope that cannot be decoded quarantines every record under it.
@@ -402,7 +404,9 @@ def _walk(doc: dict, fc: FileContext, position: str, names: tuple[str, str, str,
             err = _as_record_error(e)
             items = [it for sc in slist for it in _items_of(sc, ikey_c, ikey_s)] if type(rc) is dict and isinstance(
                 rc.get(skey_c) or rc.get(skey_s), list) else None  # fmt: skip
-            _quarantine_all(fc, position, f"{rpath}.{skey_c}[*].{ikey_c}", err, f"{rpath}: {err.message}", items, rc)
+            _quarantine_all(
+                fc, position, f"{rpath}.{skey_c}[*].{ikey_c}", err, f"{rpath}: {err.message}", items, rc
+            )
             continue
         for si, sc in enumerate(slist):
             spath = f"{rpath}.{skey_c}[{si}]"
@@ -425,7 +429,13 @@ def _items_of(sc: Any, ikey_c: str, ikey_s: str) -> list:
 
 
 def _quarantine_all(
-    fc: FileContext, position: str, path: str, err: RecordError, message: str, items: list | None, container: Any
+    fc: FileContext,
+    position: str,
+    path: str,
+    err: RecordError,
+    message: str,
+    items: list | None,
+    container: Any,
 ) -> None:
     """Quarantine every record of a container whose context (resource, scope) is broken; if its
     records cannot even be located, the container as one message."""
@@ -711,7 +721,11 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
     return count, 0.0 if sm is None else json_double(sm, "sum"), qs, vs
 
 
-_SHORT = {"metrics_number": "number", "metrics_histogram": "histogram", "metrics_exp_histogram": "exponential_histogram"}
+_SHORT = {
+    "metrics_number": "number",
+    "metrics_histogram": "histogram",
+    "metrics_exp_histogram": "exponential_histogram",
+}
 
 
 def _exemplars(
@@ -760,7 +774,9 @@ def _metric_info(mt: dict, fc: FileContext) -> tuple[MetricInfo, str, list]:
     temporality = None
     monotonic = None
     if mtype in ("sum", "histogram", "exponential_histogram"):
-        temporality = _enum(data.get("aggregationTemporality"), TEMPORALITY, TEMPORALITY_MAX, "aggregationTemporality")
+        temporality = _enum(
+            data.get("aggregationTemporality"), TEMPORALITY, TEMPORALITY_MAX, "aggregationTemporality"
+        )
     if mtype == "sum":
         monotonic = json_bool(data.get("isMonotonic") or False, "isMonotonic")
     info = MetricInfo(

@@ -43,7 +43,6 @@ from otlp_aiops.otlp.otlpjson import to_otlp_dict
 INT64_MAX = 2**63 - 1
 
 
-
 RESOURCE_TYPES: dict[str, type[Message]] = {
     "traces": trace_pb2.ResourceSpans,
     "logs": logs_pb2.ResourceLogs,
@@ -256,7 +255,9 @@ def _log_row(r: logs_pb2.LogRecord, ci: int, rec: int, batch: LogBatch) -> None:
 class _Spec:
     """How one signal's protobuf nests: Resource* -> Scope* -> items."""
 
-    def __init__(self, container: str, scopes: str, items: str, scope_container: str, item_type: Any, row: Any):
+    def __init__(
+        self, container: str, scopes: str, items: str, scope_container: str, item_type: Any, row: Any
+    ):
         self.container, self.scopes, self.items = container, scopes, items
         self.scope_container, self.item_type, self.row = scope_container, item_type, row
 
@@ -267,7 +268,9 @@ SPEC = {
 }
 
 
-def _walk_items(msg: Any, chunk: bytes, path: str, fc: FileContext, batch: Any, position: str, signal: str) -> None:
+def _walk_items(
+    msg: Any, chunk: bytes, path: str, fc: FileContext, batch: Any, position: str, signal: str
+) -> None:
     """A parsed ResourceSpans / ResourceLogs (unknown fields already counted and dropped)."""
     spec = SPEC[signal]
     rinfo = _resource_from_bytes(msg.resource.SerializeToString(), msg.schema_url, fc)
@@ -407,7 +410,11 @@ _TABLE_OF = {
     "exponential_histogram": "metrics_exp_histogram",
     "summary": "metrics_summary",
 }
-_SHORT = {"metrics_number": "number", "metrics_histogram": "histogram", "metrics_exp_histogram": "exponential_histogram"}
+_SHORT = {
+    "metrics_number": "number",
+    "metrics_histogram": "histogram",
+    "metrics_exp_histogram": "exponential_histogram",
+}
 
 
 def _opt(p: Any, name: str) -> float | None:
@@ -486,7 +493,9 @@ def _walk_metrics(msg: metrics_pb2.ResourceMetrics, path: str, fc: FileContext, 
         sinfo = _scope_from_bytes(sm.scope.SerializeToString(), sm.schema_url, fc)
         ci = batch.ctx.get(rinfo, sinfo)
         for mi, mt in enumerate(sm.metrics):
-            _metric_points(mt, f"{path}.scope_metrics[{si}].metrics[{mi}]", rinfo, sinfo, ci, fc, batch, position)
+            _metric_points(
+                mt, f"{path}.scope_metrics[{si}].metrics[{mi}]", rinfo, sinfo, ci, fc, batch, position
+            )
 
 
 def _exemplars(exs: Any, table: str, sid: int, info: MetricInfo, rinfo, rec: int, batch: MetricBatch) -> int:
@@ -549,7 +558,9 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
             else:
                 _walk_items(msg, chunk, path, fc, batch, position, signal)
     except ValueError as e:
-        fc.quarantine_message(position, "truncated_message", f"{fname}[{ri}] at byte {pos}: {e}", bytes(view[pos:]))
+        fc.quarantine_message(
+            position, "truncated_message", f"{fname}[{ri}] at byte {pos}: {e}", bytes(view[pos:])
+        )
 
 
 def guess_signal(payload: bytes) -> str | None:

@@ -67,7 +67,9 @@ def _read_rows(
     return t.to_pylist()
 
 
-def _children(folder: Path, table: str, index_col: str, extra_key: str | None = None) -> dict[tuple, list[Row]]:
+def _children(
+    folder: Path, table: str, index_col: str, extra_key: str | None = None
+) -> dict[tuple, list[Row]]:
     """Child rows (span events, span links, exemplars) by the key of their parent row:
     (_source_file, _record_index[, extra_key]), each list in ``index_col`` order."""
     out: dict[tuple, list[Row]] = defaultdict(list)
@@ -88,7 +90,9 @@ def _by_id(folder: Path, table: str, id_col: str) -> dict[int, Row]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _fill_attributes(kvs: Any, attrs: list[tuple[str, str]] | None, types: list[tuple[str, str]] | None) -> None:
+def _fill_attributes(
+    kvs: Any, attrs: list[tuple[str, str]] | None, types: list[tuple[str, str]] | None
+) -> None:
     """Append the KeyValues of a stored (attributes, attribute_types) pair to a repeated field."""
     from otlp_aiops.otlp.anyvalue import to_proto
 
@@ -120,7 +124,9 @@ def _fill_resource(container: Any, row: Row) -> None:
     if row["dropped_attributes_count"]:
         r.dropped_attributes_count = row["dropped_attributes_count"]
     if row["entity_refs_json"]:
-        parsed = json_format.ParseDict({"entityRefs": orjson.loads(row["entity_refs_json"])}, resource_pb2.Resource())
+        parsed = json_format.ParseDict(
+            {"entityRefs": orjson.loads(row["entity_refs_json"])}, resource_pb2.Resource()
+        )
         r.entity_refs.extend(parsed.entity_refs)
     if row["schema_url"]:
         container.schema_url = row["schema_url"]
@@ -143,7 +149,9 @@ def _fill_scope(container: Any, row: Row) -> None:
 class _Grouper:
     """Resource* and Scope* blocks of a top-level message, created on first use, in that order."""
 
-    def __init__(self, resource_list: Any, scope_field: str, resources: dict[int, Row], scopes: dict[int, Row]):
+    def __init__(
+        self, resource_list: Any, scope_field: str, resources: dict[int, Row], scopes: dict[int, Row]
+    ):
         self.resource_list = resource_list
         self.scope_field = scope_field
         self.resources = resources
@@ -167,7 +175,9 @@ class _Grouper:
         try:
             return rows[key]
         except KeyError:
-            raise ValueError(f"{table} table has no row for id {key}: the ingest output is incomplete") from None
+            raise ValueError(
+                f"{table} table has no row for id {key}: the ingest output is incomplete"
+            ) from None
 
 
 # --------------------------------------------------------------------------------------------------

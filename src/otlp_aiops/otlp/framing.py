@@ -34,12 +34,21 @@ from typing import IO, Any, Literal
 import orjson
 import zstandard
 
+from otlp_aiops.otlp import accel
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
 _SNIFF_BYTES = 1 << 16
 _OTLP_JSON_KEYS = frozenset(
-    ["resourceSpans", "resource_spans", "resourceLogs", "resource_logs", "resourceMetrics", "resource_metrics"]
+    [
+        "resourceSpans",
+        "resource_spans",
+        "resourceLogs",
+        "resource_logs",
+        "resourceMetrics",
+        "resource_metrics",
+    ]
 )
 
 Framing = Literal["jsonl", "json", "length_prefixed", "proto", "empty", "unknown"]
@@ -208,7 +217,9 @@ def _decode_payload(position: str, payload: bytes) -> Message | FramingError:
         try:
             payload = zstandard.ZstdDecompressor().decompressobj().decompress(payload)
         except zstandard.ZstdError as e:
-            return FramingError(position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload)
+            return FramingError(
+                position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload
+            )
     if payload[:1] in (b"{", b"[") or payload.lstrip()[:1] == b"{":
         try:
             return Message(position, _parse_json(payload), True, compressed)
@@ -227,14 +238,22 @@ def _iter_length_prefixed(stream: IO[bytes]) -> Iterator[Message | FramingError]
         index += 1
         position = f"message {index} at byte {offset}"
         if len(head) < 4:
-            yield FramingError(position, "truncated_message", f"{len(head)} stray bytes where a 4-byte length was expected", head)
+            yield FramingError(
+                position,
+                "truncated_message",
+                f"{len(head)} stray bytes where a 4-byte length was expected",
+                head,
+            )
             return
         (n,) = struct.unpack(">I", head)
         body = stream.read(n)
         if len(body) < n:
             rest = head + body
             yield FramingError(
-                position, "truncated_message", f"frame declares {n} bytes but the file ends after {len(body)}", rest
+                position,
+                "truncated_message",
+                f"frame declares {n} bytes but the file ends after {len(body)}",
+                rest,
             )
             return
         offset += 4 + n
@@ -297,12 +316,68 @@ def _iter_raw_proto(stream: IO[bytes]) -> Iterator[Message | FramingError]:
         body = stream.read(n)
         if len(body) < n:
             yield FramingError(
-                position, "truncated_message", f"field declares {n} bytes but the file ends after {len(body)}",
+                position,
+                "truncated_message",
+                f"field declares {n} bytes but the file ends after {len(body)}",
                 head + body,
             )
             return
         offset += len(head) + n
         yield Message(position, head + body, False)
+
+
+# A JSON document larger than this is split into its resource blocks as it is read (with the C
+# scanner), instead of being parsed whole: memory then stays bounded by the largest block.
+STREAM_DOCUMENT_BYTES = 64 << 20
+
+
+def _iter_json_document_streamed(
+    stream: IO[bytes], chunk_size: int = 16 << 20
+) -> Iterator[Message | FramingError]:
+    """One message per item of each top-level array (``{"resourceSpans": [item, …]}`` yields
+    ``{"resourceSpans": [item]}`` per item), reading the document in chunks."""
+    scan = accel.wire.json_scan
+    buf = bytearray()
+    base = 0  # offset in the document of buf[0]
+    pos, depth, in_string, escape, str_start, item_start = 0, 0, False, False, -1, -1
+    last_string = key = None
+    index = 0
+    while True:
+        data = stream.read(chunk_size)
+        buf += data
+        try:
+            events, depth, in_string, escape, str_start, item_start = scan(
+                buf, pos, depth, in_string, escape, str_start, item_start
+            )
+        except ValueError as e:
+            yield FramingError("document", "malformed_json", f"malformed JSON: {e}", bytes(buf))
+            return
+        pos = len(buf)
+        for kind, a, b in events:
+            if kind == 0:
+                last_string = buf[a:b].decode("utf-8", "replace")
+            elif kind == 1:
+                key, index = last_string, 0
+            else:
+                position = f"document, {key}[{index}] at byte {base + a}"
+                index += 1
+                try:
+                    yield Message(position, {key: [_parse_json(bytes(buf[a:b]))]}, True)
+                except ValueError as e:
+                    yield FramingError(position, "malformed_json", _json_error(e), bytes(buf[a:b]))
+        keep = min(x for x in (item_start, str_start if in_string else -1, pos) if x >= 0)
+        if keep:
+            del buf[:keep]
+            base += keep
+            pos -= keep
+            item_start = item_start - keep if item_start >= 0 else -1
+            str_start = str_start - keep if str_start >= 0 else -1
+        if not data:
+            break
+    if depth != 0 or in_string:
+        yield FramingError(f"document, byte {base}", "malformed_json",
+                           f"malformed JSON: the document ends inside {'a string' if in_string else 'an object or array'}"
+                           f" (nesting depth {depth})", bytes(buf))  # fmt: skip
 
 
 def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterator[Message | FramingError]:
@@ -323,6 +398,8 @@ def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterato
                 yield from _iter_length_prefixed(stream)
             elif fmt.framing == "proto":
                 yield from _iter_raw_proto(stream)
+            elif _stream_document(path, fmt, stream):
+                yield from _iter_json_document_streamed(stream)
             else:
                 data = stream.read()
                 if fmt.framing == "json":
@@ -332,8 +409,20 @@ def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterato
                         yield FramingError("document", "malformed_json", _json_error(e), data)
         except (EOFError, zstandard.ZstdError, gzip.BadGzipFile) as e:
             yield FramingError(
-                f"{fmt.compression} stream", "decompression_error", f"{fmt.compression} stream is corrupt or cut: {e}", b""
+                f"{fmt.compression} stream",
+                "decompression_error",
+                f"{fmt.compression} stream is corrupt or cut: {e}",
+                b"",
             )
+
+
+def _stream_document(path: Path, fmt: Format, stream: IO[bytes]) -> bool:
+    if accel.wire is None or fmt.framing != "json":
+        return False
+    if _peek(stream, 4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"{":
+        return False
+    size = path.stat().st_size * (1 if fmt.compression == "none" else 8)  # compressed: a rough guess
+    return size > STREAM_DOCUMENT_BYTES
 
 
 # --------------------------------------------------------------------------------------------------
@@ -397,9 +486,7 @@ WriteFraming = Literal["jsonl", "json", "proto", "length_prefixed", "length_pref
 def encode_frames(payloads: Iterable[bytes], framing: WriteFraming, zstd_level: int = 3) -> Iterator[bytes]:
     """Frame already-serialised messages (protobuf bytes, or OTLP/JSON bytes for the JSON framings)."""
     cctx = zstandard.ZstdCompressor(level=zstd_level) if framing == "length_prefixed_zstd" else None
-    n = 0
-    for p in payloads:
-        n += 1
+    for n, p in enumerate(payloads, 1):
         if framing == "jsonl":
             yield p + b"\n"
         elif framing in ("json", "proto"):
@@ -414,6 +501,12 @@ def encode_frames(payloads: Iterable[bytes], framing: WriteFraming, zstd_level: 
             yield struct.pack(">I", len(c)) + c
         else:
             raise ValueError(f"unknown framing {framing!r}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, chunks: Iterable[bytes], compression: str = "none") -> int:
@@ -440,6 +533,7 @@ def atomic_write_bytes(path: str | os.PathLike, chunks: Iterable[bytes], compres
                     raw.write(c)
             else:
                 raise ValueError(f"unknown compression {compression!r}")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ position and reason). For every file, records read = records written + records q
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -61,7 +62,9 @@ class InputFile:
 # --------------------------------------------------------------------------------------------------
 
 
-def discover(sources: list[Path], exclude: Path | None = None) -> tuple[list[InputFile], list[dict[str, str]]]:
+def discover(
+    sources: list[Path], exclude: Path | None = None
+) -> tuple[list[InputFile], list[dict[str, str]]]:
     """The OTLP files under ``sources`` (files, or folders searched recursively), and the files that
     were found in folders but skipped (not OTLP), with the reason. A named file that cannot be read
     or is not OTLP is fatal."""
@@ -95,7 +98,9 @@ def discover(sources: list[Path], exclude: Path | None = None) -> tuple[list[Inp
             raise IngestFatalError(str(e)) from e
         if fmt.framing == "unknown":
             if explicit:
-                raise IngestFatalError(f"{path}: not an OTLP file in any framing this reader knows ({fmt.why})")
+                raise IngestFatalError(
+                    f"{path}: not an OTLP file in any framing this reader knows ({fmt.why})"
+                )
             skipped.append({"path": str(path), "reason": f"not OTLP: {fmt.why}"})
             continue
         inputs.append(InputFile(len(inputs), path, str(path), fmt, size))
@@ -174,10 +179,8 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
                 fc.signal = hint
                 raw: Any = msg.raw
                 if msg.code == "malformed_json":
-                    try:
+                    with contextlib.suppress(UnicodeDecodeError):
                         raw = raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        pass
                 fc.quarantine_message(msg.position, msg.code, msg.message, raw)
                 continue
             frames_zstd += msg.frame_compressed
@@ -312,7 +315,9 @@ def ingest_paths(
     return report
 
 
-def _run(inputs: list[InputFile], tmp: Path, signal: str | None, workers: int | None, batch_rows: int) -> list:
+def _run(
+    inputs: list[InputFile], tmp: Path, signal: str | None, workers: int | None, batch_rows: int
+) -> list:
     tasks = [(inp, tmp, signal, batch_rows) for inp in inputs]
     n = min(workers or os.cpu_count() or 1, len(tasks))
     if n <= 1:
