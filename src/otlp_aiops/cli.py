@@ -22,7 +22,9 @@ app = typer.Typer(
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @app.command()
@@ -31,10 +33,14 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Parquet tables.")],
     signal: Annotated[
         str | None,
-        typer.Option(help="traces | metrics | logs: the signal of protobuf input whose file names do not say it."),
+        typer.Option(
+            help="traces | metrics | logs: the signal of protobuf input whose file names do not say it."
+        ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Parallel worker processes (default: CPU count).")] = None,
-    batch_rows: Annotated[int, typer.Option(help="Rows per Parquet row group (bounds memory).")] = 65536,
+    workers: Annotated[
+        int | None, typer.Option(help="Parallel worker processes (default: CPU count).")
+    ] = None,
+    batch_rows: Annotated[int, typer.Option(help="Rows per Parquet row group (bounds memory).")] = 32768,
 ) -> None:
     """Convert OTLP exports (JSON lines, JSON, protobuf, length-prefixed, zstd, gzip) to Parquet tables.
 
@@ -55,20 +61,50 @@ def ingest(
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Raw dataset folder to write.")],
-    system: Annotated[str, typer.Option(help="online-boutique | train-ticket | random:N")] = "online-boutique",
+    system: Annotated[
+        str, typer.Option(help="online-boutique | train-ticket | random:N")
+    ] = "online-boutique",
     duration: Annotated[str, typer.Option(help="Simulated time span, e.g. 2h, 90m, 3600s.")] = "2h",
     incidents: Annotated[int, typer.Option(help="Number of injected incidents.")] = 40,
-    seed: Annotated[int, typer.Option(help="Random seed; same parameters and seed give identical files.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; same parameters and seed give identical files.")
+    ] = 0,
     framing: Annotated[str, typer.Option(help="jsonl | proto | proto-zstd")] = "proto",
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any other simulator setting as KEY=VALUE (a YAML value), repeatable, e.g. "
+            "--set request_rate=5 --set 'fault_types=[cpu_hog, pod_kill]' (see docs/simulator.md).",
+        ),
+    ] = None,
 ) -> None:
     """Write a labelled fault-injection dataset as real OTLP (the built-in default dataset)."""
-    from otlp_aiops.datasets.simulator import SimulatorConfig, simulate as run_simulation
+    import yaml
 
-    cfg = SimulatorConfig.from_dict(
-        {"system": system, "duration": duration, "incidents": incidents, "seed": seed, "framing": framing}
-    )
-    summary = run_simulation(cfg, out)
-    typer.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+    from otlp_aiops.datasets.simulator import ConfigError, SimulatorConfig
+    from otlp_aiops.datasets.simulator import simulate as run_simulation
+
+    params: dict[str, object] = {
+        "system": system,
+        "duration": duration,
+        "incidents": incidents,
+        "seed": seed,
+        "framing": framing,
+    }
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        params[key.strip()] = yaml.safe_load(value)
+    try:
+        cfg = SimulatorConfig.from_dict(params)
+        summary = run_simulation(cfg, out)
+    except (ConfigError, FileExistsError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary.describe())
 
 
 if __name__ == "__main__":

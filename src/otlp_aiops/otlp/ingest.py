@@ -181,6 +181,8 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
                 if msg.code == "malformed_json":
                     with contextlib.suppress(UnicodeDecodeError):
                         raw = raw.decode("utf-8")
+                    m = _JSON_SIGNAL_KEY.search(raw[:4096] if isinstance(raw, str) else "")
+                    fc.signal = fc.signal or (SIGNAL_KEYS[m.group(1)] if m else None)
                 fc.quarantine_message(msg.position, msg.code, msg.message, raw)
                 continue
             frames_zstd += msg.frame_compressed
@@ -259,6 +261,7 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
 
 
 _TOP_KEYS = frozenset(SIGNAL_KEYS)
+_JSON_SIGNAL_KEY = re.compile('"(' + "|".join(SIGNAL_KEYS) + ')"')
 
 
 def _json_signals(obj: Any) -> list[str]:
@@ -291,7 +294,7 @@ def ingest_paths(
     *,
     signal: str | None = None,
     workers: int | None = None,
-    batch_rows: int = 65536,
+    batch_rows: int = 32768,
 ) -> dict[str, Any]:
     """Convert OTLP files to Parquet tables under ``out`` (replaced atomically). Returns the report."""
     if signal is not None and signal not in SIGNALS:
