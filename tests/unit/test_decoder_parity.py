@@ -58,7 +58,10 @@ def _span_request() -> trace_service_pb2.ExportTraceServiceRequest:
         s = ss.spans.add()
         s.trace_id, s.span_id, s.parent_span_id = TID, bytes([i + 1] * 8), SID
         s.name, s.kind = f"op{i}", 2
-        s.start_time_unix_nano, s.end_time_unix_nano = 1_700_000_000_000_000_000 + i, 1_700_000_000_000_001_000 + i
+        s.start_time_unix_nano, s.end_time_unix_nano = (
+            1_700_000_000_000_000_000 + i,
+            1_700_000_000_000_001_000 + i,
+        )
         s.trace_state, s.flags = "k=v", 0x101
         s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count = 1, 2, 3
         s.status.code, s.status.message = 2, "boom"
@@ -107,12 +110,20 @@ def _broken_spans_payload() -> bytes:
     bad_utf8 = _ld(1, TID) + _ld(2, SID) + _ld(5, b"\xff\xfe")
     unknown = good + _key(99, 0) + _varint(1) + _ld(98, b"zz")
     wrong_wt = _ld(1, TID) + _ld(2, SID) + _ld(6, b"xx")  # kind as bytes: an unknown field
-    merged_value = _ld(1, TID) + _ld(2, SID) + _ld(9, _ld(1, b"k") + _ld(2, _ld(1, b"first")) + _ld(2, _key(3, 0) + _varint(5)))
-    merged_arrays = _ld(1, TID) + _ld(2, SID) + _ld(
-        9, _ld(1, b"arr") + _ld(2, _ld(5, _ld(1, _ld(1, b"a")))) + _ld(2, _ld(5, _ld(1, _ld(1, b"b"))))
+    merged_value = (
+        _ld(1, TID)
+        + _ld(2, SID)
+        + _ld(9, _ld(1, b"k") + _ld(2, _ld(1, b"first")) + _ld(2, _key(3, 0) + _varint(5)))
+    )
+    merged_arrays = (
+        _ld(1, TID)
+        + _ld(2, SID)
+        + _ld(9, _ld(1, b"arr") + _ld(2, _ld(5, _ld(1, _ld(1, b"a")))) + _ld(2, _ld(5, _ld(1, _ld(1, b"b")))))
     )
     cut_inside = _ld(1, TID) + _ld(2, SID) + _key(5, 2) + _varint(50) + b"only-a-few"
-    status_twice = _ld(1, TID) + _ld(2, SID) + _ld(15, _ld(2, b"m1") + _key(3, 0) + _varint(1)) + _ld(15, _ld(2, b"m2"))
+    status_twice = (
+        _ld(1, TID) + _ld(2, SID) + _ld(15, _ld(2, b"m1") + _key(3, 0) + _varint(1)) + _ld(15, _ld(2, b"m2"))
+    )
     spans = [good, bad_id, unknown, bad_kind, bad_time, bad_utf8, wrong_wt, merged_value, merged_arrays, cut_inside,
              status_twice, good]  # fmt: skip
     scope = _ld(1, _ld(1, b"lib")) + b"".join(_ld(2, s) for s in spans) + _key(77, 0) + _varint(3)
@@ -164,7 +175,9 @@ def _lenient_json_lines() -> list[bytes]:
     v["kind"] = "SPAN_KIND_CLIENT"  # enum name
     v["status"] = {"code": "STATUS_CODE_OK"}
     variants.append(v)
-    v = {("start_time_unix_nano" if k == "startTimeUnixNano" else k): x for k, x in s0.items()}  # snake_case key
+    v = {
+        ("start_time_unix_nano" if k == "startTimeUnixNano" else k): x for k, x in s0.items()
+    }  # snake_case key
     variants.append(v)
     v = json.loads(json.dumps(s0))
     v["startTimeUnixNano"] = int(v["startTimeUnixNano"])  # int64 as a number
@@ -199,7 +212,10 @@ def _lenient_json_lines() -> list[bytes]:
 
 def _rows(t: pa.Table) -> list[dict]:
     """Rows as dicts, nanosecond timestamps as integers (datetime cannot hold them)."""
-    cols = {n: (c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c) for n, c in zip(t.column_names, t.columns)}
+    cols = {
+        n: (c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c)
+        for n, c in zip(t.column_names, t.columns, strict=True)
+    }
     return pa.table(cols).to_pylist()
 
 
@@ -220,7 +236,11 @@ def _ingest_both(tmp_path: Path, files: dict[str, bytes], monkeypatch) -> tuple[
         monkeypatch.setattr(accel, "wire", wire)
         out = tmp_path / impl
         report = ingest_paths([src], out, workers=1)
-        quarantine = [json.loads(line) for f in sorted(out.glob("quarantine/*.jsonl")) for line in f.read_text().splitlines()]
+        quarantine = [
+            json.loads(line)
+            for f in sorted(out.glob("quarantine/*.jsonl"))
+            for line in f.read_text().splitlines()
+        ]
         for q in quarantine:  # the wording of a reason may differ between decoders; the code may not
             q.pop("reason")
         results.append((report, _read_all(out), quarantine))
@@ -236,7 +256,9 @@ def _ingest_both(tmp_path: Path, files: dict[str, bytes], monkeypatch) -> tuple[
 
 def test_protobuf_parity_and_values(tmp_path, monkeypatch):
     files = {
-        "traces-good.binpb": b"".join(encode_frames([_span_request().SerializeToString()], "length_prefixed")),
+        "traces-good.binpb": b"".join(
+            encode_frames([_span_request().SerializeToString()], "length_prefixed")
+        ),
         "traces-broken.binpb": b"".join(encode_frames([_broken_spans_payload()], "length_prefixed")),
         "logs.binpb": b"".join(encode_frames([_log_request().SerializeToString()], "length_prefixed")),
     }
@@ -254,7 +276,9 @@ def test_protobuf_parity_and_values(tmp_path, monkeypatch):
     spans = _rows(tables["spans"])
     merged = [s for s in spans if s["attributes"] == [("k", "5")]]
     assert len(merged) == 1 and merged[0]["attribute_types"] == [("k", "int")]  # the later occurrence wins
-    arrays = [s for s in spans if s["attributes"] and s["attributes"][0][0] == "arr" and len(s["attributes"]) == 1]
+    arrays = [
+        s for s in spans if s["attributes"] and s["attributes"][0][0] == "arr" and len(s["attributes"]) == 1
+    ]
     assert arrays[0]["attributes"] == [("arr", '["a","b"]')]  # repeated array occurrences concatenate
     twice = [s for s in spans if s["status_message"] == "m2"]
     assert twice[0]["status_code"] == 1  # Status occurrences merge field by field
@@ -269,7 +293,13 @@ def test_protobuf_parity_and_values(tmp_path, monkeypatch):
         "i": "int", "d": "double", "nan": "double", "negzero": "double", "b": "bool", "bytes": "bytes",
         "none": "empty", "arr": "array", "map": "kvlist_otlp",
     }  # fmt: skip
-    assert (s0["flags"], s0["trace_state"], s0["kind"], s0["status_code"], s0["duration_ns"]) == (0x101, "k=v", 2, 2, 1000)
+    assert (s0["flags"], s0["trace_state"], s0["kind"], s0["status_code"], s0["duration_ns"]) == (
+        0x101,
+        "k=v",
+        2,
+        2,
+        1000,
+    )
     logs = {r["_record_index"]: r for r in _rows(tables["logs"])}
     assert [(logs[i]["body_type"], logs[i]["body"]) for i in range(8)] == [
         ("string", "hello"), ("int", "42"), ("double", "0.1"), ("bool", "true"), ("bytes", "AQ=="),

@@ -239,7 +239,7 @@ def promote(
             continue
         arr = ac._vals_arr.take(pa.array(idx, mask=idx < 0))
         if pa.types.is_integer(typ):
-            ok = pc.match_substring_regex(arr, r"^[+-]?[0-9]{1,18}$")
+            ok = pc.match_substring_regex(arr, r"^-?[0-9]{1,18}$")  # what a cast to int64 accepts
             arr = pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(typ)
         out[col] = arr
     return out

@@ -347,9 +347,26 @@ def _resource(container: dict, fc: FileContext):
         res = _norm(res, K_RESOURCE, "Resource", fc)
     attrs = _rendered_attrs(res.get("attributes"), fc, "resource attributes")
     dropped = _uint(res.get("droppedAttributesCount"), "resource droppedAttributesCount")
-    refs = res.get("entityRefs")
-    refs_json = orjson.dumps(refs).decode() if refs else None
+    refs_json = _entity_refs_json(res.get("entityRefs"))
     return fc.register_resource(key, make_resource(attrs, dropped, schema_url, refs_json))
+
+
+def _entity_refs_json(refs: Any) -> str | None:
+    """Resource.entity_refs in canonical OTLP/JSON, whatever spelling the input used, so that
+    the same resource gets the same id from JSON and from protobuf."""
+    if not refs:
+        return None
+    from google.protobuf.json_format import ParseDict, ParseError  # no ids inside: safe here
+    from opentelemetry.proto.resource.v1 import resource_pb2
+
+    from otlp_aiops.otlp.otlpjson import to_otlp_dict
+
+    r = resource_pb2.Resource()
+    try:
+        ParseDict({"entityRefs": refs}, r)
+    except ParseError as e:
+        raise RecordError("invalid_value", f"resource entityRefs: {e}") from None
+    return orjson.dumps(to_otlp_dict(r).get("entityRefs")).decode() if len(r.entity_refs) else None
 
 
 def _scope(container: dict, fc: FileContext):
@@ -715,8 +732,9 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
     for q in qv:
         if type(q) is not dict or not K_QUANTILE.issuperset(q):
             q = _norm(q, K_QUANTILE, "ValueAtQuantile", fc)
-        qs.append(json_double(q.get("quantile") or 0.0, "quantile"))
-        vs.append(json_double(q.get("value") or 0.0, "value"))
+        qx, vx = q.get("quantile"), q.get("value")
+        qs.append(0.0 if qx is None else json_double(qx, "quantile"))
+        vs.append(0.0 if vx is None else json_double(vx, "value"))
     sm = p.get("sum")
     return count, 0.0 if sm is None else json_double(sm, "sum"), qs, vs
 

@@ -2,10 +2,11 @@
 
 The inverse of :mod:`otlp_aiops.otlp.ingest`: ``export_traces`` / ``export_logs`` /
 ``export_metrics`` read ``<folder>/<table>/*.parquet`` and return one ``TracesData`` /
-``LogsData`` / ``MetricsData``. Records are grouped by resource, then scope (then, for metrics, by
-the metric they belong to), in ``(_source_file, _record_index)`` order, so a file that was ingested
-alone comes back with its records in their original order; the grouping into ``Resource*`` /
-``Scope*`` messages may differ from the source (two blocks with the same resource become one).
+``LogsData`` / ``MetricsData``. Records are read in ``(_source_file, _record_index)`` order and
+grouped by resource, then scope (then, for metrics, by the metric they belong to); groups come in
+the order of their first record and records keep their order within a group. So the grouping into
+``Resource*`` / ``Scope*`` / ``Metric`` messages may differ from the source (two blocks with the
+same resource become one), while every record comes back with every field.
 
 What the tables do not keep (see the :mod:`~otlp_aiops.otlp.schema` docstring) cannot come back:
 an empty span ``status``, an empty resource or scope, empty exponential histogram buckets, and an

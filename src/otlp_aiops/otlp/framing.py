@@ -24,8 +24,10 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,10 @@ from typing import IO, Any, Literal
 
 import orjson
 import zstandard
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlp_aiops.otlp import accel
 
@@ -90,16 +96,79 @@ class UnreadableInput(Exception):
 # --------------------------------------------------------------------------------------------------
 
 
-def _open_decompressed(path: Path) -> tuple[IO[bytes], str]:
+class _DecompressingReader(io.RawIOBase):
+    """A whole-file gzip or zstd stream (several members / frames allowed), decompressed as read.
+
+    A stream that is cut short or corrupt does not raise: everything that could be decompressed
+    is returned, then end-of-file, and ``problem`` says what went wrong (the standard readers
+    either drop the last buffer's worth of good data when they raise, or, for zstd, say nothing).
+    """
+
+    def __init__(self, raw: IO[bytes], kind: str) -> None:
+        self.raw = raw
+        self.kind = kind
+        self.problem: str | None = None
+        self._d = self._new()
+        self._in_member = False
+        self._out = b""
+        self._pos = 0
+        self._done = False
+
+    def _new(self) -> Any:
+        if self.kind == "gzip":
+            return zlib.decompressobj(wbits=31)
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._out):
+            if self._done:
+                return 0
+            self._out, self._pos = self._feed(self.raw.read(1 << 20)), 0
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = self._out[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def _feed(self, data: bytes) -> bytes:
+        if not data:
+            if self._in_member:
+                unit = "gzip member" if self.kind == "gzip" else "zstd frame"
+                self.problem = f"the {self.kind} stream is cut: the file ends inside a {unit}"
+            self._done = True
+            return b""
+        out = []
+        while data:
+            try:
+                out.append(self._d.decompress(data))
+            except (zlib.error, zstandard.ZstdError) as e:
+                self.problem = f"corrupt {self.kind} data: {e}"
+                self._done = True
+                break
+            self._in_member = True
+            if not self._d.eof:
+                break
+            data = self._d.unused_data  # the next member / frame, if any
+            self._d = self._new()
+            self._in_member = False
+        return b"".join(out)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _open_decompressed(path: Path) -> tuple[IO[bytes], str, _DecompressingReader | None]:
     f = open(path, "rb")  # noqa: SIM115 -- returned to the caller, who closes it
     head = f.read(4)
     f.seek(0)
-    if head[:2] == GZIP_MAGIC:
-        return io.BufferedReader(gzip.GzipFile(fileobj=f, mode="rb"), _SNIFF_BYTES), "gzip"  # type: ignore[arg-type]
-    if head == ZSTD_MAGIC:
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader, _SNIFF_BYTES), "zstd"  # type: ignore[arg-type]
-    return io.BufferedReader(f, _SNIFF_BYTES), "none"  # type: ignore[arg-type]
+    kind = "gzip" if head[:2] == GZIP_MAGIC else "zstd" if head == ZSTD_MAGIC else None
+    if kind is None:
+        return io.BufferedReader(f, _SNIFF_BYTES), "none", None  # type: ignore[arg-type]
+    reader = _DecompressingReader(f, kind)
+    return io.BufferedReader(reader, _SNIFF_BYTES), kind, reader
 
 
 def _peek(stream: IO[bytes], n: int = _SNIFF_BYTES) -> bytes:
@@ -113,28 +182,60 @@ def _is_otlp_json_line(line: bytes) -> bool:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(obj, dict) and (not obj or not _OTLP_JSON_KEYS.isdisjoint(obj))
+    return isinstance(obj, dict) and not _OTLP_JSON_KEYS.isdisjoint(obj)
 
 
-def _looks_like_otlp_proto(head: bytes) -> bool:
-    """Whether bytes starting with 0x0a are an OTLP message (field 1 = a Resource* block) rather
-    than, say, a text file that begins with a blank line."""
+def _is_json_object_line(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+_JSON_START = re.compile(rb"[{\[][ \t\r\n]*(?:[\"{\[\]}]|$)")
+_RESOURCE_TYPES = (trace_pb2.ResourceSpans, logs_pb2.ResourceLogs, metrics_pb2.ResourceMetrics)
+
+
+def _json_like(data: bytes) -> bool:
+    """Whether bytes start like JSON text: an object or array opening, then a key, value or close."""
+    return _JSON_START.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")) is not None
+
+
+def _looks_like_otlp_proto(head: bytes) -> str | None:
+    """How sure it is that bytes starting with 0x0a are a protobuf OTLP message (field 1 = a
+    Resource* block), not text that happens to start with a newline: "clean" when the first block
+    lies within ``head`` and parses as a Resource* without unknown fields, "plausible" when it runs
+    past ``head`` but its first fields have Resource* tags, else None."""
+    if head[:1] != b"\x0a":
+        return None
     try:
         n, i = _varint(head, 1)
     except ValueError:
-        return False
+        return None
     if n == 0:
-        return True
-    # A Resource* block holds only fields 1-3, all length-delimited: tags 0x0a, 0x12, 0x1a.
+        return "plausible"
+    if i + n <= len(head):
+        block = head[i : i + n]
+        for rtype in _RESOURCE_TYPES:
+            try:
+                m = rtype.FromString(block)
+            except DecodeError:
+                continue
+            m.DiscardUnknownFields()
+            if m.ByteSize() == n:
+                return "clean"
+        return None
+    # The block runs past what we have: its first fields must be Resource* fields 1-3, all
+    # length-delimited (tags 0x0a, 0x12, 0x1a).
     if i >= len(head) or head[i] not in (0x0A, 0x12, 0x1A):
-        return False
+        return None
     try:
         for field, wt, _, _ in split_fields(head, i, min(i + n, len(head))):
             if field > 3 or wt != 2:
-                return False
+                return None
     except ValueError:
-        return i + n > len(head)  # cut by the sniff window, not malformed
-    return True
+        pass  # cut by the end of what we have
+    return "plausible"
 
 
 def _sniff_head(head: bytes, compression: str) -> Format:
@@ -143,18 +244,20 @@ def _sniff_head(head: bytes, compression: str) -> Format:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         return Format(compression, "empty")
-    if text[:1] in (b"{", b"["):
+    proto = _looks_like_otlp_proto(head)
+    if proto == "clean":
+        return Format(compression, "proto")
+    if _json_like(text):
         lines = [ln for ln in text.split(b"\n")[:-1] if ln.strip()]
-        if not lines or _is_otlp_json_line(lines[0]):
-            # One line, or a first line longer than the sniff window: read line by line (a
-            # single-line document is one line, so nothing is lost).
+        if not lines or _is_json_object_line(lines[0]):
+            # A whole object on the first line (a pretty-printed document's first line never is),
+            # or a first line longer than the sniff window: read line by line.
             return Format(compression, "jsonl")
-            return Format(compression, "jsonl")
-        # The first line is not a whole OTLP object: a pretty-printed document, unless later lines are.
+        # A pretty-printed document, unless later lines are whole OTLP objects (a bad first line).
         if any(_is_otlp_json_line(ln) for ln in lines[1:16]):
             return Format(compression, "jsonl")
         return Format(compression, "json")
-    if head[:1] == b"\x0a" and _looks_like_otlp_proto(head):
+    if proto == "plausible":
         return Format(compression, "proto")
     # A 4-byte big-endian length first: its top byte is small, while a raw OTLP message starts
     # with the tag 0x0a (field 1, length-delimited).
@@ -172,15 +275,16 @@ def sniff(path: str | os.PathLike) -> Format:
     """Detect compression and framing of an OTLP file from its first bytes."""
     path = Path(path)
     try:
-        stream, compression = _open_decompressed(path)
+        stream, compression, reader = _open_decompressed(path)
     except OSError as e:
         raise UnreadableInput(f"{path}: cannot open: {e}") from e
     try:
-        try:
-            head = _peek(stream)
-        except (OSError, EOFError, zstandard.ZstdError) as e:
-            return Format(compression, "unknown", f"cannot decompress {compression}: {e}")
+        head = _peek(stream)
+        if not head and reader is not None and reader.problem:
+            return Format(compression, "unknown", f"cannot decompress: {reader.problem}")
         return _sniff_head(head, compression)
+    except OSError as e:
+        raise UnreadableInput(f"{path}: cannot read: {e}") from e
     finally:
         stream.close()
 
@@ -215,12 +319,15 @@ def _decode_payload(position: str, payload: bytes) -> Message | FramingError:
     compressed = payload[:4] == ZSTD_MAGIC
     if compressed:
         try:
-            payload = zstandard.ZstdDecompressor().decompressobj().decompress(payload)
+            d = zstandard.ZstdDecompressor().decompressobj()
+            payload = d.decompress(payload)
+            if not d.eof:
+                raise zstandard.ZstdError("the frame is incomplete")
         except zstandard.ZstdError as e:
             return FramingError(
                 position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload
             )
-    if payload[:1] in (b"{", b"[") or payload.lstrip()[:1] == b"{":
+    if _looks_like_otlp_proto(payload) != "clean" and _json_like(payload):
         try:
             return Message(position, _parse_json(payload), True, compressed)
         except ValueError as e:
@@ -387,33 +494,45 @@ def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterato
     if fmt.framing in ("empty", "unknown"):
         return
     try:
-        stream, _ = _open_decompressed(path)
+        stream, _, reader = _open_decompressed(path)
     except OSError as e:
         raise UnreadableInput(f"{path}: cannot open: {e}") from e
     with stream:
-        try:
-            if fmt.framing == "jsonl":
-                yield from _iter_jsonl(stream)
-            elif fmt.framing == "length_prefixed":
-                yield from _iter_length_prefixed(stream)
-            elif fmt.framing == "proto":
-                yield from _iter_raw_proto(stream)
-            elif _stream_document(path, fmt, stream):
-                yield from _iter_json_document_streamed(stream)
+        if fmt.framing == "jsonl":
+            items = _iter_jsonl(stream)
+        elif fmt.framing == "length_prefixed":
+            items = _iter_length_prefixed(stream)
+        elif fmt.framing == "proto":
+            items = _iter_raw_proto(stream)
+        elif _stream_document(path, fmt, stream):
+            items = _iter_json_document_streamed(stream)
+        else:
+            items = _iter_json_document(stream)
+        last = None
+        for item in items:
+            if last is not None:
+                yield last
+            last = item
+        if reader is not None and reader.problem:
+            # A cut compressed stream usually also cuts the last message: one entry says both.
+            if isinstance(last, FramingError):
+                last = FramingError(
+                    last.position, "decompression_error", f"{reader.problem}; {last.message}", last.raw
+                )
             else:
-                data = stream.read()
-                if fmt.framing == "json":
-                    try:
-                        yield Message("document", _parse_json(data), True)
-                    except ValueError as e:
-                        yield FramingError("document", "malformed_json", _json_error(e), data)
-        except (EOFError, zstandard.ZstdError, gzip.BadGzipFile) as e:
-            yield FramingError(
-                f"{fmt.compression} stream",
-                "decompression_error",
-                f"{fmt.compression} stream is corrupt or cut: {e}",
-                b"",
-            )
+                if last is not None:
+                    yield last
+                last = FramingError(f"{fmt.compression} stream", "decompression_error", reader.problem, b"")
+        if last is not None:
+            yield last
+
+
+def _iter_json_document(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+    data = stream.read()
+    try:
+        yield Message("document", _parse_json(data), True)
+    except ValueError as e:
+        yield FramingError("document", "malformed_json", _json_error(e), data)
 
 
 def _stream_document(path: Path, fmt: Format, stream: IO[bytes]) -> bool:

@@ -48,6 +48,10 @@ class IngestFatalError(Exception):
     """An input that cannot be read at all, or an output that cannot be written."""
 
 
+class OutputWriteError(IngestFatalError, OSError):
+    """The output cannot be written (disk full, permissions); the previous output stays."""
+
+
 @dataclass(frozen=True)
 class InputFile:
     index: int
@@ -156,6 +160,21 @@ class _TableWriters:
             w.close()
 
 
+def _write(writers: _TableWriters, tables: dict[str, pa.Table]) -> None:
+    try:
+        writers.write(tables)
+    except OSError as e:
+        raise OutputWriteError(str(e)) from e
+
+
+def _read(inp: InputFile) -> Any:
+    """The messages of an input file; an I/O error while reading it is fatal and names it."""
+    try:
+        yield from iter_messages(inp.path, inp.fmt)
+    except OSError as e:
+        raise IngestFatalError(f"{inp.label}: cannot read: {e}") from e
+
+
 def _new_batches(label: str) -> dict[str, Any]:
     return {"traces": SpanBatch(label), "logs": LogBatch(label), "metrics": MetricBatch(label)}
 
@@ -164,7 +183,8 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
     """Convert one input file into part files under ``out_dir``; return its report entry, its
     resources and scopes, and its quarantine records."""
     hint = signal or signal_from_name(inp.path)
-    signal_source = "option" if signal else "file name" if hint else None
+    proto_source = "option" if signal else "file name" if hint else "content"
+    signal_sources: set[str] = set()
     fc = FileContext(inp.label)
     batches = _new_batches(inp.label)
     writers = _TableWriters(out_dir, inp.index)
@@ -173,14 +193,15 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
     try:
-        for msg in iter_messages(inp.path, inp.fmt):
+        for msg in _read(inp):
             fc.messages_read += 1
             if isinstance(msg, FramingError):
                 fc.signal = hint
                 raw: Any = msg.raw
-                if msg.code == "malformed_json":
+                if inp.fmt.framing in ("jsonl", "json") or msg.code == "malformed_json":
                     with contextlib.suppress(UnicodeDecodeError):
-                        raw = raw.decode("utf-8")
+                        raw = raw.decode("utf-8")  # text stays readable in the quarantine
+                if msg.code == "malformed_json":
                     m = _JSON_SIGNAL_KEY.search(raw[:4096] if isinstance(raw, str) else "")
                     fc.signal = fc.signal or (SIGNAL_KEYS[m.group(1)] if m else None)
                 fc.quarantine_message(msg.position, msg.code, msg.message, raw)
@@ -196,6 +217,7 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
                                                   "no resourceSpans / resourceMetrics / resourceLogs at the top level",
                                                   obj)  # fmt: skip
                         continue
+                    signal_sources.add("JSON key")
                     for sig in sigs:
                         fc.signal = sig
                         seen_signals[sig] += 1
@@ -213,18 +235,23 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
                     )  # fmt: skip
                     continue
                 seen_signals[sig] += 1
+                signal_sources.add(proto_source)
                 decode_message(msg.payload, sig, fc, batches[sig], msg.position)
             for sig, b in batches.items():
                 if len(b) >= batch_rows:
-                    writers.write(b.to_tables())
+                    _write(writers, b.to_tables())
                     batches[sig] = type(b)(inp.label)
         for b in batches.values():
             if len(b):
-                writers.write(b.to_tables())
+                _write(writers, b.to_tables())
     finally:
-        writers.close()
-        if gc_was_enabled:
-            gc.enable()
+        try:
+            writers.close()
+        except OSError as e:
+            raise OutputWriteError(str(e)) from e
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
     written = sum(writers.rows[t] for sig in SIGNALS for t in S.RECORD_TABLES[sig])
     if written + fc.records_quarantined != fc.records_read:  # an invariant, not an input error
@@ -233,20 +260,21 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
         )
     if fc.quarantine:
         qdir = out_dir / "quarantine"
-        qdir.mkdir(parents=True, exist_ok=True)
-        with open(qdir / f"part-{inp.index:05d}.jsonl", "wb") as f:
-            for q in fc.quarantine:
-                f.write(_dump_quarantine(q) + b"\n")
+        try:
+            qdir.mkdir(parents=True, exist_ok=True)
+            with open(qdir / f"part-{inp.index:05d}.jsonl", "wb") as f:
+                for q in fc.quarantine:
+                    f.write(_dump_quarantine(q) + b"\n")
+        except OSError as e:
+            raise OutputWriteError(str(e)) from e
     sig_list = sorted(seen_signals)
-    if signal_source is None and sig_list:
-        signal_source = "JSON key" if inp.fmt.framing in ("jsonl", "json") else "content"
     entry = {
         "path": inp.label,
         "bytes": inp.size,
         "compression": inp.fmt.compression,
         "framing": inp.fmt.framing + ("+zstd frames" if frames_zstd else ""),
         "signals": sig_list,
-        "signal_source": signal_source,
+        "signal_source": ", ".join(sorted(signal_sources)) or None,
         "messages_read": fc.messages_read,
         "messages_quarantined": fc.messages_quarantined,
         "records_read": fc.records_read,
@@ -309,8 +337,15 @@ def ingest_paths(
     except OSError as e:
         raise IngestFatalError(f"{out}: cannot write the output: {e}") from e
     try:
-        results = _run(inputs, tmp, signal, workers, batch_rows)
-        report = _finish(inputs, skipped, results, tmp, out)
+        try:
+            results = _run(inputs, tmp, signal, workers, batch_rows)
+            report = _finish(inputs, skipped, results, tmp, out)
+        except OutputWriteError as e:
+            raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
+        except OSError as e:
+            if isinstance(e, IngestFatalError):
+                raise
+            raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

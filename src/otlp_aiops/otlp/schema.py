@@ -14,7 +14,10 @@ Conventions
   It is null when every value is a string.
 * "lossless" means every OTLP field value is kept; the presence of an *empty* optional sub-message
   (a span ``status`` with code 0 and no message, an empty ``resource`` or ``scope``, empty exponential
-  histogram buckets) is not, because OTLP gives it no meaning apart from the defaults.
+  histogram buckets) is not, because OTLP gives it no meaning apart from the defaults. A resource or
+  scope block with no records, or a metric with no data points, has no row to live in and is not
+  kept. OTLP requires attribute keys to be unique; if a producer repeats one, every entry stays in
+  ``attributes`` but ``attribute_types`` (keyed by name) cannot tell their types apart.
 * every row carries ``_source_file`` and ``_record_index`` (lineage). For child rows (span events,
   span links, exemplars) ``_record_index`` is that of the parent span / data point.
 """

@@ -1,0 +1,27 @@
+"""Packaging promises: the core imports without the heavy ML stack, and the CLI exposes every stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from otlp_aiops.cli import app
+
+
+def test_core_imports_without_heavy_dependencies():
+    code = (
+        "import sys, otlp_aiops.otlp.ingest, otlp_aiops.otlp.export, otlp_aiops.datasets.simulator, otlp_aiops.cli; "
+        "heavy = [m for m in ('torch', 'torch_geometric', 'mlflow', 'dowhy', 'sklearn', 'dvc') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_cli_lists_the_stages():
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "simulate"):
+        assert command in result.output
