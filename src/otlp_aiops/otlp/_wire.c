@@ -95,6 +95,7 @@ static int skip_field(Rd *r, int wt) {
 
 typedef struct {
     PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols */
+    PyObject *kidx;                         /* its key index: dict key -> position in the key table */
 } Attrs;
 
 typedef struct {
@@ -317,6 +318,83 @@ static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObje
     return -2;
 }
 
+/* Attribute keys repeat endlessly: a small cache maps key bytes to one str object, and each batch's
+ * key index maps that str to a small int, which is what the batch stores per attribute. */
+#define KC_SIZE 4096
+#define KC_MAX_KEY 256
+typedef struct {
+    uint64_t h;
+    Py_ssize_t n;
+    char *bytes;
+    PyObject *str;
+} KCEntry;
+static KCEntry kcache[KC_SIZE];
+static int kcache_used;
+
+static uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void kcache_clear(void) {
+    for (int i = 0; i < KC_SIZE; i++) {
+        if (kcache[i].str) {
+            Py_DECREF(kcache[i].str);
+            PyMem_Free(kcache[i].bytes);
+            kcache[i].str = NULL;
+        }
+    }
+    kcache_used = 0;
+}
+
+/* A new reference to the str of key bytes; a record error if they are not UTF-8. */
+static int key_str(Ctx *c, const uint8_t *p, Py_ssize_t n, PyObject **out) {
+    if (n > KC_MAX_KEY) return utf8(c, p, n, "an attribute key", out);
+    uint64_t h = fnv1a(p, n);
+    int slot = -1;
+    for (int probe = 0; probe < 8; probe++) {
+        KCEntry *e = &kcache[(h + probe) & (KC_SIZE - 1)];
+        if (!e->str) {
+            if (slot < 0) slot = (int)((h + probe) & (KC_SIZE - 1));
+            break;
+        }
+        if (e->h == h && e->n == n && memcmp(e->bytes, p, n) == 0) {
+            Py_INCREF(e->str);
+            *out = e->str;
+            return 0;
+        }
+    }
+    int rc = utf8(c, p, n, "an attribute key", out);
+    if (rc < 0 || slot < 0) return rc;
+    if (kcache_used >= KC_SIZE / 2) {
+        kcache_clear();
+        slot = (int)(h & (KC_SIZE - 1));
+    }
+    char *copy = PyMem_Malloc(n ? n : 1);
+    if (!copy) return 0; /* not cached: fine */
+    memcpy(copy, p, n);
+    kcache[slot] = (KCEntry){h, n, copy, *out};
+    Py_INCREF(*out);
+    kcache_used++;
+    return 0;
+}
+
+/* keys.append(kidx.setdefault(k, len(kidx))) */
+static int append_key(Attrs *a, PyObject *k) {
+    PyObject *i = PyDict_GetItemWithError(a->kidx, k);
+    if (!i) {
+        if (PyErr_Occurred()) return -2;
+        PyObject *ni = PyLong_FromSsize_t(PyDict_GET_SIZE(a->kidx));
+        if (!ni) return -2;
+        int rc = PyDict_SetItem(a->kidx, k, ni);
+        Py_DECREF(ni); /* the dict holds it */
+        if (rc < 0) return -2;
+        i = ni;
+    }
+    return PyList_Append(a->keys, i) < 0 ? -2 : 0;
+}
+
 /* Append one KeyValue to the attribute lists. */
 static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
     Rd r = {p, p + n};
@@ -361,7 +439,7 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
         }
     }
     PyObject *k;
-    int rc = utf8(c, kp, kn, "an attribute key", &k);
+    int rc = key_str(c, kp, kn, &k);
     if (rc < 0) {
         Py_XDECREF(merged);
         return rc;
@@ -387,7 +465,7 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
         }
         Py_DECREF(pos);
     }
-    rc = (PyList_Append(a->keys, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
+    rc = (append_key(a, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
     Py_DECREF(k);
     Py_DECREF(tag);
     Py_DECREF(text);
@@ -398,16 +476,18 @@ bad:
 }
 
 static int get_attrs(PyObject *t, Attrs *a) {
-    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 4) {
-        PyErr_SetString(PyExc_TypeError, "attribute lists must be a 4-tuple (keys, vals, tag_pos, tags)");
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
+        PyErr_SetString(PyExc_TypeError, "attribute lists must be a 5-tuple (keys, vals, tag_pos, tags, key_index)");
         return -1;
     }
     a->keys = PyTuple_GET_ITEM(t, 0);
     a->vals = PyTuple_GET_ITEM(t, 1);
     a->tag_pos = PyTuple_GET_ITEM(t, 2);
     a->tags = PyTuple_GET_ITEM(t, 3);
-    if (!PyList_Check(a->keys) || !PyList_Check(a->vals) || !PyList_Check(a->tag_pos) || !PyList_Check(a->tags)) {
-        PyErr_SetString(PyExc_TypeError, "attribute lists must be lists");
+    a->kidx = PyTuple_GET_ITEM(t, 4);
+    if (!PyList_Check(a->keys) || !PyList_Check(a->vals) || !PyList_Check(a->tag_pos) || !PyList_Check(a->tags) ||
+        !PyDict_Check(a->kidx)) {
+        PyErr_SetString(PyExc_TypeError, "attribute lists must be lists, and the key index a dict");
         return -1;
     }
     return 0;
@@ -438,9 +518,11 @@ static int attrs_rollback(Attrs *a, AttrsMark *m) {
 
 static PyObject *size_obj(PyObject *list) { return PyLong_FromSsize_t(PyList_GET_SIZE(list)); }
 
-/* Report a record error: errors.append((index_in_scope, record_index, code, message, record_bytes)). */
-static int report(Ctx *c, PyObject *errors, Py_ssize_t idx, long long rec, const uint8_t *p, Py_ssize_t n) {
-    PyObject *t = Py_BuildValue("(nLsOy#)", idx, rec, c->err_code, c->err_msg, (const char *)p, n);
+/* Report an error: errors.append((resource_index, scope_index, index_in_scope, record_index, code,
+ * message, bytes)). An index of -1 means the error is about the container one level up. */
+static int report(Ctx *c, PyObject *errors, Py_ssize_t ri, Py_ssize_t si, Py_ssize_t idx, long long rec,
+                  const uint8_t *p, Py_ssize_t n) {
+    PyObject *t = Py_BuildValue("(nnnLsOy#)", ri, si, idx, rec, c->err_code, c->err_msg, (const char *)p, n);
     Py_CLEAR(c->err_msg);
     if (!t) return -2;
     int rc = PyList_Append(errors, t);
@@ -676,7 +758,8 @@ typedef int (*record_fn)(Ctx *, void *, const uint8_t *, Py_ssize_t, PyObject *,
 
 static PyObject *iterate_scope(Ctx *c, void *out, const uint8_t *buf, Py_ssize_t len, PyObject *ci, long long rec0,
                                PyObject *errors, const char *container, record_fn fn,
-                               int (*mark)(void *, void *), int (*rollback)(void *, void *), void *markbuf) {
+                               int (*mark)(void *, void *), int (*rollback)(void *, void *), void *markbuf,
+                               Py_ssize_t ri, Py_ssize_t si) {
     Rd r = {buf, buf + len};
     Py_ssize_t idx = 0;
     while (r.p < r.end) {
@@ -691,7 +774,8 @@ static PyObject *iterate_scope(Ctx *c, void *out, const uint8_t *buf, Py_ssize_t
             int rc = fn(c, out, s, sn, ci, rec0 + idx);
             if (rc == -2) return NULL;
             if (flush_unknown(c, rc == 0 || strcmp(c->err_code, "invalid_protobuf") != 0) < 0) return NULL;
-            if (rc == -1 && (rollback(out, markbuf) < 0 || report(c, errors, idx, rec0 + idx, s, sn) < 0)) return NULL;
+            if (rc == -1 && (rollback(out, markbuf) < 0 || report(c, errors, ri, si, idx, rec0 + idx, s, sn) < 0))
+                return NULL;
             idx++;
         } else if ((f == 1 || f == 3) && wt == 2) {
             if (skip_field(&r, wt) < 0) break;
@@ -705,7 +789,7 @@ static PyObject *iterate_scope(Ctx *c, void *out, const uint8_t *buf, Py_ssize_t
         Py_XDECREF(c->err_msg);
         c->err_msg = PyUnicode_FromFormat("malformed protobuf in %s after %zd records", container, idx);
         if (!c->err_msg) return NULL;
-        if (report(c, errors, -1, rec0 + idx, r.p, r.end - r.p) < 0) return NULL;
+        if (report(c, errors, ri, si, -1, rec0 + idx, r.p, r.end - r.p) < 0) return NULL;
     }
     return PyLong_FromSsize_t(idx);
 }
@@ -754,37 +838,6 @@ static int init_ctx(Ctx *c, PyObject *fallback, PyObject *unknown) {
     c->err_msg = NULL;
     c->pending = PyList_New(0);
     return c->pending ? 0 : -1;
-}
-
-PyDoc_STRVAR(decode_scope_spans_doc,
-"decode_scope_spans(buf, ctx_index, first_record, rows, events, links, attrs, event_attrs, link_attrs,\n"
-"                   fallback, unknown, errors) -> int\n\n"
-"Decode every span of a serialised ScopeSpans into the SpanBatch lists; returns the span count.\n"
-"attrs / event_attrs / link_attrs are (keys, vals, tag_pos, tags) list tuples; errors receives\n"
-"(index, record_index, code, message, span_bytes) for each rejected span.");
-
-static PyObject *decode_scope_spans(PyObject *self, PyObject *args) {
-    Py_buffer buf;
-    PyObject *ci, *attrs, *ev_attrs, *lk_attrs, *fallback, *unknown, *errors;
-    long long rec0;
-    SpanOut o;
-    if (!PyArg_ParseTuple(args, "y*OLO!O!O!OOOOO!O!", &buf, &ci, &rec0, &PyList_Type, &o.rows, &PyList_Type,
-                          &o.events, &PyList_Type, &o.links, &attrs, &ev_attrs, &lk_attrs, &fallback, &PyDict_Type,
-                          &unknown, &PyList_Type, &errors))
-        return NULL;
-    Ctx c;
-    PyObject *res = NULL;
-    if (get_attrs(attrs, &o.attrs) < 0 || get_attrs(ev_attrs, &o.ev_attrs) < 0 ||
-        get_attrs(lk_attrs, &o.lk_attrs) < 0 || init_ctx(&c, fallback, unknown) < 0)
-        goto done;
-    SpanMark m;
-    res = iterate_scope(&c, &o, buf.buf, buf.len, ci, rec0, errors, "ScopeSpans", span_fn, span_mark, span_rollback,
-                        &m);
-    Py_XDECREF(c.err_msg);
-    Py_XDECREF(c.pending);
-done:
-    PyBuffer_Release(&buf);
-    return res;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -952,28 +1005,240 @@ static int log_fn(Ctx *c, void *o, const uint8_t *p, Py_ssize_t n, PyObject *ci,
     return decode_log(c, (LogOut *)o, p, n, ci, rec);
 }
 
-PyDoc_STRVAR(decode_scope_logs_doc,
-"decode_scope_logs(buf, ctx_index, first_record, rows, attrs, fallback, unknown, errors) -> int\n\n"
-"Decode every log record of a serialised ScopeLogs into the LogBatch lists; returns the count.");
+/* ---------------------------------------------------------------------------------------------- */
+/* a whole protobuf request: TracesData / LogsData / Export*ServiceRequest (field 1: Resource*) */
 
-static PyObject *decode_scope_logs(PyObject *self, PyObject *args) {
+typedef struct {
+    int kind; /* 0 spans, 1 log records */
+    void *out;
+    record_fn fn;
+    int (*mark)(void *, void *);
+    int (*rollback)(void *, void *);
+    void *markbuf;
+    PyObject *errors, *ctx_fn;
+    const char *top, *rcont, *scont;
+} Req;
+
+static int set_err(Ctx *c, const char *code, PyObject *msg) {
+    if (!msg) return -2;
+    Py_XDECREF(c->err_msg);
+    c->err_code = code;
+    c->err_msg = msg;
+    return 0;
+}
+
+/* Fields 1 (occurrences merged) and 3 (last) of a container, as new references (bytes, memoryview). */
+static int header_fields(const uint8_t *p, Py_ssize_t n, PyObject **f1, PyObject **f3) {
+    Rd r = {p, p + n};
+    const uint8_t *a1 = NULL, *a3 = NULL;
+    Py_ssize_t n1 = 0, n3 = 0;
+    int count1 = 0;
+    *f1 = NULL;
+    while (r.p < r.end) {
+        uint64_t key;
+        const uint8_t *s;
+        Py_ssize_t sn;
+        if (rd_varint(&r, &key) < 0) break;
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if ((f == 1 || f == 3) && wt == 2) {
+            if (rd_bytes(&r, &s, &sn) < 0) break;
+            if (f == 3) {
+                a3 = s;
+                n3 = sn;
+            } else if (count1++ == 0) {
+                a1 = s;
+                n1 = sn;
+            } else { /* a repeated message field merges: concatenate */
+                if (!*f1 && !(*f1 = PyBytes_FromStringAndSize((const char *)a1, n1))) return -2;
+                PyObject *more = PyBytes_FromStringAndSize((const char *)s, sn);
+                if (!more) return -2;
+                PyBytes_ConcatAndDel(f1, more);
+                if (!*f1) return -2;
+            }
+        } else if (skip_field(&r, wt) < 0) {
+            break; /* the caller reports malformed bytes where it meets them */
+        }
+    }
+    if (!*f1 && !(*f1 = PyBytes_FromStringAndSize(a1 ? (const char *)a1 : "", n1))) return -2;
+    *f3 = PyBytes_FromStringAndSize(a3 ? (const char *)a3 : "", n3);
+    return *f3 ? 0 : -2;
+}
+
+static PyObject *view(const uint8_t *p, Py_ssize_t n) { return PyMemoryView_FromMemory((char *)p, n, PyBUF_READ); }
+
+/* One Resource* block: ctx_fn(ri, si, resource, schema_url, scope, scope_schema_url, block, scope_block)
+ * gives the context index of each scope (or -1: skip it, Python has dealt with it). */
+static int decode_resource_block(Ctx *c, Req *q, const uint8_t *p, Py_ssize_t n, Py_ssize_t ri, long long *rec) {
+    PyObject *res = NULL, *url = NULL;
+    if (header_fields(p, n, &res, &url) < 0) goto pyerr;
+    Rd r = {p, p + n};
+    Py_ssize_t si = 0;
+    while (r.p < r.end) {
+        const uint8_t *at = r.p, *s;
+        Py_ssize_t sn;
+        uint64_t key;
+        if (rd_varint(&r, &key) < 0) goto bad;
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if (f == 2 && wt == 2) {
+            if (rd_bytes(&r, &s, &sn) < 0) {
+                r.p = at;
+                goto bad;
+            }
+            PyObject *scope, *surl;
+            if (header_fields(s, sn, &scope, &surl) < 0) goto pyerr;
+            PyObject *res_ = PyObject_CallFunction(q->ctx_fn, "nnOONNNN", ri, si, res, url, scope, surl, view(p, n),
+                                                   view(s, sn));
+            if (!res_) goto pyerr;
+            long ci = PyLong_AsLong(res_);
+            if (ci == -1 && PyErr_Occurred()) {
+                Py_DECREF(res_);
+                goto pyerr;
+            }
+            if (ci >= 0) {
+                PyObject *got = iterate_scope(c, q->out, s, sn, res_, *rec, q->errors, q->scont, q->fn, q->mark,
+                                              q->rollback, q->markbuf, ri, si);
+                if (!got) {
+                    Py_DECREF(res_);
+                    goto pyerr;
+                }
+                *rec += PyLong_AsLongLong(got);
+                Py_DECREF(got);
+            }
+            Py_DECREF(res_);
+            si++;
+        } else if ((f == 1 || f == 3) && wt == 2) {
+            if (skip_field(&r, wt) < 0) {
+                r.p = at;
+                goto bad;
+            }
+        } else {
+            if (skip_field(&r, wt) < 0) {
+                r.p = at;
+                goto bad;
+            }
+            if (count_unknown(c, q->rcont, (uint64_t)f) < 0 || flush_unknown(c, 1) < 0) goto pyerr;
+        }
+    }
+    if (si == 0 && PyBytes_GET_SIZE(res) > 0) { /* no scopes: still let Python check the resource */
+        PyObject *x = PyObject_CallFunction(q->ctx_fn, "nnOOyyNN", ri, (Py_ssize_t)-1, res, url, "", "", view(p, n),
+                                            view(p, n));
+        if (!x) goto pyerr;
+        Py_DECREF(x);
+    }
+    Py_DECREF(res);
+    Py_DECREF(url);
+    return 0;
+bad:
+    Py_DECREF(res);
+    Py_DECREF(url);
+    if (set_err(c, "invalid_protobuf",
+                PyUnicode_FromFormat("malformed protobuf in %s after %zd scopes", q->rcont, si)) < 0)
+        return -2;
+    return report(c, q->errors, ri, -1, -1, *rec, r.p, r.end - r.p);
+pyerr:
+    Py_XDECREF(res);
+    Py_XDECREF(url);
+    return -2;
+}
+
+PyDoc_STRVAR(decode_request_doc,
+"decode_request(kind, message, first_record, rows, attrs, events, links, event_attrs, link_attrs,\n"
+"               fallback, unknown, errors, ctx_fn) -> int\n\n"
+"Decode a serialised TracesData / LogsData / Export*ServiceRequest (kind 0: spans, 1: log\n"
+"records; for logs, events, links and their attribute lists are None) into the batch lists.\n"
+"ctx_fn(resource_index, scope_index, resource, schema_url, scope, scope_schema_url, block,\n"
+"scope_block) returns each scope's context index, or -1 to skip the scope. errors receives\n"
+"(resource_index, scope_index, index, record_index, code, message, bytes); -1 indices mark an\n"
+"error in the container one level up. Returns the record index after the last record.");
+
+static PyObject *decode_request(PyObject *self, PyObject *args) {
+    int kind;
     Py_buffer buf;
-    PyObject *ci, *attrs, *fallback, *unknown, *errors;
-    long long rec0;
-    LogOut o;
-    if (!PyArg_ParseTuple(args, "y*OLO!OOO!O!", &buf, &ci, &rec0, &PyList_Type, &o.rows, &attrs, &fallback,
-                          &PyDict_Type, &unknown, &PyList_Type, &errors))
+    long long rec;
+    PyObject *rows, *attrs, *events, *links, *ev_attrs, *lk_attrs, *fallback, *unknown, *errors, *ctx_fn;
+    if (!PyArg_ParseTuple(args, "iy*LO!OOOOOOO!O!O", &kind, &buf, &rec, &PyList_Type, &rows, &attrs, &events, &links,
+                          &ev_attrs, &lk_attrs, &fallback, &PyDict_Type, &unknown, &PyList_Type, &errors, &ctx_fn))
         return NULL;
+    SpanOut so;
+    LogOut lo;
+    SpanMark sm;
+    LogMark lm;
     Ctx c;
-    PyObject *res = NULL;
-    if (get_attrs(attrs, &o.attrs) < 0 || init_ctx(&c, fallback, unknown) < 0) goto done;
-    LogMark m;
-    res = iterate_scope(&c, &o, buf.buf, buf.len, ci, rec0, errors, "ScopeLogs", log_fn, log_mark, log_rollback, &m);
+    Req q = {kind, NULL, NULL, NULL, NULL, NULL, errors, ctx_fn, NULL, NULL, NULL};
+    PyObject *result = NULL;
+    c.pending = NULL;
+    c.err_msg = NULL;
+    if (kind == 0) {
+        so.rows = rows;
+        so.events = events;
+        so.links = links;
+        if (!PyList_Check(events) || !PyList_Check(links)) {
+            PyErr_SetString(PyExc_TypeError, "events and links must be lists");
+            goto done;
+        }
+        if (get_attrs(attrs, &so.attrs) < 0 || get_attrs(ev_attrs, &so.ev_attrs) < 0 ||
+            get_attrs(lk_attrs, &so.lk_attrs) < 0)
+            goto done;
+        q.out = &so;
+        q.fn = span_fn;
+        q.mark = span_mark;
+        q.rollback = span_rollback;
+        q.markbuf = &sm;
+        q.top = "TracesData";
+        q.rcont = "ResourceSpans";
+        q.scont = "ScopeSpans";
+    } else {
+        lo.rows = rows;
+        if (get_attrs(attrs, &lo.attrs) < 0) goto done;
+        q.out = &lo;
+        q.fn = log_fn;
+        q.mark = log_mark;
+        q.rollback = log_rollback;
+        q.markbuf = &lm;
+        q.top = "LogsData";
+        q.rcont = "ResourceLogs";
+        q.scont = "ScopeLogs";
+    }
+    if (init_ctx(&c, fallback, unknown) < 0) goto done;
+    Rd r = {buf.buf, (const uint8_t *)buf.buf + buf.len};
+    Py_ssize_t ri = 0;
+    while (r.p < r.end) {
+        const uint8_t *at = r.p, *s;
+        Py_ssize_t sn;
+        uint64_t key;
+        int rc = 0;
+        if (rd_varint(&r, &key) < 0) {
+            r.p = at;
+            goto truncated;
+        }
+        int f = (int)(key >> 3), wt = (int)(key & 7);
+        if (f == 1 && wt == 2) {
+            if (rd_bytes(&r, &s, &sn) < 0) {
+                r.p = at;
+                goto truncated;
+            }
+            rc = decode_resource_block(&c, &q, s, sn, ri++, &rec);
+        } else {
+            if (skip_field(&r, wt) < 0) {
+                r.p = at;
+                goto truncated;
+            }
+            rc = count_unknown(&c, q.top, (uint64_t)f) < 0 || flush_unknown(&c, 1) < 0 ? -2 : 0;
+        }
+        if (rc < 0) goto done;
+    }
+    result = PyLong_FromLongLong(rec);
+    goto done;
+truncated:
+    if (set_err(&c, "truncated_message", PyUnicode_FromFormat("not well-formed protobuf after %zd blocks", ri)) < 0 ||
+        report(&c, errors, ri, -1, -1, rec, r.p, r.end - r.p) < 0)
+        goto done;
+    result = PyLong_FromLongLong(rec);
+done:
     Py_XDECREF(c.err_msg);
     Py_XDECREF(c.pending);
-done:
     PyBuffer_Release(&buf);
-    return res;
+    return result;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1215,7 +1480,7 @@ static int jattrs(PyObject *lst, Attrs *a) {
             }
             Py_DECREF(pos);
         }
-        rc = (PyList_Append(a->keys, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
+        rc = (append_key(a, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
         Py_DECREF(tag);
         Py_DECREF(text);
         if (rc) return rc;
@@ -1594,8 +1859,7 @@ bad:
 static PyMethodDef methods[] = {
     {"scope_header", scope_header, METH_VARARGS, scope_header_doc},
     {"json_scan", json_scan, METH_VARARGS, json_scan_doc},
-    {"decode_scope_spans", decode_scope_spans, METH_VARARGS, decode_scope_spans_doc},
-    {"decode_scope_logs", decode_scope_logs, METH_VARARGS, decode_scope_logs_doc},
+    {"decode_request", decode_request, METH_VARARGS, decode_request_doc},
     {"decode_json_spans", decode_json_spans, METH_VARARGS, decode_json_spans_doc},
     {"decode_json_logs", decode_json_logs, METH_VARARGS, decode_json_logs_doc},
     {NULL, NULL, 0, NULL},

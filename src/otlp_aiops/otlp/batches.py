@@ -28,20 +28,34 @@ INT64_MAX = 2**63 - 1
 # --------------------------------------------------------------------------------------------------
 
 
+class KeyIndex(dict):
+    """Attribute key -> its position in a batch's key table (insertion order), added on first use."""
+
+    def __missing__(self, key: str) -> int:
+        i = self[key] = len(self)
+        return i
+
+
 class AttrCols:
     """Flat attribute storage for one column of maps: keys, values, and type tags of non-strings.
 
-    A row's attributes are ``keys[ends[i-1]:ends[i]]``; the decoder records ``len(keys)`` after
-    each row as that row's end.
+    A row's attributes are positions ``ends[i-1]:ends[i]``; the decoder records ``len(keys)``
+    after each row as that row's end. Keys repeat endlessly, so ``keys`` holds small ints into the
+    batch's key table (``kidx``), and the string column is built from them in one ``take``.
     """
 
-    __slots__ = ("_keys_arr", "_vals_arr", "keys", "tag_pos", "tags", "vals")
+    __slots__ = ("_key_ids", "_keys_arr", "_table", "_vals_arr", "keys", "kidx", "tag_pos", "tags", "vals")
 
     def __init__(self) -> None:
-        self.keys: list[str] = []
+        self.keys: list[int] = []
+        self.kidx = KeyIndex()
         self.vals: list[str | None] = []
         self.tag_pos: list[int] = []
         self.tags: list[str] = []
+
+    def lists(self) -> tuple:
+        """What the C decoder appends to: (keys, vals, tag_pos, tags, key index)."""
+        return self.keys, self.vals, self.tag_pos, self.tags, self.kidx
 
     def truncate(self, start: int) -> None:
         """Drop the attributes from position ``start`` on (a record that is being rolled back)."""
@@ -55,15 +69,16 @@ class AttrCols:
         if tag != "string":
             self.tag_pos.append(len(self.keys))
             self.tags.append(tag)
-        self.keys.append(key)
+        self.keys.append(self.kidx[key])
         self.vals.append(text)
 
     def rendered(self, start: int = 0) -> list[tuple[str, str, str | None]]:
         """(key, tag, text) of the attributes from position ``start`` on."""
+        table = list(self.kidx)
         t0 = bisect_left(self.tag_pos, start)
         tags = dict(zip(self.tag_pos[t0:], self.tags[t0:], strict=True))
         return [
-            (k, tags.get(start + i, "string"), v)
+            (table[k], tags.get(start + i, "string"), v)
             for i, (k, v) in enumerate(zip(self.keys[start:], self.vals[start:], strict=True))
         ]
 
@@ -76,7 +91,9 @@ class AttrCols:
         offsets = np.zeros(n + 1, dtype=np.int32)
         offsets[1:] = ends
         mask = pa.array(offsets[1:] == offsets[:-1]) if null_if_empty else None
-        self._keys_arr = pa.array(self.keys, pa.string())
+        self._table = pa.array(list(self.kidx), pa.string())
+        self._key_ids = np.fromiter(self.keys, dtype=np.int32, count=len(self.keys))
+        self._keys_arr = self._table.take(pa.array(self._key_ids))
         self._vals_arr = pa.array(self.vals, pa.string())
         attrs = pa.MapArray.from_arrays(pa.array(offsets), self._keys_arr, self._vals_arr, mask=mask)
         if not self.tag_pos:
@@ -216,10 +233,14 @@ def promote(
     ends = np.asarray(ends, dtype=np.int64)
     n = len(ends)
     wanted = [k for _, _, keys in spec for k in keys]
-    hit = pc.index_in(ac._keys_arr, value_set=pa.array(wanted, pa.string()))
-    hit_np = hit.fill_null(-1).to_numpy().astype(np.int64)
-    pos_all = np.flatnonzero(hit_np >= 0)
-    which = hit_np[pos_all]
+    lut = np.full(len(ac.kidx) + 1, -1, dtype=np.int64)  # key table position -> index in `wanted`
+    for j, k in enumerate(wanted):
+        i = ac.kidx.get(k)
+        if i is not None:
+            lut[i] = j
+    which_all = lut[ac._key_ids] if len(ac._key_ids) else np.zeros(0, np.int64)
+    pos_all = np.flatnonzero(which_all >= 0)
+    which = which_all[pos_all]
     out: dict[str, pa.Array] = {}
     ki = 0
     for col, typ, keys in spec:

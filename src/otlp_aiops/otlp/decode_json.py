@@ -288,7 +288,7 @@ def attrs_json(lst: Any, ac: AttrCols, fc: FileContext, what: str = "attributes"
             if tag != "string":
                 ac.tag_pos.append(base + i)
                 ac.tags.append(tag)
-    ac.keys.extend(ks)
+    ac.keys.extend(map(ac.kidx.__getitem__, ks))
     ac.vals.extend(vs)
 
 
@@ -535,8 +535,7 @@ def decode_traces(doc: dict, fc: FileContext, batch: SpanBatch, position: str) -
         if wire is not None and type(spans) is list:
             a, ea, la = attrs, batch.event_attrs, batch.link_attrs
             wire.decode_json_spans(spans, ci, rec0, rows, batch.events, batch.links,
-                                   (a.keys, a.vals, a.tag_pos, a.tags), (ea.keys, ea.vals, ea.tag_pos, ea.tags),
-                                   (la.keys, la.vals, la.tag_pos, la.tags), one)  # fmt: skip
+                                   a.lists(), ea.lists(), la.lists(), one)  # fmt: skip
         else:
             for k, s in enumerate(spans):
                 one(k, s)
@@ -629,7 +628,7 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
         wire = accel.wire
         if wire is not None and type(records) is list:
             a = attrs
-            wire.decode_json_logs(records, ci, rec0, rows, (a.keys, a.vals, a.tag_pos, a.tags), one)
+            wire.decode_json_logs(records, ci, rec0, rows, a.lists(), one)
         else:
             for k, r in enumerate(records):
                 one(k, r)

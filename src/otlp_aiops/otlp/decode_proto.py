@@ -96,8 +96,9 @@ def _time(t: int, what: str) -> int:
 def attrs_proto(kvs: Any, ac: AttrCols) -> None:
     keys = ac.keys
     vals = ac.vals
+    kidx = ac.kidx
     for a in kvs:
-        keys.append(a.key)
+        keys.append(kidx[a.key])
         v = a.value
         sv = v.string_value
         if sv:
@@ -127,7 +128,8 @@ def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext) -> Any:
         info = make_resource(_rendered(r.attributes), r.dropped_attributes_count, schema_url, refs)
         fc.resources.setdefault(info.resource_id, info.row)
         hit = fc.resource_cache[key] = (info, unknown)
-    fc.unknown_fields.update(hit[1])
+    if hit[1]:
+        fc.unknown_fields.update(hit[1])
     return hit[0]
 
 
@@ -140,7 +142,8 @@ def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext) -> Any:
         info = make_scope(s.name, s.version, _rendered(s.attributes), s.dropped_attributes_count, schema_url)
         fc.scopes.setdefault(info.scope_id, info.row)
         hit = fc.scope_cache[key] = (info, unknown)
-    fc.unknown_fields.update(hit[1])
+    if hit[1]:
+        fc.unknown_fields.update(hit[1])
     return hit[0]
 
 
@@ -298,11 +301,11 @@ def _original_item(chunk: bytes, si: int, k: int) -> bytes:
     return sc[a:b]
 
 
-def _decode_blocks(chunk: bytes, path: str, fc: FileContext, batch: Any, position: str, signal: str,
-                   fast: bool) -> None:  # fmt: skip
-    """A Resource* block scope by scope: through the C decoder (``fast``), or record by record in
-    Python for a block that upb cannot parse whole, so one broken record (bad UTF-8, cut bytes)
-    costs only itself. Both give the same rows, counts and quarantine."""
+def _decode_block_careful(
+    chunk: bytes, path: str, fc: FileContext, batch: Any, position: str, signal: str
+) -> None:
+    """A Resource* block that upb cannot parse whole, scope by scope and record by record, so that
+    one broken record (bad UTF-8, cut bytes) costs only itself — as the C decoder does."""
     container = {"traces": "ResourceSpans", "logs": "ResourceLogs", "metrics": "ResourceMetrics"}[signal]
     scopes_name = {"traces": "scope_spans", "logs": "scope_logs", "metrics": "scope_metrics"}[signal]
     try:
@@ -314,47 +317,73 @@ def _decode_blocks(chunk: bytes, path: str, fc: FileContext, batch: Any, positio
         fc.quarantine_message(position, "invalid_protobuf", f"{path}: resource: {e}", chunk)
         return
     for si, (a, b) in enumerate(scopes):
-        sc = chunk[a:b]
-        spath = f"{path}.{scopes_name}[{si}]"
-        if fast:
-            try:
-                scope, surl = accel.wire.scope_header(sc)
-                sinfo = _scope_from_bytes(scope, surl.decode("utf-8"), fc)
-            except (ValueError, DecodeError, UnicodeDecodeError):
-                _scope_careful(sc, spath, rinfo, fc, batch, position, signal)
-            else:
-                _scope_fast(sc, spath, rinfo, sinfo, fc, batch, position, signal)
-        else:
-            _scope_careful(sc, spath, rinfo, fc, batch, position, signal)
+        _scope_careful(chunk[a:b], f"{path}.{scopes_name}[{si}]", rinfo, fc, batch, position, signal)
     if bad_at is not None:
         fc.quarantine_message(position, "invalid_protobuf", f"{path}: malformed protobuf after {len(scopes)} scopes",
                               chunk[bad_at:])  # fmt: skip
 
 
-def _scope_fast(sc: bytes, spath: str, rinfo: Any, sinfo: Any, fc: FileContext, batch: Any, position: str,
-                signal: str) -> None:  # fmt: skip
-    wire = accel.wire
-    ci = batch.ctx.get(rinfo, sinfo)
+def _wire_error(buf: bytes) -> tuple[int, str]:
+    """Where the top level of a message stops being well-formed protobuf, and why."""
+    pos = 0
+    try:
+        for _, _, _, b in split_fields(buf):
+            pos = b
+    except ValueError as e:
+        return pos, str(e)
+    return pos, "malformed protobuf"
+
+
+def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: Any, position: str) -> None:
+    """A whole request through the C decoder (spans, log records); see ``_wire.decode_request``."""
+    spec = SPEC[signal]
+    fname = RESOURCE_FIELD[signal]
     errors: list = []
-    rec0 = fc.records_read
+    bad_resources: set[int] = set()
+
+    def ctx_fn(
+        ri: int, si: int, res: bytes, url: bytes, scope: bytes, surl: bytes, block: Any, sblock: Any
+    ) -> int:
+        if ri in bad_resources:
+            return -1
+        try:
+            rinfo = _resource_from_bytes(res, url.decode("utf-8"), fc)
+        except (DecodeError, UnicodeDecodeError) as e:
+            bad_resources.add(ri)
+            errors.append((ri, -1, -1, 0, "invalid_protobuf", f"resource: {e}", bytes(block)))
+            return -1
+        if si < 0:  # a block without scopes: only its resource to check
+            return -1
+        try:
+            sinfo = _scope_from_bytes(scope, surl.decode("utf-8"), fc)
+        except (DecodeError, UnicodeDecodeError) as e:
+            errors.append((ri, si, -1, 0, "invalid_protobuf", f"scope: {e}", bytes(sblock)))
+            return -1
+        return batch.ctx.get(rinfo, sinfo)
+
+    attrs = batch.attrs.lists()
     if signal == "traces":
-        a_, ea, la = batch.attrs, batch.event_attrs, batch.link_attrs
-        n = wire.decode_scope_spans(
-            sc, ci, rec0, batch.rows, batch.events, batch.links, (a_.keys, a_.vals, a_.tag_pos, a_.tags),
-            (ea.keys, ea.vals, ea.tag_pos, ea.tags), (la.keys, la.vals, la.tag_pos, la.tags), _render_fallback,
-            fc.unknown_fields, errors,
+        fc.records_read = accel.wire.decode_request(
+            0, payload, fc.records_read, batch.rows, attrs, batch.events, batch.links, batch.event_attrs.lists(),
+            batch.link_attrs.lists(), _render_fallback, fc.unknown_fields, errors, ctx_fn,
         )  # fmt: skip
     else:
-        a_ = batch.attrs
-        n = wire.decode_scope_logs(sc, ci, rec0, batch.rows, (a_.keys, a_.vals, a_.tag_pos, a_.tags),
-                                   _render_fallback, fc.unknown_fields, errors)  # fmt: skip
-    fc.records_read = rec0 + n
-    items = SPEC[signal].items
-    for idx, _rec, code, message, raw in errors:
-        if idx < 0:
-            fc.quarantine_message(position, code, f"{spath}: {message}", raw)
+        fc.records_read = accel.wire.decode_request(
+            1, payload, fc.records_read, batch.rows, attrs, None, None, None, None,
+            _render_fallback, fc.unknown_fields, errors, ctx_fn,
+        )  # fmt: skip
+    for ri, si, idx, _rec, code, message, raw in errors:
+        if code == "truncated_message":  # the request itself: word it as the Python decoder does
+            pos, why = _wire_error(payload)
+            fc.quarantine_message(position, code, f"{fname}[{ri}] at byte {pos}: {why}", raw)
+        elif si < 0:
+            fc.quarantine_message(position, code, f"{fname}[{ri}]: {message}", raw)
+        elif idx < 0:
+            fc.quarantine_message(position, code, f"{fname}[{ri}].{spec.scopes}[{si}]: {message}", raw)
         else:
-            fc.quarantine_record(position, f"{spath}.{items}[{idx}]", code, message, raw)
+            fc.quarantine_record(
+                position, f"{fname}[{ri}].{spec.scopes}[{si}].{spec.items}[{idx}]", code, message, raw
+            )
 
 
 def _scope_careful(sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: Any, position: str,
@@ -530,6 +559,9 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
     Resource* block goes to the C decoder when it is built (spans, log records), else is parsed
     whole by upb and walked; a block that does not parse whole is decoded record by record.
     """
+    if accel.wire is not None and signal != "metrics":
+        _decode_request_fast(payload, signal, fc, batch, position)
+        return
     rtype = RESOURCE_TYPES[signal]
     fname = RESOURCE_FIELD[signal]
     view = memoryview(payload)
@@ -544,13 +576,10 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
             chunk = bytes(view[a:b])
             path = f"{fname}[{ri}]"
             ri += 1
-            if accel.wire is not None and signal != "metrics":
-                _decode_blocks(chunk, path, fc, batch, position, signal, fast=True)
-                continue
             try:
                 msg = rtype.FromString(chunk)
             except DecodeError:
-                _decode_blocks(chunk, path, fc, batch, position, signal, fast=False)
+                _decode_block_careful(chunk, path, fc, batch, position, signal)
                 continue
             fc.unknown_fields.update(_unknown_counts(msg, chunk))
             if signal == "metrics":

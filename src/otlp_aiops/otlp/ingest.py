@@ -36,7 +36,6 @@ from otlp_aiops.otlp.framing import Format, FramingError, UnreadableInput, iter_
 log = logging.getLogger(__name__)
 
 SIGNALS = ("traces", "metrics", "logs")
-PARQUET_COMPRESSION = "zstd"
 _NAME_HINTS = [
     ("traces", re.compile(r"trace|span", re.I)),
     ("metrics", re.compile(r"metric", re.I)),
@@ -149,9 +148,10 @@ class _TableWriters:
                 d = self.out_dir / name
                 d.mkdir(parents=True, exist_ok=True)
                 w = self.writers[name] = pq.ParquetWriter(
-                    d / f"part-{self.index:05d}.parquet", S.with_version(S.TABLES[name]),
-                    compression=PARQUET_COMPRESSION,
-                )  # fmt: skip
+                    d / f"part-{self.index:05d}.parquet",
+                    S.with_version(S.TABLES[name]),
+                    **S.parquet_options(name),
+                )
             w.write_table(t)
             self.rows[name] += t.num_rows
 
@@ -385,13 +385,13 @@ def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, ou
         d = tmp / name
         d.mkdir(parents=True, exist_ok=True)
         pq.write_table(t.replace_schema_metadata(S.with_version(t.schema).metadata), d / "part-00000.parquet",
-                       compression=PARQUET_COMPRESSION)  # fmt: skip
+                       **S.parquet_options(name))  # fmt: skip
     for name, schema in S.TABLES.items():  # every table exists, so readers always find a schema
         d = tmp / name
         if not d.exists():
             d.mkdir(parents=True)
             pq.write_table(schema.empty_table().replace_schema_metadata(S.with_version(schema).metadata),
-                           d / "part-empty.parquet", compression=PARQUET_COMPRESSION)  # fmt: skip
+                           d / "part-empty.parquet", **S.parquet_options(name))  # fmt: skip
     files = [r["entry"] for r in results]
     totals: dict[str, Any] = {"files": len(files), "files_skipped": len(skipped)}
     for k in ("bytes", "messages_read", "messages_quarantined", "records_read", "records_written",

@@ -337,3 +337,40 @@ POINT_TABLE_OF_TYPE = {
 def with_version(schema: pa.Schema) -> pa.Schema:
     """The schema with the schema version in its key-value metadata (as written to Parquet)."""
     return schema.with_metadata({SCHEMA_METADATA_KEY: SCHEMA_VERSION.encode()})
+
+
+# Parquet encoding: dictionary encoding only where values repeat (ids, times, exact values and
+# lineage counters hardly ever do, and trying costs time), and min/max statistics only on the
+# columns queries filter on (time ranges, services, names, enums, series), which DuckDB and Polars
+# use to skip row groups.
+_NO_DICTIONARY = frozenset(
+    ["trace_id", "span_id", "parent_span_id", "linked_trace_id", "linked_span_id", "start_time", "end_time",
+     "time", "observed_time", "duration_ns", "_record_index", "value_double", "value_int", "sum", "min", "max",
+     "count"]
+)  # fmt: skip
+_STATISTICS = frozenset(
+    ["start_time", "end_time", "time", "observed_time", "service_name", "name", "kind", "status_code",
+     "severity_number", "metric_name", "series_id", "resource_id", "scope_id"]
+)  # fmt: skip
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    out = []
+    for f in schema:
+        if pa.types.is_map(f.type):
+            out += [f"{f.name}.key_value.key", f"{f.name}.key_value.value"]
+        elif pa.types.is_list(f.type):
+            out.append(f"{f.name}.list.element")
+        else:
+            out.append(f.name)
+    return out
+
+
+def parquet_options(table: str) -> dict:
+    """Keyword arguments for ``pyarrow.parquet.ParquetWriter`` / ``write_table`` for one table."""
+    paths = _leaf_paths(TABLES[table])
+    return {
+        "compression": "zstd",
+        "use_dictionary": [p for p in paths if p.split(".")[0] not in _NO_DICTIONARY],
+        "write_statistics": [p for p in paths if p in _STATISTICS],
+    }
