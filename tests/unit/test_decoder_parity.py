@@ -328,3 +328,100 @@ def test_json_parity_and_values(tmp_path, monkeypatch):
     assert {(r["severity_number"], r["body"]) for r in logs if r["body"] in ("named enum", "snake")} == {
         (13, "named enum"), (13, "snake"),
     }  # fmt: skip
+
+
+def _common_form_lines() -> list[bytes]:
+    """OTLP/JSON in the strict common form the C text decoder reads itself (hex ids, numeric enums,
+    simple attribute values), written with protobuf field order (schemaUrl after the records)
+    and with other orders, escapes and non-ASCII text, empty blocks."""
+
+    def span(i: int, extra: str = "") -> str:
+        return (
+            '{"traceId":"%s","spanId":"%016x","parentSpanId":"","name":"GET /caf\\u00e9 \\ud83d\\ude00 \\"q\\"\\n",'
+            '"kind":2,"startTimeUnixNano":"1700000000000000%03d","endTimeUnixNano":1700000000000001000,'
+            '"attributes":[{"key":"http.route","value":{"stringValue":"/a\\\\b"}},'
+            '{"value":{"intValue":"-42"},"key":"http.response.status_code"},'
+            '{"key":"ok","value":{"boolValue":true}},{"key":"ratio","value":{"doubleValue":1e-7}},'
+            '{"key":"n","value":{"intValue":7}}],"droppedAttributesCount":1,'
+            '"events":[{"timeUnixNano":"1700000000000000500","name":"exception","attributes":'
+            '[{"key":"exception.type","value":{"stringValue":"IOError"}}]}],'
+            '"links":[{"traceId":"%s","spanId":"0102030405060708","traceState":"a=b","flags":1}],'
+            '"status":{"message":"boom","code":2},"flags":257%s}'
+        ) % (TID.hex(), i + 1, i, TID.hex().upper(), extra)
+
+    resource = '{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]}'
+    traces = [
+        # protobuf field order: schemaUrl after the records, at both levels
+        '{"resourceSpans":[{"resource":%s,"scopeSpans":[{"scope":{"name":"lib","version":"1"},"spans":[%s,%s],'
+        '"schemaUrl":"https://s/1"}],"schemaUrl":"https://r/1"}]}' % (resource, span(0), span(1)),
+        # headers first, an empty scope block and a resource block without scopes
+        '{"resourceSpans":[{"schemaUrl":"https://r/2","resource":%s,"scopeSpans":[{"schemaUrl":"","scope":null,'
+        '"spans":[%s]},{"scope":{"name":"empty"},"spans":[]}]},{"resource":{"attributes":[{"key":"service.name",'
+        '"value":{"stringValue":"lonely"}}]}}]}' % (resource, span(2, ',"traceState":""')),
+        # the resource after its scopes
+        '{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}],"resource":%s}]}' % (span(3), resource),
+    ]
+    logs = [
+        '{"resourceLogs":[{"resource":%s,"scopeLogs":[{"scope":{"name":"log"},"logRecords":['
+        '{"timeUnixNano":"1700000000000000000","observedTimeUnixNano":"1700000000000000001","severityNumber":17,'
+        '"severityText":"ERROR","body":{"stringValue":"disk \\u00e9 full"},"attributes":[{"key":"code.function",'
+        '"value":{"stringValue":"f"}}],"traceId":"%s","spanId":"0102030405060708","eventName":"e","flags":1},'
+        '{"body":{"intValue":"5"}},{"body":{"doubleValue":2.5}},{"body":{"boolValue":false}},{}],'
+        '"schemaUrl":"https://s/log"}]}]}' % (resource, TID.hex()),
+    ]
+    return [x.encode() for x in traces + logs]
+
+
+def test_json_text_parity_and_values(tmp_path, monkeypatch):
+    lines = _common_form_lines()
+    for line in lines:  # each is valid JSON, and all of them take the C text path
+        json.loads(line)
+    report, tables = _ingest_both(tmp_path, {"common.jsonl": b"\n".join(lines) + b"\n"}, monkeypatch)
+    (f,) = report["files"]
+    assert (f["records_read"], f["records_written"], f["records_quarantined"]) == (4 + 5, 9, 0)
+    assert f["unknown_fields"] == {}
+    spans = _rows(tables["spans"])
+    s0 = spans[0]
+    assert s0["name"] == 'GET /café 😀 "q"\n'
+    assert dict(s0["attributes"]) == {
+        "http.route": "/a\\b", "http.response.status_code": "-42", "ok": "true", "ratio": "1e-07", "n": "7",
+    }  # fmt: skip
+    assert (s0["http_response_status_code"], s0["status_code"], s0["status_message"], s0["flags"]) == (
+        -42,
+        2,
+        "boom",
+        257,
+    )
+    resources = {r["resource_id"]: r for r in _rows(tables["resources"])}
+    scopes = {s["scope_id"]: s for s in _rows(tables["scopes"])}
+    by_url = {r["schema_url"]: r for r in resources.values()}
+    assert set(by_url) == {"https://r/1", "https://r/2", None}
+    assert {r["service_name"] for r in resources.values()} == {"cart", "lonely"}
+    assert {(s["scope_name"], s["schema_url"]) for s in scopes.values()} >= {
+        ("lib", "https://s/1"),
+        ("empty", None),
+    }
+    # rows carry the context of their final headers, even when schemaUrl came after them
+    first = [s for s in spans if s["_record_index"] in (0, 1)]
+    assert {resources[s["resource_id"]]["schema_url"] for s in first} == {"https://r/1"}
+    assert {scopes[s["scope_id"]]["schema_url"] for s in first} == {"https://s/1"}
+    logs = _rows(tables["logs"])
+    assert [(r["body_type"], r["body"]) for r in logs] == [
+        ("string", "disk é full"), ("int", "5"), ("double", "2.5"), ("bool", "false"), (None, None),
+    ]  # fmt: skip
+
+
+def test_json_text_decoder_reads_the_common_form_itself():
+    """The fast path must really take these messages (otherwise the test above proves nothing)."""
+    from otlp_aiops.otlp.context import FileContext
+    from otlp_aiops.otlp.decode_json import decode_text
+    from otlp_aiops.otlp.ingest import _new_batches
+
+    fc = FileContext("x")
+    batches = _new_batches("x")
+    assert [decode_text(line, fc, batches, "line") for line in _common_form_lines()] == [
+        "traces", "traces", "traces", "logs",
+    ]  # fmt: skip
+    assert fc.records_read == 9
+    lenient = _lenient_json_lines()
+    assert decode_text(lenient[0], fc, batches, "line") is None  # base64 ids, enum names...: the dict path

@@ -25,3 +25,18 @@ def test_cli_lists_the_stages():
     assert result.exit_code == 0
     for command in ("ingest", "simulate"):
         assert command in result.output
+
+
+def test_c_decoder_is_built_where_required():
+    """The C decoder is optional (no compiler: pure Python, same tables), so a build failure would
+    pass silently; CI sets OTLP_AIOPS_REQUIRE_C=1 to make it fail instead."""
+    import os
+
+    from otlp_aiops.otlp import accel
+
+    if os.environ.get("OTLP_AIOPS_REQUIRE_C") == "1":
+        assert accel.implementation() == "c", (
+            "the C decoder (_wire) was not built: see the pip install output"
+        )
+    else:
+        assert accel.implementation() in ("c", "python")

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#include <ctype.h>
 
 #define INT64_MAX_U ((uint64_t)INT64_MAX)
 
@@ -46,6 +47,13 @@ static int rd_varint(Rd *r, uint64_t *out) {
         if (shift >= 70) return -1;
     }
     return -1;
+}
+
+/* A field's tag: field numbers run from 1 to 2^29 - 1; anything else is malformed, as for upb. */
+static int rd_tag(Rd *r, uint64_t *key) {
+    if (rd_varint(r, key) < 0) return -1;
+    uint64_t f = *key >> 3;
+    return f == 0 || f > 536870911 ? -1 : 0;
 }
 
 static int rd_fixed64(Rd *r, uint64_t *out) {
@@ -76,7 +84,67 @@ static int rd_bytes(Rd *r, const uint8_t **start, Py_ssize_t *len) {
     return 0;
 }
 
-static int skip_field(Rd *r, int wt) {
+/* Strict UTF-8, as upb and Python check it: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int utf8_valid(const uint8_t *p, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int len;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + len > n) return 0;
+        for (int k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* A string field: an earlier occurrence it replaces must still have been valid UTF-8 (upb checks
+ * every occurrence, and the last one is checked when it is decoded). */
+static int rd_str(Rd *r, const uint8_t **p, Py_ssize_t *n) {
+    const uint8_t *old = *p;
+    Py_ssize_t oldn = *n;
+    if (rd_bytes(r, p, n) < 0) return -1;
+    return old && !utf8_valid(old, oldn) ? -1 : 0;
+}
+
+static int skip_depth(Rd *r, int f, int wt, int depth);
+
+/* A group (wire type 3, long deprecated but still valid protobuf): its fields up to the matching
+ * end-group tag. upb keeps it as one unknown field; so do we. */
+static int skip_group(Rd *r, int f, int depth) {
+    if (depth > 100) return -1;
+    while (r->p < r->end) {
+        uint64_t key;
+        if (rd_tag(r, &key) < 0) return -1;
+        int f2 = (int)(key >> 3), w2 = (int)(key & 7);
+        if (w2 == 4) return f2 == f ? 0 : -1;
+        if (skip_depth(r, f2, w2, depth + 1) < 0) return -1;
+    }
+    return -1;
+}
+
+static int skip_depth(Rd *r, int f, int wt, int depth) {
     uint64_t v;
     uint32_t v32;
     const uint8_t *s;
@@ -85,9 +153,24 @@ static int skip_field(Rd *r, int wt) {
     case 0: return rd_varint(r, &v);
     case 1: return rd_fixed64(r, &v);
     case 2: return rd_bytes(r, &s, &n);
+    case 3: return skip_group(r, f, depth);
     case 5: return rd_fixed32(r, &v32);
-    default: return -1; /* groups (3, 4) do not occur in OTLP */
+    default: return -1; /* an end-group with no group open, or no wire type at all */
     }
+}
+
+/* Skip the value of field f with wire type wt. */
+static int skip_field(Rd *r, int f, int wt) { return skip_depth(r, f, wt, 0); }
+
+/* Whether p[0:n] is a sequence of whole fields. Repeated occurrences of a message field merge, but
+ * each must be well-formed on its own: concatenating them could hide a field cut at the end of one. */
+static int wire_ok(const uint8_t *p, Py_ssize_t n) {
+    Rd r = {p, p + n};
+    while (r.p < r.end) {
+        uint64_t key;
+        if (rd_tag(&r, &key) < 0 || skip_field(&r, (int)(key >> 3), (int)(key & 7)) < 0) return 0;
+    }
+    return 1;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -215,6 +298,7 @@ static int check_time(Ctx *c, uint64_t t, const char *what) {
 /* Render an AnyValue (the concatenation of its occurrences) as (tag, text), new references. */
 static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObject **tag, PyObject **text) {
     Rd r = {p, p + n};
+    Py_ssize_t pending0 = PyList_GET_SIZE(c->pending); /* the fallback recounts this value's unknown fields */
     int which = 0; /* field number of the last oneof member seen */
     const uint8_t *sp = NULL;
     Py_ssize_t sn = 0;
@@ -222,10 +306,10 @@ static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObje
     int has_composite = merged;
     while (r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) return malformed(c, "an attribute value");
+        if (rd_tag(&r, &key) < 0) return malformed(c, "an attribute value");
         int f = (int)(key >> 3), wt = (int)(key & 7);
         if (f == 1 && wt == 2) {
-            if (rd_bytes(&r, &sp, &sn) < 0) return malformed(c, "an attribute value");
+            if (rd_str(&r, &sp, &sn) < 0) return malformed(c, "an attribute value");
             which = 1;
         } else if ((f == 2 || f == 3) && wt == 0) {
             if (rd_varint(&r, &iv) < 0) return malformed(c, "an attribute value");
@@ -234,15 +318,16 @@ static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObje
             if (rd_fixed64(&r, &iv) < 0) return malformed(c, "an attribute value");
             which = 4;
         } else if ((f >= 5 && f <= 7 && wt == 2) || (f == 8 && wt == 0)) {
-            if (skip_field(&r, wt) < 0) return malformed(c, "an attribute value");
+            if (skip_field(&r, f, wt) < 0) return malformed(c, "an attribute value");
             which = f;
             if (f == 5 || f == 6) has_composite = 1; /* merges with earlier composites: let upb decide */
         } else {
-            if (skip_field(&r, wt) < 0) return malformed(c, "an attribute value");
+            if (skip_field(&r, f, wt) < 0) return malformed(c, "an attribute value");
             int rc = count_unknown(c, "AnyValue", (uint64_t)f);
             if (rc < 0) return rc;
         }
     }
+    if (sp && which != 1 && !utf8_valid(sp, sn)) return malformed(c, "an attribute value");
     if (has_composite || which >= 5) {
         PyObject *b = PyBytes_FromStringAndSize((const char *)p, n);
         if (!b) return -2;
@@ -255,10 +340,21 @@ static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObje
             }
             return -2;
         }
-        if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2) {
+        if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 || !PyList_Check(PyTuple_GET_ITEM(res, 2))) {
             Py_DECREF(res);
-            PyErr_SetString(PyExc_TypeError, "fallback must return (tag, text)");
+            PyErr_SetString(PyExc_TypeError, "fallback must return (tag, text, unknown field names)");
             return -2;
+        }
+        PyObject *unknown = PyTuple_GET_ITEM(res, 2); /* counted with the record, like the fields read here */
+        if (PyList_SetSlice(c->pending, pending0, PyList_GET_SIZE(c->pending), NULL) < 0) {
+            Py_DECREF(res);
+            return -2;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(unknown); i++) {
+            if (PyList_Append(c->pending, PyList_GET_ITEM(unknown, i)) < 0) {
+                Py_DECREF(res);
+                return -2;
+            }
         }
         *tag = PyTuple_GET_ITEM(res, 0);
         *text = PyTuple_GET_ITEM(res, 1);
@@ -404,10 +500,10 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
     PyObject *merged = NULL;
     while (r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) goto bad;
+        if (rd_tag(&r, &key) < 0) goto bad;
         int f = (int)(key >> 3), wt = (int)(key & 7);
         if (f == 1 && wt == 2) {
-            if (rd_bytes(&r, &kp, &kn) < 0) goto bad;
+            if (rd_str(&r, &kp, &kn) < 0) goto bad;
         } else if (f == 2 && wt == 2) {
             const uint8_t *s;
             Py_ssize_t sn;
@@ -416,6 +512,7 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
                 vp = s;
                 vn = sn;
             } else { /* a repeated message field merges: keep the concatenation */
+                if ((nvalues == 1 && !wire_ok(vp, vn)) || !wire_ok(s, sn)) goto bad;
                 if (merged == NULL) {
                     merged = PyBytes_FromStringAndSize((const char *)vp, vn);
                     if (!merged) return -2;
@@ -429,8 +526,10 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
                 if (!merged) return -2;
             }
             nvalues++;
+        } else if (f == 3 && wt == 0) { /* key_strindex: a profiles-only field, known and ignored */
+            if (skip_field(&r, f, wt) < 0) goto bad;
         } else {
-            if (skip_field(&r, wt) < 0) goto bad;
+            if (skip_field(&r, f, wt) < 0) goto bad;
             int rc = count_unknown(c, "KeyValue", (uint64_t)f);
             if (rc < 0) {
                 Py_XDECREF(merged);
@@ -546,21 +645,21 @@ static int decode_event(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const 
     int rc;
     while (r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) return malformed(c, "a span event");
+        if (rd_tag(&r, &key) < 0) return malformed(c, "a span event");
         int f = (int)(key >> 3), wt = (int)(key & 7);
         const uint8_t *s;
         Py_ssize_t sn;
         if (f == 1 && wt == 1) {
             if (rd_fixed64(&r, &time) < 0) return malformed(c, "a span event");
         } else if (f == 2 && wt == 2) {
-            if (rd_bytes(&r, &np, &nn) < 0) return malformed(c, "a span event");
+            if (rd_str(&r, &np, &nn) < 0) return malformed(c, "a span event");
         } else if (f == 3 && wt == 2) {
             if (rd_bytes(&r, &s, &sn) < 0) return malformed(c, "a span event");
             if ((rc = decode_kv(c, &o->ev_attrs, s, sn)) < 0) return rc;
         } else if (f == 4 && wt == 0) {
             if (rd_varint(&r, &dropped) < 0) return malformed(c, "a span event");
         } else {
-            if (skip_field(&r, wt) < 0) return malformed(c, "a span event");
+            if (skip_field(&r, f, wt) < 0) return malformed(c, "a span event");
             if ((rc = count_unknown(c, "Event", (uint64_t)f)) < 0) return rc;
         }
     }
@@ -584,7 +683,7 @@ static int decode_link(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const u
     int rc;
     while (r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) return malformed(c, "a span link");
+        if (rd_tag(&r, &key) < 0) return malformed(c, "a span link");
         int f = (int)(key >> 3), wt = (int)(key & 7);
         const uint8_t *s;
         Py_ssize_t sn;
@@ -593,7 +692,7 @@ static int decode_link(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const u
         } else if (f == 2 && wt == 2) {
             if (rd_bytes(&r, &sp, &sn_) < 0) return malformed(c, "a span link");
         } else if (f == 3 && wt == 2) {
-            if (rd_bytes(&r, &tsp, &tsn) < 0) return malformed(c, "a span link");
+            if (rd_str(&r, &tsp, &tsn) < 0) return malformed(c, "a span link");
         } else if (f == 4 && wt == 2) {
             if (rd_bytes(&r, &s, &sn) < 0) return malformed(c, "a span link");
             if ((rc = decode_kv(c, &o->lk_attrs, s, sn)) < 0) return rc;
@@ -602,7 +701,7 @@ static int decode_link(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const u
         } else if (f == 6 && wt == 5) {
             if (rd_fixed32(&r, &flags) < 0) return malformed(c, "a span link");
         } else {
-            if (skip_field(&r, wt) < 0) return malformed(c, "a span link");
+            if (skip_field(&r, f, wt) < 0) return malformed(c, "a span link");
             if ((rc = count_unknown(c, "Link", (uint64_t)f)) < 0) return rc;
         }
     }
@@ -634,16 +733,16 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
     int rc;
     while (r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) return malformed(c, "a span");
+        if (rd_tag(&r, &key) < 0) return malformed(c, "a span");
         int f = (int)(key >> 3), wt = (int)(key & 7);
         const uint8_t *s;
         Py_ssize_t sn;
         switch (f) {
         case 1: if (wt != 2) goto unknown; if (rd_bytes(&r, &tp, &tn) < 0) goto bad; break;
         case 2: if (wt != 2) goto unknown; if (rd_bytes(&r, &sp, &sn_) < 0) goto bad; break;
-        case 3: if (wt != 2) goto unknown; if (rd_bytes(&r, &tsp, &tsn) < 0) goto bad; break;
+        case 3: if (wt != 2) goto unknown; if (rd_str(&r, &tsp, &tsn) < 0) goto bad; break;
         case 4: if (wt != 2) goto unknown; if (rd_bytes(&r, &pp, &pn) < 0) goto bad; break;
-        case 5: if (wt != 2) goto unknown; if (rd_bytes(&r, &np, &nn) < 0) goto bad; break;
+        case 5: if (wt != 2) goto unknown; if (rd_str(&r, &np, &nn) < 0) goto bad; break;
         case 6: if (wt != 0) goto unknown; if (rd_varint(&r, &kind) < 0) goto bad; break;
         case 7: if (wt != 1) goto unknown; if (rd_fixed64(&r, &start) < 0) goto bad; break;
         case 8: if (wt != 1) goto unknown; if (rd_fixed64(&r, &end) < 0) goto bad; break;
@@ -671,14 +770,14 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
             Rd q = {s, s + sn}; /* Status: occurrences merge field by field, last wins */
             while (q.p < q.end) {
                 uint64_t k2;
-                if (rd_varint(&q, &k2) < 0) goto bad;
+                if (rd_tag(&q, &k2) < 0) goto bad;
                 int f2 = (int)(k2 >> 3), w2 = (int)(k2 & 7);
                 if (f2 == 2 && w2 == 2) {
-                    if (rd_bytes(&q, &mp, &mn) < 0) goto bad;
+                    if (rd_str(&q, &mp, &mn) < 0) goto bad;
                 } else if (f2 == 3 && w2 == 0) {
                     if (rd_varint(&q, &code) < 0) goto bad;
                 } else {
-                    if (skip_field(&q, w2) < 0) goto bad;
+                    if (skip_field(&q, f2, w2) < 0) goto bad;
                     if ((rc = count_unknown(c, "Status", (uint64_t)f2)) < 0) return rc;
                 }
             }
@@ -687,7 +786,7 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
         case 16: if (wt != 5) goto unknown; if (rd_fixed32(&r, &flags) < 0) goto bad; break;
         default:
         unknown:
-            if (skip_field(&r, wt) < 0) goto bad;
+            if (skip_field(&r, f, wt) < 0) goto bad;
             if ((rc = count_unknown(c, "Span", (uint64_t)f)) < 0) return rc;
         }
     }
@@ -759,28 +858,65 @@ typedef int (*record_fn)(Ctx *, void *, const uint8_t *, Py_ssize_t, PyObject *,
 static PyObject *iterate_scope(Ctx *c, void *out, const uint8_t *buf, Py_ssize_t len, PyObject *ci, long long rec0,
                                PyObject *errors, const char *container, record_fn fn,
                                int (*mark)(void *, void *), int (*rollback)(void *, void *), void *markbuf,
-                               Py_ssize_t ri, Py_ssize_t si) {
+                               Py_ssize_t ri, Py_ssize_t si, PyObject *validate) {
     Rd r = {buf, buf + len};
     Py_ssize_t idx = 0;
     while (r.p < r.end) {
+        const uint8_t *at = r.p; /* where a malformed tail starts, if it does */
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) break;
+        if (rd_tag(&r, &key) < 0) {
+            r.p = at;
+            break;
+        }
         int f = (int)(key >> 3), wt = (int)(key & 7);
         if (f == 2 && wt == 2) {
             const uint8_t *s;
             Py_ssize_t sn;
-            if (rd_bytes(&r, &s, &sn) < 0) break;
+            if (rd_bytes(&r, &s, &sn) < 0) {
+                r.p = at;
+                break;
+            }
             mark(out, markbuf);
             int rc = fn(c, out, s, sn, ci, rec0 + idx);
             if (rc == -2) return NULL;
+            if (rc == -1 && validate && strcmp(c->err_code, "invalid_protobuf") != 0) {
+                /* A rule broken early in the record: upb rejects a record whose bytes are malformed
+                 * anywhere, whatever else is wrong with it; ask it, so both decoders say the same. */
+                PyObject *v = PyObject_CallFunction(validate, "y#", (const char *)s, sn);
+                if (!v) return NULL;
+                if (!PyTuple_Check(v) || PyTuple_GET_SIZE(v) != 2 || !PyList_Check(PyTuple_GET_ITEM(v, 1))) {
+                    Py_DECREF(v);
+                    PyErr_SetString(PyExc_TypeError, "validate must return (reason or None, unknown field names)");
+                    return NULL;
+                }
+                PyObject *why = PyTuple_GET_ITEM(v, 0);
+                if (why != Py_None) {
+                    Py_INCREF(why);
+                    Py_XDECREF(c->err_msg);
+                    c->err_code = "invalid_protobuf";
+                    c->err_msg = why;
+                } else { /* its unknown fields are those of the whole record, not of what was read */
+                    if (PyList_SetSlice(c->pending, 0, PyList_GET_SIZE(c->pending), PyTuple_GET_ITEM(v, 1)) < 0) {
+                        Py_DECREF(v);
+                        return NULL;
+                    }
+                }
+                Py_DECREF(v);
+            }
             if (flush_unknown(c, rc == 0 || strcmp(c->err_code, "invalid_protobuf") != 0) < 0) return NULL;
             if (rc == -1 && (rollback(out, markbuf) < 0 || report(c, errors, ri, si, idx, rec0 + idx, s, sn) < 0))
                 return NULL;
             idx++;
         } else if ((f == 1 || f == 3) && wt == 2) {
-            if (skip_field(&r, wt) < 0) break;
+            if (skip_field(&r, f, wt) < 0) {
+                r.p = at;
+                break;
+            }
         } else {
-            if (skip_field(&r, wt) < 0) break;
+            if (skip_field(&r, f, wt) < 0) {
+                r.p = at;
+                break;
+            }
             if (count_unknown(c, container, (uint64_t)f) < 0 || flush_unknown(c, 1) < 0) return NULL;
         }
     }
@@ -859,7 +995,7 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
     int rc;
     while (r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) goto bad;
+        if (rd_tag(&r, &key) < 0) goto bad;
         int f = (int)(key >> 3), wt = (int)(key & 7);
         const uint8_t *s;
         Py_ssize_t sn;
@@ -867,7 +1003,7 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
         case 1: if (wt != 1) goto unknown; if (rd_fixed64(&r, &time) < 0) goto bad; break;
         case 11: if (wt != 1) goto unknown; if (rd_fixed64(&r, &observed) < 0) goto bad; break;
         case 2: if (wt != 0) goto unknown; if (rd_varint(&r, &sev) < 0) goto bad; break;
-        case 3: if (wt != 2) goto unknown; if (rd_bytes(&r, &stp, &stn) < 0) goto bad; break;
+        case 3: if (wt != 2) goto unknown; if (rd_str(&r, &stp, &stn) < 0) goto bad; break;
         case 5:
             if (wt != 2) goto unknown;
             if (rd_bytes(&r, &s, &sn) < 0) goto bad;
@@ -875,6 +1011,7 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
                 bp = s;
                 bn = sn;
             } else {
+                if ((nbody == 1 && !wire_ok(bp, bn)) || !wire_ok(s, sn)) goto bad;
                 if (!merged && !(merged = PyBytes_FromStringAndSize((const char *)bp, bn))) return -2;
                 PyObject *more = PyBytes_FromStringAndSize((const char *)s, sn);
                 if (!more) {
@@ -898,10 +1035,10 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
         case 8: if (wt != 5) goto unknown; if (rd_fixed32(&r, &flags) < 0) goto bad; break;
         case 9: if (wt != 2) goto unknown; if (rd_bytes(&r, &tp, &tn) < 0) goto bad; break;
         case 10: if (wt != 2) goto unknown; if (rd_bytes(&r, &sp, &sn_) < 0) goto bad; break;
-        case 12: if (wt != 2) goto unknown; if (rd_bytes(&r, &enp, &enn) < 0) goto bad; break;
+        case 12: if (wt != 2) goto unknown; if (rd_str(&r, &enp, &enn) < 0) goto bad; break;
         default:
         unknown:
-            if (skip_field(&r, wt) < 0) goto bad;
+            if (skip_field(&r, f, wt) < 0) goto bad;
             if ((rc = count_unknown(c, "LogRecord", (uint64_t)f)) < 0) {
                 Py_XDECREF(merged);
                 return rc;
@@ -1015,7 +1152,7 @@ typedef struct {
     int (*mark)(void *, void *);
     int (*rollback)(void *, void *);
     void *markbuf;
-    PyObject *errors, *ctx_fn;
+    PyObject *errors, *ctx_fn, *validate;
     const char *top, *rcont, *scont;
 } Req;
 
@@ -1038,7 +1175,7 @@ static int header_fields(const uint8_t *p, Py_ssize_t n, PyObject **f1, PyObject
         uint64_t key;
         const uint8_t *s;
         Py_ssize_t sn;
-        if (rd_varint(&r, &key) < 0) break;
+        if (rd_tag(&r, &key) < 0) break;
         int f = (int)(key >> 3), wt = (int)(key & 7);
         if ((f == 1 || f == 3) && wt == 2) {
             if (rd_bytes(&r, &s, &sn) < 0) break;
@@ -1055,7 +1192,7 @@ static int header_fields(const uint8_t *p, Py_ssize_t n, PyObject **f1, PyObject
                 PyBytes_ConcatAndDel(f1, more);
                 if (!*f1) return -2;
             }
-        } else if (skip_field(&r, wt) < 0) {
+        } else if (skip_field(&r, f, wt) < 0) {
             break; /* the caller reports malformed bytes where it meets them */
         }
     }
@@ -1066,6 +1203,18 @@ static int header_fields(const uint8_t *p, Py_ssize_t n, PyObject **f1, PyObject
 
 static PyObject *view(const uint8_t *p, Py_ssize_t n) { return PyMemoryView_FromMemory((char *)p, n, PyBUF_READ); }
 
+/* A block without scopes: Python still checks (and registers) its resource. Returns 1 when the
+ * resource is broken (Python has set the whole block aside), -1 on a Python error. */
+static int resource_only(Req *q, Py_ssize_t ri, PyObject *res, PyObject *url, const uint8_t *p, Py_ssize_t n) {
+    PyObject *x = PyObject_CallFunction(q->ctx_fn, "nnOOyyNN", ri, (Py_ssize_t)-1, res, url, "", "", view(p, n),
+                                        view(p, n));
+    if (!x) return -1;
+    long v = PyLong_AsLong(x);
+    Py_DECREF(x);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    return v == -2;
+}
+
 /* One Resource* block: ctx_fn(ri, si, resource, schema_url, scope, scope_schema_url, block, scope_block)
  * gives the context index of each scope (or -1: skip it, Python has dealt with it). */
 static int decode_resource_block(Ctx *c, Req *q, const uint8_t *p, Py_ssize_t n, Py_ssize_t ri, long long *rec) {
@@ -1073,16 +1222,24 @@ static int decode_resource_block(Ctx *c, Req *q, const uint8_t *p, Py_ssize_t n,
     if (header_fields(p, n, &res, &url) < 0) goto pyerr;
     Rd r = {p, p + n};
     Py_ssize_t si = 0;
+    int dropped = 0; /* the resource is broken: Python has set the block aside; only count fields */
     while (r.p < r.end) {
         const uint8_t *at = r.p, *s;
         Py_ssize_t sn;
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) goto bad;
+        if (rd_tag(&r, &key) < 0) {
+            r.p = at;
+            goto bad;
+        }
         int f = (int)(key >> 3), wt = (int)(key & 7);
         if (f == 2 && wt == 2) {
             if (rd_bytes(&r, &s, &sn) < 0) {
                 r.p = at;
                 goto bad;
+            }
+            if (dropped) {
+                si++;
+                continue;
             }
             PyObject *scope, *surl;
             if (header_fields(s, sn, &scope, &surl) < 0) goto pyerr;
@@ -1096,7 +1253,7 @@ static int decode_resource_block(Ctx *c, Req *q, const uint8_t *p, Py_ssize_t n,
             }
             if (ci >= 0) {
                 PyObject *got = iterate_scope(c, q->out, s, sn, res_, *rec, q->errors, q->scont, q->fn, q->mark,
-                                              q->rollback, q->markbuf, ri, si);
+                                              q->rollback, q->markbuf, ri, si, q->validate);
                 if (!got) {
                     Py_DECREF(res_);
                     goto pyerr;
@@ -1104,33 +1261,35 @@ static int decode_resource_block(Ctx *c, Req *q, const uint8_t *p, Py_ssize_t n,
                 *rec += PyLong_AsLongLong(got);
                 Py_DECREF(got);
             }
+            dropped = ci == -2;
             Py_DECREF(res_);
             si++;
         } else if ((f == 1 || f == 3) && wt == 2) {
-            if (skip_field(&r, wt) < 0) {
+            if (skip_field(&r, f, wt) < 0) {
                 r.p = at;
                 goto bad;
             }
         } else {
-            if (skip_field(&r, wt) < 0) {
+            if (skip_field(&r, f, wt) < 0) {
                 r.p = at;
                 goto bad;
             }
             if (count_unknown(c, q->rcont, (uint64_t)f) < 0 || flush_unknown(c, 1) < 0) goto pyerr;
         }
     }
-    if (si == 0 && PyBytes_GET_SIZE(res) > 0) { /* no scopes: still let Python check the resource */
-        PyObject *x = PyObject_CallFunction(q->ctx_fn, "nnOOyyNN", ri, (Py_ssize_t)-1, res, url, "", "", view(p, n),
-                                            view(p, n));
-        if (!x) goto pyerr;
-        Py_DECREF(x);
-    }
+    if (si == 0 && resource_only(q, ri, res, url, p, n) < 0) goto pyerr;
     Py_DECREF(res);
     Py_DECREF(url);
     return 0;
 bad:
+    if (si == 0 && !dropped) {
+        int broken = resource_only(q, ri, res, url, p, n);
+        if (broken < 0) goto pyerr;
+        dropped = broken;
+    }
     Py_DECREF(res);
     Py_DECREF(url);
+    if (dropped) return 0; /* a block set aside whole has no tail to report */
     if (set_err(c, "invalid_protobuf",
                 PyUnicode_FromFormat("malformed protobuf in %s after %zd scopes", q->rcont, si)) < 0)
         return -2;
@@ -1143,28 +1302,33 @@ pyerr:
 
 PyDoc_STRVAR(decode_request_doc,
 "decode_request(kind, message, first_record, rows, attrs, events, links, event_attrs, link_attrs,\n"
-"               fallback, unknown, errors, ctx_fn) -> int\n\n"
+"               fallback, unknown, errors, ctx_fn, validate) -> int\n\n"
 "Decode a serialised TracesData / LogsData / Export*ServiceRequest (kind 0: spans, 1: log\n"
 "records; for logs, events, links and their attribute lists are None) into the batch lists.\n"
 "ctx_fn(resource_index, scope_index, resource, schema_url, scope, scope_schema_url, block,\n"
-"scope_block) returns each scope's context index, or -1 to skip the scope. errors receives\n"
+"scope_block) returns each scope's context index, or -1 to skip the scope. fallback(bytes) renders\n"
+"a composite AnyValue as (tag, text, names of its unknown fields). errors receives\n"
 "(resource_index, scope_index, index, record_index, code, message, bytes); -1 indices mark an\n"
+"error in the container one level up. validate(record_bytes) returns (None, unknown field names)\n"
+"if upb parses the record, else (why not, []); a record that breaks a rule is reported as\n"
+"malformed when it is.\n"
 "error in the container one level up. Returns the record index after the last record.");
 
 static PyObject *decode_request(PyObject *self, PyObject *args) {
     int kind;
     Py_buffer buf;
     long long rec;
-    PyObject *rows, *attrs, *events, *links, *ev_attrs, *lk_attrs, *fallback, *unknown, *errors, *ctx_fn;
-    if (!PyArg_ParseTuple(args, "iy*LO!OOOOOOO!O!O", &kind, &buf, &rec, &PyList_Type, &rows, &attrs, &events, &links,
-                          &ev_attrs, &lk_attrs, &fallback, &PyDict_Type, &unknown, &PyList_Type, &errors, &ctx_fn))
+    PyObject *rows, *attrs, *events, *links, *ev_attrs, *lk_attrs, *fallback, *unknown, *errors, *ctx_fn, *validate;
+    if (!PyArg_ParseTuple(args, "iy*LO!OOOOOOO!O!OO", &kind, &buf, &rec, &PyList_Type, &rows, &attrs, &events,
+                          &links, &ev_attrs, &lk_attrs, &fallback, &PyDict_Type, &unknown, &PyList_Type, &errors,
+                          &ctx_fn, &validate))
         return NULL;
     SpanOut so;
     LogOut lo;
     SpanMark sm;
     LogMark lm;
     Ctx c;
-    Req q = {kind, NULL, NULL, NULL, NULL, NULL, errors, ctx_fn, NULL, NULL, NULL};
+    Req q = {kind, NULL, NULL, NULL, NULL, NULL, errors, ctx_fn, validate, NULL, NULL, NULL};
     PyObject *result = NULL;
     c.pending = NULL;
     c.err_msg = NULL;
@@ -1207,7 +1371,7 @@ static PyObject *decode_request(PyObject *self, PyObject *args) {
         Py_ssize_t sn;
         uint64_t key;
         int rc = 0;
-        if (rd_varint(&r, &key) < 0) {
+        if (rd_tag(&r, &key) < 0) {
             r.p = at;
             goto truncated;
         }
@@ -1219,7 +1383,7 @@ static PyObject *decode_request(PyObject *self, PyObject *args) {
             }
             rc = decode_resource_block(&c, &q, s, sn, ri++, &rec);
         } else {
-            if (skip_field(&r, wt) < 0) {
+            if (skip_field(&r, f, wt) < 0) {
                 r.p = at;
                 goto truncated;
             }
@@ -1725,6 +1889,1083 @@ static PyObject *decode_json_logs(PyObject *self, PyObject *args) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* OTLP/JSON text straight to rows, for messages in the strict common form. Building the dict tree
+ * of a JSON parser and freeing it again costs more than the rest of ingest; this reads the text
+ * once. Anything outside the common form (another key, a base64 id, a name for an enum, a
+ * composite value, a duplicate key, a malformed number...) gives up on the whole message, which
+ * then goes through a JSON parser and the dict decoder, where every rule and message lives. */
+
+typedef struct {
+    const uint8_t *p, *end;
+} T;
+
+static void tws(T *t) {
+    while (t->p < t->end && (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r')) t->p++;
+}
+
+static int tpeek(T *t) {
+    tws(t);
+    return t->p < t->end ? *t->p : -1;
+}
+
+static int tch(T *t, uint8_t c) {
+    if (tpeek(t) != c) return FALLBACK;
+    t->p++;
+    return 0;
+}
+
+/* After a value inside an object or array: 1 if another member follows (','), 0 at the closer. */
+static int tnext(T *t, uint8_t closer) {
+    int c = tpeek(t);
+    if (c == ',') {
+        t->p++;
+        return 1;
+    }
+    if (c == closer) {
+        t->p++;
+        return 0;
+    }
+    return -FALLBACK;
+}
+
+static int tnull(T *t) {
+    if (tpeek(t) == 'n' && t->end - t->p >= 4 && memcmp(t->p, "null", 4) == 0) {
+        t->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* The raw bytes of a string at the cursor (between the quotes); *esc when it holds escapes. */
+static int tstr_span(T *t, const uint8_t **s, Py_ssize_t *n, int *esc) {
+    if (tch(t, '"')) return FALLBACK;
+    const uint8_t *a = t->p;
+    *esc = 0;
+    while (t->p < t->end) {
+        uint8_t c = *t->p;
+        if (c == '"') {
+            *s = a;
+            *n = t->p - a;
+            t->p++;
+            return 0;
+        }
+        if (c == '\\') {
+            *esc = 1;
+            t->p += 2;
+            continue;
+        }
+        if (c < 0x20) return FALLBACK;
+        t->p++;
+    }
+    return FALLBACK;
+}
+
+static void put_utf8(uint8_t **o, uint32_t cp) {
+    uint8_t *q = *o;
+    if (cp < 0x80) {
+        *q++ = (uint8_t)cp;
+    } else if (cp < 0x800) {
+        *q++ = (uint8_t)(0xC0 | cp >> 6);
+        *q++ = (uint8_t)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *q++ = (uint8_t)(0xE0 | cp >> 12);
+        *q++ = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
+        *q++ = (uint8_t)(0x80 | (cp & 0x3F));
+    } else {
+        *q++ = (uint8_t)(0xF0 | cp >> 18);
+        *q++ = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
+        *q++ = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
+        *q++ = (uint8_t)(0x80 | (cp & 0x3F));
+    }
+    *o = q;
+}
+
+static int hex4(const uint8_t *p, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0) return -1;
+        v = v << 4 | (uint32_t)h;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A JSON string value as a new str (escapes decoded; lone surrogates and bad UTF-8 give up). */
+static int tstr(T *t, PyObject **out) {
+    const uint8_t *s;
+    Py_ssize_t n;
+    int esc;
+    if (tstr_span(t, &s, &n, &esc)) return FALLBACK;
+    if (!esc) {
+        if (n == 0) {
+            Py_INCREF(S_empty_str);
+            *out = S_empty_str;
+            return 0;
+        }
+        *out = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+    } else {
+        uint8_t *buf = PyMem_Malloc(n ? n : 1), *o = buf;
+        if (!buf) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (s[i] != '\\') {
+                *o++ = s[i];
+                continue;
+            }
+            if (++i >= n) goto bad;
+            uint32_t cp, lo;
+            switch (s[i]) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '/': *o++ = '/'; break;
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'n': *o++ = '\n'; break;
+            case 'r': *o++ = '\r'; break;
+            case 't': *o++ = '\t'; break;
+            case 'u':
+                if (i + 4 >= n || hex4(s + i + 1, &cp) < 0) goto bad;
+                i += 4;
+                if (cp >= 0xD800 && cp < 0xDC00) { /* a surrogate pair */
+                    if (i + 6 >= n || s[i + 1] != '\\' || s[i + 2] != 'u' || hex4(s + i + 3, &lo) < 0 || lo < 0xDC00 ||
+                        lo >= 0xE000)
+                        goto bad;
+                    i += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (cp >= 0xDC00 && cp < 0xE000) {
+                    goto bad;
+                }
+                put_utf8(&o, cp);
+                break;
+            default:
+                goto bad;
+            }
+        }
+        *out = PyUnicode_DecodeUTF8((const char *)buf, o - buf, NULL);
+        PyMem_Free(buf);
+        goto decoded;
+    bad:
+        PyMem_Free(buf);
+        return FALLBACK;
+    }
+decoded:
+    if (*out) return 0;
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -2;
+    PyErr_Clear();
+    return FALLBACK;
+}
+
+/* An object key without escapes, and the ':' after it. */
+static int tkey(T *t, const uint8_t **s, Py_ssize_t *n) {
+    int esc;
+    if (tstr_span(t, s, n, &esc) || esc || tch(t, ':')) return FALLBACK;
+    return 0;
+}
+
+#define KEY(lit) (kn == (Py_ssize_t)(sizeof(lit) - 1) && memcmp(ks, lit, sizeof(lit) - 1) == 0)
+
+static int tnum(T *t, const uint8_t **s, Py_ssize_t *n, int *is_int);
+
+/* Skip any JSON value (strings, numbers, literals, nested objects and arrays). */
+static int tskip(T *t) {
+    int c = tpeek(t);
+    if (c == '"') {
+        const uint8_t *s;
+        Py_ssize_t n;
+        int esc;
+        return tstr_span(t, &s, &n, &esc);
+    }
+    if (c == '{' || c == '[') {
+        int depth = 0;
+        while (t->p < t->end) {
+            uint8_t ch = *t->p;
+            if (ch == '"') {
+                const uint8_t *s;
+                Py_ssize_t n;
+                int esc;
+                if (tstr_span(t, &s, &n, &esc)) return FALLBACK;
+                continue;
+            }
+            t->p++;
+            if (ch == '{' || ch == '[') depth++;
+            else if ((ch == '}' || ch == ']') && --depth == 0) return 0;
+        }
+        return FALLBACK;
+    }
+    static const char *lits[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(lits[i]);
+        if ((size_t)(t->end - t->p) >= n && memcmp(t->p, lits[i], n) == 0) {
+            t->p += n;
+            return 0;
+        }
+    }
+    const uint8_t *s;
+    Py_ssize_t n;
+    int is_int;
+    return tnum(t, &s, &n, &is_int);
+}
+
+/* A number token: its bytes, and whether it is a plain integer (no fraction, no exponent). */
+static int tnum(T *t, const uint8_t **s, Py_ssize_t *n, int *is_int) {
+    tws(t);
+    const uint8_t *a = t->p;
+    *is_int = 1;
+    if (t->p < t->end && *t->p == '-') t->p++;
+    const uint8_t *d = t->p;
+    while (t->p < t->end && *t->p >= '0' && *t->p <= '9') t->p++;
+    if (t->p == d || (t->p - d > 1 && *d == '0')) return FALLBACK; /* no digits, or a leading zero */
+    if (t->p < t->end && *t->p == '.') {
+        *is_int = 0;
+        const uint8_t *f = ++t->p;
+        while (t->p < t->end && *t->p >= '0' && *t->p <= '9') t->p++;
+        if (t->p == f) return FALLBACK;
+    }
+    if (t->p < t->end && (*t->p == 'e' || *t->p == 'E')) {
+        *is_int = 0;
+        t->p++;
+        if (t->p < t->end && (*t->p == '+' || *t->p == '-')) t->p++;
+        const uint8_t *e = t->p;
+        while (t->p < t->end && *t->p >= '0' && *t->p <= '9') t->p++;
+        if (t->p == e) return FALLBACK;
+    }
+    *s = a;
+    *n = t->p - a;
+    return 0;
+}
+
+static int digits_u64(const uint8_t *s, Py_ssize_t n, uint64_t max, uint64_t *out) {
+    if (n < 1 || n > 19) return FALLBACK;
+    uint64_t v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return FALLBACK;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > max) return FALLBACK;
+    *out = v;
+    return 0;
+}
+
+/* A non-negative integer up to max: a JSON integer, or (allow_str) a string of digits. */
+static int tuint(T *t, uint64_t max, int allow_str, uint64_t *out) {
+    if (tnull(t)) {
+        *out = 0;
+        return 0;
+    }
+    const uint8_t *s;
+    Py_ssize_t n;
+    if (tpeek(t) == '"') {
+        int esc;
+        if (!allow_str || tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
+        return digits_u64(s, n, max, out);
+    }
+    int is_int;
+    if (tnum(t, &s, &n, &is_int) || !is_int || *s == '-') return FALLBACK;
+    return digits_u64(s, n, max, out);
+}
+
+/* A hex id of exactly 2*want characters (None when absent, empty or all zero). */
+static int tid(T *t, Py_ssize_t want, PyObject **out) {
+    if (tnull(t)) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    const uint8_t *s;
+    Py_ssize_t n;
+    int esc;
+    if (tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
+    if (n == 0) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    if (n != 2 * want) return FALLBACK;
+    uint8_t b[16];
+    int nonzero = 0;
+    for (Py_ssize_t i = 0; i < want; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) return FALLBACK;
+        b[i] = (uint8_t)(hi << 4 | lo);
+        nonzero |= b[i];
+    }
+    if (!nonzero) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    *out = PyBytes_FromStringAndSize((const char *)b, want);
+    return *out ? 0 : -2;
+}
+
+/* An optional string: null / "" -> None. */
+static int topt_str(T *t, PyObject **out) {
+    if (tnull(t)) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+        return 0;
+    }
+    int rc = tstr(t, out);
+    if (rc) return rc;
+    if (PyUnicode_GET_LENGTH(*out) == 0) {
+        Py_DECREF(*out);
+        Py_INCREF(Py_None);
+        *out = Py_None;
+    }
+    return 0;
+}
+
+/* A simple AnyValue object {stringValue|intValue|boolValue|doubleValue: x} as (tag, text); both
+ * stay NULL unless it succeeds. */
+static int tany(T *t, PyObject **tag, PyObject **text) {
+    const uint8_t *ks, *s;
+    Py_ssize_t kn, n;
+    *tag = *text = NULL;
+    if (tch(t, '{') || tkey(t, &ks, &kn)) return FALLBACK;
+    int rc;
+    if (KEY("stringValue")) {
+        if ((rc = tstr(t, text))) return rc;
+        *tag = S_string;
+    } else if (KEY("intValue")) {
+        int neg = 0, is_int = 1;
+        if (tpeek(t) == '"') {
+            int esc;
+            if (tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
+        } else if (tnum(t, &s, &n, &is_int) || !is_int) {
+            return FALLBACK;
+        }
+        if (n > 0 && *s == '-') {
+            neg = 1;
+            s++;
+            n--;
+        }
+        uint64_t u;
+        if (n > 18 || digits_u64(s, n, UINT64_MAX, &u)) return FALLBACK; /* longer: Python checks the range */
+        if (!(*text = PyUnicode_FromFormat("%lld", neg ? -(long long)u : (long long)u))) return -2;
+        *tag = S_int;
+    } else if (KEY("boolValue")) {
+        tws(t);
+        if (t->end - t->p >= 4 && memcmp(t->p, "true", 4) == 0) {
+            t->p += 4;
+            *text = S_true;
+        } else if (t->end - t->p >= 5 && memcmp(t->p, "false", 5) == 0) {
+            t->p += 5;
+            *text = S_false;
+        } else {
+            return FALLBACK;
+        }
+        Py_INCREF(*text);
+        *tag = S_bool;
+    } else if (KEY("doubleValue")) {
+        int is_int;
+        if (tnum(t, &s, &n, &is_int) || n > 64) return FALLBACK;
+        char num[65];
+        memcpy(num, s, n);
+        num[n] = 0;
+        double d = PyOS_string_to_double(num, NULL, NULL);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return FALLBACK;
+        }
+        if (!isfinite(d)) return FALLBACK;
+        char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!r) return -2;
+        *text = PyUnicode_FromString(r);
+        PyMem_Free(r);
+        if (!*text) return -2;
+        *tag = S_double;
+    } else {
+        return FALLBACK;
+    }
+    Py_INCREF(*tag);
+    if (tch(t, '}')) {
+        Py_CLEAR(*tag);
+        Py_CLEAR(*text);
+        return FALLBACK;
+    }
+    return 0;
+}
+
+static int tattrs(T *t, Attrs *a) {
+    if (tnull(t)) return 0;
+    if (tch(t, '[')) return FALLBACK;
+    if (tpeek(t) == ']') {
+        t->p++;
+        return 0;
+    }
+    int more;
+    do {
+        const uint8_t *ks;
+        Py_ssize_t kn;
+        PyObject *key = NULL, *tag = NULL, *text = NULL;
+        int rc = tch(t, '{');
+        for (int i = 0; i < 2 && !rc; i++) {
+            if (i == 1 && (rc = tch(t, ','))) break;
+            if ((rc = tkey(t, &ks, &kn))) break;
+            if (KEY("key") && !key) rc = tstr(t, &key);
+            else if (KEY("value") && !tag) rc = tany(t, &tag, &text);
+            else rc = FALLBACK;
+        }
+        if (!rc) rc = tch(t, '}');
+        if (!rc) {
+            if (tag != S_string) {
+                PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
+                if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) rc = -2;
+                Py_XDECREF(pos);
+            }
+            if (!rc && (append_key(a, key) < 0 || PyList_Append(a->vals, text) < 0)) rc = -2;
+        }
+        Py_XDECREF(key);
+        Py_XDECREF(tag);
+        Py_XDECREF(text);
+        if (rc) return rc;
+        more = tnext(t, ']');
+        if (more < 0) return FALLBACK;
+    } while (more);
+    return 0;
+}
+
+#define SEEN(bit)                                                                                                    \
+    do {                                                                                                             \
+        if (seen & ((uint64_t)1 << (bit))) goto fallback;                                                            \
+        seen |= (uint64_t)1 << (bit);                                                                                \
+    } while (0)
+#define CHECK(x)                                                                                                     \
+    do {                                                                                                             \
+        int rc_ = (x);                                                                                               \
+        if (rc_ == -2) goto pyerr;                                                                                   \
+        if (rc_) goto fallback;                                                                                      \
+    } while (0)
+
+static int tevent(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
+    uint64_t time = 0, dropped = 0, seen = 0;
+    PyObject *name = NULL;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    int more;
+    CHECK(tch(t, '{'));
+    if (tpeek(t) == '}') {
+        t->p++;
+    } else {
+        do {
+            CHECK(tkey(t, &ks, &kn));
+            if (KEY("timeUnixNano")) {
+                SEEN(0);
+                CHECK(tuint(t, INT64_MAX_U, 1, &time));
+            } else if (KEY("name")) {
+                SEEN(1);
+                if (!tnull(t)) CHECK(tstr(t, &name));
+            } else if (KEY("attributes")) {
+                SEEN(2);
+                CHECK(tattrs(t, &o->ev_attrs));
+            } else if (KEY("droppedAttributesCount")) {
+                SEEN(3);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &dropped));
+            } else {
+                goto fallback;
+            }
+            more = tnext(t, '}');
+            if (more < 0) goto fallback;
+        } while (more);
+    }
+    if (!name) {
+        Py_INCREF(S_empty_str);
+        name = S_empty_str;
+    }
+    PyObject *tup = Py_BuildValue("(nnKNNk)", row, j, (unsigned long long)time, name, size_obj(o->ev_attrs.keys),
+                                  (unsigned long)dropped);
+    if (!tup) return -2;
+    int rc = PyList_Append(o->events, tup);
+    Py_DECREF(tup);
+    return rc < 0 ? -2 : 0;
+fallback:
+    Py_XDECREF(name);
+    return FALLBACK;
+pyerr:
+    Py_XDECREF(name);
+    return -2;
+}
+
+static int tlink(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
+    uint64_t flags = 0, dropped = 0, seen = 0;
+    PyObject *tid_ = NULL, *sid = NULL, *ts = NULL;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    int more;
+    CHECK(tch(t, '{'));
+    if (tpeek(t) == '}') {
+        t->p++;
+    } else {
+        do {
+            CHECK(tkey(t, &ks, &kn));
+            if (KEY("traceId")) {
+                SEEN(0);
+                CHECK(tid(t, 16, &tid_));
+            } else if (KEY("spanId")) {
+                SEEN(1);
+                CHECK(tid(t, 8, &sid));
+            } else if (KEY("traceState")) {
+                SEEN(2);
+                CHECK(topt_str(t, &ts));
+            } else if (KEY("attributes")) {
+                SEEN(3);
+                CHECK(tattrs(t, &o->lk_attrs));
+            } else if (KEY("droppedAttributesCount")) {
+                SEEN(4);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &dropped));
+            } else if (KEY("flags")) {
+                SEEN(5);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &flags));
+            } else {
+                goto fallback;
+            }
+            more = tnext(t, '}');
+            if (more < 0) goto fallback;
+        } while (more);
+    }
+    if (!tid_) tid_ = Py_NewRef(Py_None);
+    if (!sid) sid = Py_NewRef(Py_None);
+    if (!ts) ts = Py_NewRef(Py_None);
+    PyObject *tup = Py_BuildValue("(nnNNNkNk)", row, j, tid_, sid, ts, (unsigned long)flags,
+                                  size_obj(o->lk_attrs.keys), (unsigned long)dropped);
+    if (!tup) return -2;
+    int rc = PyList_Append(o->links, tup);
+    Py_DECREF(tup);
+    return rc < 0 ? -2 : 0;
+fallback:
+    Py_XDECREF(tid_);
+    Py_XDECREF(sid);
+    Py_XDECREF(ts);
+    return FALLBACK;
+pyerr:
+    Py_XDECREF(tid_);
+    Py_XDECREF(sid);
+    Py_XDECREF(ts);
+    return -2;
+}
+
+static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
+    uint64_t start = 0, end = 0, kind = 0, flags = 0, da = 0, de = 0, dl = 0, code = 0, seen = 0;
+    PyObject *tid_ = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
+    Py_ssize_t row = PyList_GET_SIZE(o->rows), n_ev = 0, n_lk = 0;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    int more;
+    CHECK(tch(t, '{'));
+    if (tpeek(t) == '}') {
+        t->p++;
+    } else {
+        do {
+            CHECK(tkey(t, &ks, &kn));
+            if (KEY("traceId")) {
+                SEEN(0);
+                CHECK(tid(t, 16, &tid_));
+            } else if (KEY("spanId")) {
+                SEEN(1);
+                CHECK(tid(t, 8, &sid));
+            } else if (KEY("parentSpanId")) {
+                SEEN(2);
+                CHECK(tid(t, 8, &pid));
+            } else if (KEY("traceState")) {
+                SEEN(3);
+                CHECK(topt_str(t, &ts));
+            } else if (KEY("flags")) {
+                SEEN(4);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &flags));
+            } else if (KEY("name")) {
+                SEEN(5);
+                if (!tnull(t)) CHECK(tstr(t, &name));
+            } else if (KEY("kind")) {
+                SEEN(6);
+                CHECK(tuint(t, 5, 0, &kind));
+            } else if (KEY("startTimeUnixNano")) {
+                SEEN(7);
+                CHECK(tuint(t, INT64_MAX_U, 1, &start));
+            } else if (KEY("endTimeUnixNano")) {
+                SEEN(8);
+                CHECK(tuint(t, INT64_MAX_U, 1, &end));
+            } else if (KEY("attributes")) {
+                SEEN(9);
+                CHECK(tattrs(t, &o->attrs));
+            } else if (KEY("droppedAttributesCount")) {
+                SEEN(10);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &da));
+            } else if (KEY("events")) {
+                SEEN(11);
+                if (!tnull(t)) {
+                    CHECK(tch(t, '['));
+                    if (tpeek(t) == ']') {
+                        t->p++;
+                    } else {
+                        do {
+                            CHECK(tevent(t, o, row, n_ev++));
+                            more = tnext(t, ']');
+                            if (more < 0) goto fallback;
+                        } while (more);
+                    }
+                }
+            } else if (KEY("droppedEventsCount")) {
+                SEEN(12);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &de));
+            } else if (KEY("links")) {
+                SEEN(13);
+                if (!tnull(t)) {
+                    CHECK(tch(t, '['));
+                    if (tpeek(t) == ']') {
+                        t->p++;
+                    } else {
+                        do {
+                            CHECK(tlink(t, o, row, n_lk++));
+                            more = tnext(t, ']');
+                            if (more < 0) goto fallback;
+                        } while (more);
+                    }
+                }
+            } else if (KEY("droppedLinksCount")) {
+                SEEN(14);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &dl));
+            } else if (KEY("status")) {
+                SEEN(15);
+                if (!tnull(t)) {
+                    uint64_t sseen = 0;
+                    CHECK(tch(t, '{'));
+                    if (tpeek(t) == '}') {
+                        t->p++;
+                    } else {
+                        do {
+                            CHECK(tkey(t, &ks, &kn));
+                            if (KEY("code") && !(sseen & 1)) {
+                                sseen |= 1;
+                                CHECK(tuint(t, 2, 0, &code));
+                            } else if (KEY("message") && !(sseen & 2)) {
+                                sseen |= 2;
+                                CHECK(topt_str(t, &msg));
+                            } else {
+                                goto fallback;
+                            }
+                            more = tnext(t, '}');
+                            if (more < 0) goto fallback;
+                        } while (more);
+                    }
+                }
+            } else {
+                goto fallback;
+            }
+            more = tnext(t, '}');
+            if (more < 0) goto fallback;
+        } while (more);
+    }
+    if (!tid_) tid_ = Py_NewRef(Py_None);
+    if (!sid) sid = Py_NewRef(Py_None);
+    if (!pid) pid = Py_NewRef(Py_None);
+    if (!ts) ts = Py_NewRef(Py_None);
+    if (!name) name = Py_NewRef(S_empty_str);
+    if (!msg) msg = Py_NewRef(Py_None);
+    PyObject *tup = Py_BuildValue("(NNNNkNkKKkNNknknkOL)", tid_, sid, pid, ts, (unsigned long)flags, name,
+                                  (unsigned long)kind, (unsigned long long)start, (unsigned long long)end,
+                                  (unsigned long)code, msg, size_obj(o->attrs.keys), (unsigned long)da, n_ev,
+                                  (unsigned long)de, n_lk, (unsigned long)dl, ci, rec);
+    if (!tup) return -2;
+    int rc = PyList_Append(o->rows, tup);
+    Py_DECREF(tup);
+    return rc < 0 ? -2 : 0;
+fallback:
+    Py_XDECREF(tid_);
+    Py_XDECREF(sid);
+    Py_XDECREF(pid);
+    Py_XDECREF(ts);
+    Py_XDECREF(name);
+    Py_XDECREF(msg);
+    return FALLBACK;
+pyerr:
+    Py_XDECREF(tid_);
+    Py_XDECREF(sid);
+    Py_XDECREF(pid);
+    Py_XDECREF(ts);
+    Py_XDECREF(name);
+    Py_XDECREF(msg);
+    return -2;
+}
+
+static int tlog(T *t, LogOut *o, PyObject *ci, long long rec) {
+    uint64_t time = 0, observed = 0, sev = 0, da = 0, flags = 0, seen = 0;
+    PyObject *st = NULL, *btag = NULL, *btext = NULL, *tid_ = NULL, *sid = NULL, *en = NULL;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    int more;
+    CHECK(tch(t, '{'));
+    if (tpeek(t) == '}') {
+        t->p++;
+    } else {
+        do {
+            CHECK(tkey(t, &ks, &kn));
+            if (KEY("timeUnixNano")) {
+                SEEN(0);
+                CHECK(tuint(t, INT64_MAX_U, 1, &time));
+            } else if (KEY("observedTimeUnixNano")) {
+                SEEN(1);
+                CHECK(tuint(t, INT64_MAX_U, 1, &observed));
+            } else if (KEY("severityNumber")) {
+                SEEN(2);
+                CHECK(tuint(t, 24, 0, &sev));
+            } else if (KEY("severityText")) {
+                SEEN(3);
+                CHECK(topt_str(t, &st));
+            } else if (KEY("body")) {
+                SEEN(4);
+                if (!tnull(t)) CHECK(tany(t, &btag, &btext));
+            } else if (KEY("attributes")) {
+                SEEN(5);
+                CHECK(tattrs(t, &o->attrs));
+            } else if (KEY("droppedAttributesCount")) {
+                SEEN(6);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &da));
+            } else if (KEY("flags")) {
+                SEEN(7);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &flags));
+            } else if (KEY("traceId")) {
+                SEEN(8);
+                CHECK(tid(t, 16, &tid_));
+            } else if (KEY("spanId")) {
+                SEEN(9);
+                CHECK(tid(t, 8, &sid));
+            } else if (KEY("eventName")) {
+                SEEN(10);
+                CHECK(topt_str(t, &en));
+            } else {
+                goto fallback;
+            }
+            more = tnext(t, '}');
+            if (more < 0) goto fallback;
+        } while (more);
+    }
+    if (!st) st = Py_NewRef(Py_None);
+    if (!btag) btag = Py_NewRef(Py_None);
+    if (!btext) btext = Py_NewRef(Py_None);
+    if (!tid_) tid_ = Py_NewRef(Py_None);
+    if (!sid) sid = Py_NewRef(Py_None);
+    if (!en) en = Py_NewRef(Py_None);
+    PyObject *tup = Py_BuildValue("(KKkNNNNkkNNNOL)", (unsigned long long)time, (unsigned long long)observed,
+                                  (unsigned long)sev, st, btext, btag, size_obj(o->attrs.keys), (unsigned long)da,
+                                  (unsigned long)flags, tid_, sid, en, ci, rec);
+    if (!tup) return -2;
+    int rc = PyList_Append(o->rows, tup);
+    Py_DECREF(tup);
+    return rc < 0 ? -2 : 0;
+fallback:
+    Py_XDECREF(st);
+    Py_XDECREF(btag);
+    Py_XDECREF(btext);
+    Py_XDECREF(tid_);
+    Py_XDECREF(sid);
+    Py_XDECREF(en);
+    return FALLBACK;
+pyerr:
+    Py_XDECREF(st);
+    Py_XDECREF(btag);
+    Py_XDECREF(btext);
+    Py_XDECREF(tid_);
+    Py_XDECREF(sid);
+    Py_XDECREF(en);
+    return -2;
+}
+
+/* The raw text of a value (for resource and scope objects, which Python decodes and caches). */
+static int traw(T *t, PyObject **out) {
+    tws(t);
+    const uint8_t *a = t->p;
+    int rc = tskip(t);
+    if (rc) return rc;
+    *out = PyBytes_FromStringAndSize((const char *)a, t->p - a);
+    return *out ? 0 : -2;
+}
+
+/* Each element of an array through fn. */
+static int tarray(T *t, int (*fn)(T *, void *), void *arg) {
+    int more, rc;
+    if (tch(t, '[')) return FALLBACK;
+    if (tpeek(t) == ']') {
+        t->p++;
+        return 0;
+    }
+    do {
+        if ((rc = fn(t, arg))) return rc;
+        more = tnext(t, ']');
+        if (more < 0) return FALLBACK;
+    } while (more);
+    return 0;
+}
+
+typedef struct {
+    Py_ssize_t row0, row1;
+    PyObject *scope, *surl;
+} TScope;
+
+typedef struct {
+    int kind;
+    SpanOut *so;
+    LogOut *lo;
+    PyObject *ctx_fn;
+    long long rec;
+    PyObject *ci;             /* context of the records being read */
+    PyObject *res, *url;      /* the current resource header, as far as read */
+    TScope *sc;               /* the scopes of the current resource, for a late resource header */
+    Py_ssize_t nsc, capsc;
+} TReq;
+
+static PyObject *trows(TReq *q) { return q->kind == 0 ? q->so->rows : q->lo->rows; }
+
+/* The context index of (resource, scope) headers: ctx_fn, or FALLBACK when it returns None. */
+static int tctx(TReq *q, PyObject *scope, PyObject *surl, PyObject **ci) {
+    *ci = PyObject_CallFunction(q->ctx_fn, "iOOOO", 0, q->res ? q->res : Py_None, q->url ? q->url : Py_None,
+                                scope ? scope : Py_None, surl ? surl : Py_None);
+    if (!*ci) return -2;
+    if (*ci == Py_None) {
+        Py_CLEAR(*ci);
+        return FALLBACK;
+    }
+    return 0;
+}
+
+/* A header that comes after the records (protobuf field order puts schemaUrl last): give the rows
+ * already built from rows[row0:row1] their right context. They are tuples only the list holds. */
+static int tpatch(TReq *q, Py_ssize_t row0, Py_ssize_t row1, PyObject *scope, PyObject *surl) {
+    PyObject *ci;
+    int rc = tctx(q, scope, surl, &ci);
+    if (rc) return rc;
+    PyObject *rows = trows(q);
+    int col = q->kind == 0 ? 17 : 12;
+    for (Py_ssize_t i = row0; i < row1; i++) {
+        PyObject *tup = PyList_GET_ITEM(rows, i);
+        PyObject *old = PyTuple_GET_ITEM(tup, col);
+        Py_INCREF(ci);
+        PyTuple_SET_ITEM(tup, col, ci);
+        Py_DECREF(old);
+    }
+    Py_DECREF(ci);
+    return 0;
+}
+
+static int trecord(T *t, void *arg) {
+    TReq *q = arg;
+    int rc = q->kind == 0 ? tspan(t, q->so, q->ci, q->rec) : tlog(t, q->lo, q->ci, q->rec);
+    if (!rc) q->rec++;
+    return rc;
+}
+
+/* {"scope": {...}, "spans"|"logRecords": [...], "schemaUrl": "..."} in any order */
+static int tscope(T *t, void *arg) {
+    TReq *q = arg;
+    PyObject *scope = NULL, *surl = NULL;
+    Py_ssize_t row0 = PyList_GET_SIZE(trows(q));
+    int seen_records = 0, late = 0, rc = 0, more;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    uint64_t seen = 0;
+    if (tch(t, '{')) return FALLBACK;
+    more = tpeek(t) != '}';
+    if (!more) t->p++; /* {}: no records, but an (empty) scope all the same */
+    while (more) {
+        if ((rc = tkey(t, &ks, &kn))) goto out;
+        if (KEY("scope")) {
+            if (seen & 1) goto fallback;
+            seen |= 1;
+            late |= seen_records;
+            if ((rc = traw(t, &scope))) goto out;
+        } else if (KEY("schemaUrl")) {
+            if (seen & 2) goto fallback;
+            seen |= 2;
+            late |= seen_records;
+            if (!tnull(t) && (rc = tstr(t, &surl))) goto out;
+        } else if ((q->kind == 0 && KEY("spans")) || (q->kind == 1 && KEY("logRecords"))) {
+            if (seen & 4) goto fallback;
+            seen |= 4;
+            if (tnull(t)) goto next;
+            if ((rc = tctx(q, scope, surl, &q->ci))) goto out;
+            seen_records = 1;
+            rc = tarray(t, trecord, q);
+            Py_CLEAR(q->ci);
+            if (rc) goto out;
+        } else {
+            goto fallback;
+        }
+    next:
+        more = tnext(t, '}');
+        if (more < 0) goto fallback;
+    }
+    Py_ssize_t row1 = PyList_GET_SIZE(trows(q));
+    if (late && (rc = tpatch(q, row0, row1, scope, surl))) goto out;
+    if (q->nsc == q->capsc) {
+        Py_ssize_t cap = q->capsc ? 2 * q->capsc : 8;
+        TScope *sc = PyMem_Realloc(q->sc, cap * sizeof(TScope));
+        if (!sc) {
+            PyErr_NoMemory();
+            rc = -2;
+            goto out;
+        }
+        q->sc = sc;
+        q->capsc = cap;
+    }
+    q->sc[q->nsc++] = (TScope){row0, row1, scope, surl}; /* takes the references */
+    return 0;
+fallback:
+    rc = FALLBACK;
+out:
+    Py_XDECREF(scope);
+    Py_XDECREF(surl);
+    return rc;
+}
+
+static void tscopes_clear(TReq *q) {
+    for (Py_ssize_t i = 0; i < q->nsc; i++) {
+        Py_XDECREF(q->sc[i].scope);
+        Py_XDECREF(q->sc[i].surl);
+    }
+    q->nsc = 0;
+}
+
+/* {"resource": {...}, "scopeSpans"|"scopeLogs": [...], "schemaUrl": "..."} in any order */
+static int tresource(T *t, void *arg) {
+    TReq *q = arg;
+    int seen_scopes = 0, late = 0, rc = 0, more;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    uint64_t seen = 0;
+    if (tch(t, '{')) return FALLBACK;
+    more = tpeek(t) != '}';
+    if (!more) t->p++; /* {}: an (empty) resource all the same */
+    while (more) {
+        if ((rc = tkey(t, &ks, &kn))) goto out;
+        if (KEY("resource")) {
+            if (seen & 1) goto fallback;
+            seen |= 1;
+            late |= seen_scopes;
+            if ((rc = traw(t, &q->res))) goto out;
+        } else if (KEY("schemaUrl")) {
+            if (seen & 2) goto fallback;
+            seen |= 2;
+            late |= seen_scopes;
+            if (!tnull(t) && (rc = tstr(t, &q->url))) goto out;
+        } else if ((q->kind == 0 && KEY("scopeSpans")) || (q->kind == 1 && KEY("scopeLogs"))) {
+            if (seen & 4) goto fallback;
+            seen |= 4;
+            seen_scopes = 1;
+            if (!tnull(t) && (rc = tarray(t, tscope, q))) goto out;
+        } else {
+            goto fallback;
+        }
+        more = tnext(t, '}');
+        if (more < 0) goto fallback;
+    }
+    for (Py_ssize_t i = 0; late && i < q->nsc; i++) {
+        TScope *sc = &q->sc[i];
+        if (sc->row1 > sc->row0 && (rc = tpatch(q, sc->row0, sc->row1, sc->scope, sc->surl))) goto out;
+    }
+    /* the final headers: register the resource and each scope, as the dict decoder does */
+    for (Py_ssize_t i = -1; i < q->nsc; i++) {
+        PyObject *x = PyObject_CallFunction(q->ctx_fn, "iOOOO", i < 0 ? 1 : 2, q->res ? q->res : Py_None,
+                                            q->url ? q->url : Py_None,
+                                            i < 0 || !q->sc[i].scope ? Py_None : q->sc[i].scope,
+                                            i < 0 || !q->sc[i].surl ? Py_None : q->sc[i].surl);
+        if (!x) {
+            rc = -2;
+            goto out;
+        }
+        int none = x == Py_None;
+        Py_DECREF(x);
+        if (none) goto fallback;
+    }
+    goto out;
+fallback:
+    rc = FALLBACK;
+out:
+    tscopes_clear(q);
+    Py_CLEAR(q->res);
+    Py_CLEAR(q->url);
+    return rc;
+}
+
+static int tresources(T *t, void *arg) { return tarray(t, tresource, arg); }
+
+PyDoc_STRVAR(decode_json_text_doc,
+"decode_json_text(kind, text, first_record, rows, attrs, events, links, event_attrs, link_attrs,\n"
+"                 ctx_fn) -> int | None\n\n"
+"Decode one OTLP/JSON message (kind 0: {\"resourceSpans\": ...}, 1: {\"resourceLogs\": ...}) from its\n"
+"text into the batch lists, when it is in the strict common form; returns the record index after\n"
+"its last record. Otherwise appends nothing and returns None: decode it from parsed JSON.\n"
+"ctx_fn(mode, resource_json, schema_url, scope_json, scope_schema_url): mode 0 gives the context\n"
+"index of the headers read so far (None: give up); at the end of each resource block, mode 1\n"
+"registers the resource and mode 2 each scope, with their final headers (None: give up).");
+
+static PyObject *decode_json_text(PyObject *self, PyObject *args) {
+    int kind;
+    Py_buffer buf;
+    long long rec;
+    PyObject *rows, *attrs, *events, *links, *ev_attrs, *lk_attrs, *ctx_fn;
+    if (!PyArg_ParseTuple(args, "iy*LO!OOOOOO", &kind, &buf, &rec, &PyList_Type, &rows, &attrs, &events, &links,
+                          &ev_attrs, &lk_attrs, &ctx_fn))
+        return NULL;
+    SpanOut so;
+    LogOut lo;
+    SpanMark sm;
+    LogMark lm;
+    TReq q = {kind, &so, &lo, ctx_fn, rec, NULL, NULL, NULL, NULL, 0, 0};
+    PyObject *result = NULL;
+    int rc;
+    if (kind == 0) {
+        so.rows = rows;
+        so.events = events;
+        so.links = links;
+        if (!PyList_Check(events) || !PyList_Check(links) || get_attrs(attrs, &so.attrs) < 0 ||
+            get_attrs(ev_attrs, &so.ev_attrs) < 0 || get_attrs(lk_attrs, &so.lk_attrs) < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "events and links must be lists");
+            goto out;
+        }
+        span_mark(&so, &sm);
+    } else {
+        lo.rows = rows;
+        if (get_attrs(attrs, &lo.attrs) < 0) goto out;
+        log_mark(&lo, &lm);
+    }
+    T t = {buf.buf, (const uint8_t *)buf.buf + buf.len};
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    rc = tch(&t, '{');
+    if (!rc && tpeek(&t) == '}') goto fell_back; /* {}: let the dict path count it */
+    if (!rc) rc = tkey(&t, &ks, &kn);
+    if (!rc && !((kind == 0 && KEY("resourceSpans")) || (kind == 1 && KEY("resourceLogs")))) rc = FALLBACK;
+    if (!rc && !tnull(&t)) rc = tresources(&t, &q);
+    if (!rc) rc = tch(&t, '}');
+    if (!rc) {
+        tws(&t);
+        if (t.p != t.end) rc = FALLBACK; /* trailing text */
+    }
+    PyMem_Free(q.sc);
+    if (rc == -2) goto undo;
+    if (rc) goto fell_back;
+    result = PyLong_FromLongLong(q.rec);
+    goto out;
+fell_back:
+    if ((kind == 0 ? span_rollback(&so, &sm) : log_rollback(&lo, &lm)) < 0) goto out;
+    result = Py_NewRef(Py_None);
+    goto out;
+undo: /* a Python error: undo, then propagate it */
+    {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        if (kind == 0) span_rollback(&so, &sm);
+        else log_rollback(&lo, &lm);
+        PyErr_Restore(et, ev, tb);
+    }
+out:
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Splitting a large JSON document into its top-level arrays' items without parsing it whole. */
 
 PyDoc_STRVAR(json_scan_doc,
@@ -1825,7 +3066,7 @@ static PyObject *scope_header(PyObject *self, PyObject *args) {
     Py_ssize_t un = 0;
     while (f1 && r.p < r.end) {
         uint64_t key;
-        if (rd_varint(&r, &key) < 0) goto bad;
+        if (rd_tag(&r, &key) < 0) goto bad;
         int f = (int)(key >> 3), wt = (int)(key & 7);
         if ((f == 1 || f == 3) && wt == 2) {
             const uint8_t *s;
@@ -1842,7 +3083,7 @@ static PyObject *scope_header(PyObject *self, PyObject *args) {
                 }
                 PyBytes_ConcatAndDel(&f1, more);
             }
-        } else if (skip_field(&r, wt) < 0) {
+        } else if (skip_field(&r, f, wt) < 0) {
             goto bad;
         }
     }
@@ -1859,6 +3100,7 @@ bad:
 static PyMethodDef methods[] = {
     {"scope_header", scope_header, METH_VARARGS, scope_header_doc},
     {"json_scan", json_scan, METH_VARARGS, json_scan_doc},
+    {"decode_json_text", decode_json_text, METH_VARARGS, decode_json_text_doc},
     {"decode_request", decode_request, METH_VARARGS, decode_request_doc},
     {"decode_json_spans", decode_json_spans, METH_VARARGS, decode_json_spans_doc},
     {"decode_json_logs", decode_json_logs, METH_VARARGS, decode_json_logs_doc},

@@ -311,6 +311,7 @@ class SpanBatch:
     links: list[tuple] = field(default_factory=list)
     link_attrs: AttrCols = field(default_factory=AttrCols)
     ctx: Contexts = field(default_factory=Contexts)
+    text_contexts: dict = field(default_factory=dict)  # for the C decoder of OTLP/JSON text
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -423,6 +424,7 @@ class LogBatch:
     rows: list[tuple] = field(default_factory=list)
     attrs: AttrCols = field(default_factory=AttrCols)
     ctx: Contexts = field(default_factory=Contexts)
+    text_contexts: dict = field(default_factory=dict)  # for the C decoder of OTLP/JSON text
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -32,6 +32,7 @@ class FileContext:
     resource_cache: dict[Any, ResourceInfo] = field(default_factory=dict)
     scope_cache: dict[Any, ScopeInfo] = field(default_factory=dict)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    text_headers: set = field(default_factory=set)  # resource/scope JSON texts already registered
 
     def register_resource(self, key: Any, info: ResourceInfo) -> ResourceInfo:
         self.resource_cache[key] = info

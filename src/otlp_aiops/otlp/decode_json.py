@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import orjson
@@ -870,3 +871,75 @@ def _points_of(mt: Any) -> list | None:
 
 
 DECODERS = {"traces": decode_traces, "logs": decode_logs, "metrics": decode_metrics}
+
+
+# --------------------------------------------------------------------------------------------------
+# from the text: the C decoder, for messages in the strict common form
+# --------------------------------------------------------------------------------------------------
+
+_TEXT_SIGNAL = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"(resourceSpans|resourceLogs)"')
+
+
+def decode_text(text: bytes, fc: FileContext, batches: dict[str, Any], position: str) -> str | None:
+    """Decode one OTLP/JSON message straight from its text with the C decoder, when it is spans or
+    log records in the strict common form (camelCase keys, hex ids, numeric enums, simple attribute
+    values). Returns the signal decoded, or None: nothing was appended; parse the text and use
+    DECODERS, which give the same rows, and handle every other case."""
+    wire = accel.wire
+    m = _TEXT_SIGNAL.match(text) if wire is not None else None
+    if m is None:
+        return None
+    signal = "traces" if m.group(1) == b"resourceSpans" else "logs"
+    batch = batches[signal]
+    contexts = batch.text_contexts  # header texts -> context index, for this batch
+    registered = fc.text_headers  # header texts already registered with the file
+    pending: list[tuple] = []  # registrations to make if the whole message decodes
+
+    def infos(res: bytes | None, url: str | None, scope: bytes | None, surl: str | None) -> tuple:
+        scratch = FileContext("")  # nothing is counted or registered from here
+        rinfo = _resource({"resource": orjson.loads(res) if res else None, "schemaUrl": url or ""}, scratch)
+        if scope is None and surl is None:
+            return rinfo, None
+        return rinfo, _scope(
+            {"scope": orjson.loads(scope) if scope else None, "schemaUrl": surl or ""}, scratch
+        )
+
+    def ctx_fn(
+        mode: int, res: bytes | None, url: str | None, scope: bytes | None, surl: str | None
+    ) -> int | None:
+        key = (res, url, scope, surl) if mode != 1 else (res, url)
+        if mode != 0:  # the final headers of a block: to be registered with the file, as decode_* do
+            if key not in registered:
+                try:
+                    infos(res, url, scope, surl) if mode == 2 else infos(res, url, None, None)
+                except (*_ERRORS, orjson.JSONDecodeError):
+                    return None
+                pending.append((mode, key, res, url, scope, surl))
+            return 0
+        ci = contexts.get(key)
+        if ci is None:
+            try:
+                rinfo, sinfo = infos(res, url, scope or b"{}", surl)
+            except (*_ERRORS, orjson.JSONDecodeError):
+                return None  # the dict decoder reports it
+            ci = contexts[key] = batch.ctx.get(rinfo, sinfo)
+        return ci
+
+    a = batch.attrs
+    if signal == "traces":
+        n = wire.decode_json_text(0, text, fc.records_read, batch.rows, a.lists(), batch.events, batch.links,
+                                  batch.event_attrs.lists(), batch.link_attrs.lists(), ctx_fn)  # fmt: skip
+    else:
+        n = wire.decode_json_text(
+            1, text, fc.records_read, batch.rows, a.lists(), None, None, None, None, ctx_fn
+        )
+    if n is None:
+        return None
+    for mode, key, res, url, scope, surl in pending:
+        if key not in registered:
+            _resource({"resource": orjson.loads(res) if res else None, "schemaUrl": url or ""}, fc)
+            if mode == 2:
+                _scope({"scope": orjson.loads(scope) if scope else None, "schemaUrl": surl or ""}, fc)
+            registered.add(key)
+    fc.records_read = n
+    return signal

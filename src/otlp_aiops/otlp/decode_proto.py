@@ -117,8 +117,9 @@ def _rendered(kvs: Any) -> list[tuple[str, str, str | None]]:
     return ac.rendered()
 
 
-def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext) -> Any:
-    """The ResourceInfo of a serialised Resource; its unknown fields are counted at every use."""
+def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext, count: bool = True) -> Any:
+    """The ResourceInfo of a serialised Resource; its unknown fields are counted at every use
+    (``count``: once per Resource* block, like the scopes' once per Scope* block)."""
     key = ("pb", res, schema_url)
     hit = fc.resource_cache.get(key)
     if hit is None:
@@ -128,7 +129,7 @@ def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext) -> Any:
         info = make_resource(_rendered(r.attributes), r.dropped_attributes_count, schema_url, refs)
         fc.resources.setdefault(info.resource_id, info.row)
         hit = fc.resource_cache[key] = (info, unknown)
-    if hit[1]:
+    if hit[1] and count:
         fc.unknown_fields.update(hit[1])
     return hit[0]
 
@@ -159,12 +160,20 @@ def _unknown_counts(m: Message, raw: bytes) -> Counter:
     return counts
 
 
-def _render_fallback(b: bytes) -> tuple[str, str | None]:
-    """For the C decoder: render a composite AnyValue (array, kvlist, bytes, merged occurrences)."""
-    return render_proto(common_pb2.AnyValue.FromString(b))
+def _render_fallback(b: bytes) -> tuple[str, str | None, list[str]]:
+    """For the C decoder: render a composite AnyValue (array, kvlist, bytes, merged occurrences),
+    with the names of the unknown fields inside it (counted with its record)."""
+    try:
+        v = common_pb2.AnyValue.FromString(b)
+    except DecodeError as e:  # the C decoder reads a ValueError as "malformed record"
+        raise ValueError(str(e)) from None
+    unknown = _unknown_counts(v, b)
+    return (*render_proto(v), list(unknown.elements()))
 
 
-def _container_fields(chunk: bytes) -> tuple[bytes, str, list[tuple[int, int]], list[int], int | None]:
+def _container_fields(
+    chunk: bytes, decode_url: bool = True
+) -> tuple[bytes, Any, list[tuple[int, int]], list[int], int | None]:
     """Wire-level split of a Resource* or Scope* message: (field 1 bytes — occurrences merged —,
     schema_url, [(start, end)] of field 2, other field numbers, offset where it stops being
     well-formed or None)."""
@@ -187,7 +196,7 @@ def _container_fields(chunk: bytes) -> tuple[bytes, str, list[tuple[int, int]], 
                 others.append(field)
     except ValueError:
         bad_at = pos
-    return head, url.decode("utf-8", "strict"), items, others, bad_at
+    return head, url.decode("utf-8", "strict") if decode_url else url, items, others, bad_at
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,11 +317,11 @@ def _decode_block_careful(
     one broken record (bad UTF-8, cut bytes) costs only itself — as the C decoder does."""
     container = {"traces": "ResourceSpans", "logs": "ResourceLogs", "metrics": "ResourceMetrics"}[signal]
     scopes_name = {"traces": "scope_spans", "logs": "scope_logs", "metrics": "scope_metrics"}[signal]
+    res, url_bytes, scopes, others, bad_at = _container_fields(chunk, decode_url=False)
+    for f in others:
+        fc.unknown_fields[f"{container}.#{f}"] += 1
     try:
-        res, url, scopes, others, bad_at = _container_fields(chunk)
-        for f in others:
-            fc.unknown_fields[f"{container}.#{f}"] += 1
-        rinfo = _resource_from_bytes(res, url, fc)
+        rinfo = _resource_from_bytes(res, url_bytes.decode("utf-8"), fc)
     except (DecodeError, UnicodeDecodeError) as e:
         fc.quarantine_message(position, "invalid_protobuf", f"{path}: resource: {e}", chunk)
         return
@@ -335,23 +344,27 @@ def _wire_error(buf: bytes) -> tuple[int, str]:
 
 
 def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: Any, position: str) -> None:
-    """A whole request through the C decoder (spans, log records); see ``_wire.decode_request``."""
+    """A whole request through the C decoder (spans, log records); see ``_wire.decode_request``.
+    ``ctx_fn`` returns a scope's context index, -1 to skip a broken scope, -2 to drop a block whose
+    resource is broken."""
     spec = SPEC[signal]
     fname = RESOURCE_FIELD[signal]
     errors: list = []
     bad_resources: set[int] = set()
+    seen_resources: set[int] = set()
 
     def ctx_fn(
         ri: int, si: int, res: bytes, url: bytes, scope: bytes, surl: bytes, block: Any, sblock: Any
     ) -> int:
         if ri in bad_resources:
-            return -1
+            return -2
         try:
-            rinfo = _resource_from_bytes(res, url.decode("utf-8"), fc)
+            rinfo = _resource_from_bytes(res, url.decode("utf-8"), fc, count=ri not in seen_resources)
+            seen_resources.add(ri)
         except (DecodeError, UnicodeDecodeError) as e:
-            bad_resources.add(ri)
+            bad_resources.add(ri)  # the whole block is set aside, as in _decode_block_careful
             errors.append((ri, -1, -1, 0, "invalid_protobuf", f"resource: {e}", bytes(block)))
-            return -1
+            return -2
         if si < 0:  # a block without scopes: only its resource to check
             return -1
         try:
@@ -361,16 +374,25 @@ def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: An
             return -1
         return batch.ctx.get(rinfo, sinfo)
 
+    item_type = spec.item_type
+
+    def validate(raw: bytes) -> tuple[str | None, list[str]]:
+        try:
+            item = item_type.FromString(raw)
+        except DecodeError as e:
+            return str(e), []
+        return None, list(_unknown_counts(item, raw).elements())
+
     attrs = batch.attrs.lists()
     if signal == "traces":
         fc.records_read = accel.wire.decode_request(
             0, payload, fc.records_read, batch.rows, attrs, batch.events, batch.links, batch.event_attrs.lists(),
-            batch.link_attrs.lists(), _render_fallback, fc.unknown_fields, errors, ctx_fn,
+            batch.link_attrs.lists(), _render_fallback, fc.unknown_fields, errors, ctx_fn, validate,
         )  # fmt: skip
     else:
         fc.records_read = accel.wire.decode_request(
             1, payload, fc.records_read, batch.rows, attrs, None, None, None, None,
-            _render_fallback, fc.unknown_fields, errors, ctx_fn,
+            _render_fallback, fc.unknown_fields, errors, ctx_fn, validate,
         )  # fmt: skip
     for ri, si, idx, _rec, code, message, raw in errors:
         if code == "truncated_message":  # the request itself: word it as the Python decoder does
@@ -391,12 +413,12 @@ def _scope_careful(sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: An
     scope_container = {"traces": "ScopeSpans", "logs": "ScopeLogs", "metrics": "ScopeMetrics"}[signal]
     try:
         scope, surl, items, others, bad_at = _container_fields(sc)
-        for f in others:
-            fc.unknown_fields[f"{scope_container}.#{f}"] += 1
         sinfo = _scope_from_bytes(scope, surl, fc)
     except (DecodeError, UnicodeDecodeError) as e:
         fc.quarantine_message(position, "invalid_protobuf", f"{spath}: scope: {e}", sc)
         return
+    for f in others:  # a scope set aside whole has no fields to speak of (as in the C decoder)
+        fc.unknown_fields[f"{scope_container}.#{f}"] += 1
     ci = batch.ctx.get(rinfo, sinfo)
     if signal == "metrics":
         for mi, (a, b) in enumerate(items):

@@ -69,12 +69,17 @@ class Format:
 
 @dataclass
 class Message:
-    """One decoded unit of a file: a parsed JSON value or the bytes of a protobuf message."""
+    """One decoded unit of a file: a parsed JSON value or the bytes of a protobuf message.
+
+    With ``iter_messages(..., lazy_json=True)`` a JSON message comes unparsed: ``payload`` is None
+    and ``text`` holds its bytes (the caller decodes the text, or parses it, and reports malformed
+    JSON itself)."""
 
     position: str  # "line 12", "message 3 at byte 1024", "document"
     payload: Any  # dict / list for JSON, bytes for protobuf
     is_json: bool
     frame_compressed: bool = False
+    text: bytes | None = None
 
 
 @dataclass
@@ -289,6 +294,15 @@ def sniff(path: str | os.PathLike) -> Format:
         stream.close()
 
 
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON text; ValueError (with the position) when it is malformed."""
+    return _parse_json(raw)
+
+
+def json_error_message(e: Exception) -> str:
+    return _json_error(e)
+
+
 def _parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
@@ -303,11 +317,14 @@ def _json_error(e: Exception) -> str:
     return f"malformed JSON: {e}".replace("\n", " ")
 
 
-def _iter_jsonl(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+def _iter_jsonl(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
     lineno = 0
     for line in stream:
         lineno += 1
         if not line.strip():
+            continue
+        if lazy:
+            yield Message(f"line {lineno}", None, True, text=line)
             continue
         try:
             yield Message(f"line {lineno}", _parse_json(line), True)
@@ -315,7 +332,7 @@ def _iter_jsonl(stream: IO[bytes]) -> Iterator[Message | FramingError]:
             yield FramingError(f"line {lineno}", "malformed_json", _json_error(e), line.rstrip(b"\r\n"))
 
 
-def _decode_payload(position: str, payload: bytes) -> Message | FramingError:
+def _decode_payload(position: str, payload: bytes, lazy: bool = False) -> Message | FramingError:
     compressed = payload[:4] == ZSTD_MAGIC
     if compressed:
         try:
@@ -328,6 +345,8 @@ def _decode_payload(position: str, payload: bytes) -> Message | FramingError:
                 position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload
             )
     if _looks_like_otlp_proto(payload) != "clean" and _json_like(payload):
+        if lazy:
+            return Message(position, None, True, compressed, text=payload)
         try:
             return Message(position, _parse_json(payload), True, compressed)
         except ValueError as e:
@@ -335,7 +354,7 @@ def _decode_payload(position: str, payload: bytes) -> Message | FramingError:
     return Message(position, payload, False, compressed)
 
 
-def _iter_length_prefixed(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+def _iter_length_prefixed(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
     offset = 0
     index = 0
     while True:
@@ -364,7 +383,7 @@ def _iter_length_prefixed(stream: IO[bytes]) -> Iterator[Message | FramingError]
             )
             return
         offset += 4 + n
-        yield _decode_payload(position, body)
+        yield _decode_payload(position, body, lazy)
 
 
 def _read_varint(stream: IO[bytes]) -> tuple[int, bytes]:
@@ -487,8 +506,12 @@ def _iter_json_document_streamed(
                            f" (nesting depth {depth})", bytes(buf))  # fmt: skip
 
 
-def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterator[Message | FramingError]:
-    """Split an OTLP file into messages. Raises :class:`UnreadableInput` only if it cannot be opened."""
+def iter_messages(
+    path: str | os.PathLike, fmt: Format | None = None, lazy_json: bool = False
+) -> Iterator[Message | FramingError]:
+    """Split an OTLP file into messages. Raises :class:`UnreadableInput` only if it cannot be opened.
+
+    ``lazy_json``: JSON lines, frames and (not streamed) documents come unparsed (see Message)."""
     path = Path(path)
     fmt = fmt or sniff(path)
     if fmt.framing in ("empty", "unknown"):
@@ -499,15 +522,15 @@ def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterato
         raise UnreadableInput(f"{path}: cannot open: {e}") from e
     with stream:
         if fmt.framing == "jsonl":
-            items = _iter_jsonl(stream)
+            items = _iter_jsonl(stream, lazy_json)
         elif fmt.framing == "length_prefixed":
-            items = _iter_length_prefixed(stream)
+            items = _iter_length_prefixed(stream, lazy_json)
         elif fmt.framing == "proto":
             items = _iter_raw_proto(stream)
         elif _stream_document(path, fmt, stream):
             items = _iter_json_document_streamed(stream)
         else:
-            items = _iter_json_document(stream)
+            items = _iter_json_document(stream, lazy_json)
         last = None
         for item in items:
             if last is not None:
@@ -515,7 +538,17 @@ def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterato
             last = item
         if reader is not None and reader.problem:
             # A cut compressed stream usually also cuts the last message: one entry says both.
-            if isinstance(last, FramingError):
+            cut_line = (
+                isinstance(last, Message)
+                and last.text is not None
+                and fmt.framing == "jsonl"
+                and not last.text.endswith(b"\n")
+            )
+            if cut_line:  # the line the cut fell in, still unparsed (lazy): it is the cut part
+                last = FramingError(
+                    last.position, "decompression_error", f"{reader.problem}; the line is cut", last.text
+                )
+            elif isinstance(last, FramingError):
                 last = FramingError(
                     last.position, "decompression_error", f"{reader.problem}; {last.message}", last.raw
                 )
@@ -527,8 +560,11 @@ def iter_messages(path: str | os.PathLike, fmt: Format | None = None) -> Iterato
             yield last
 
 
-def _iter_json_document(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+def _iter_json_document(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
     data = stream.read()
+    if lazy:
+        yield Message("document", None, True, text=data)
+        return
     try:
         yield Message("document", _parse_json(data), True)
     except ValueError as e:
@@ -576,8 +612,8 @@ def split_fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator
     while i < end:
         key, i = _varint(buf, i)
         field, wt = key >> 3, key & 7
-        if field == 0:
-            raise ValueError("field number 0")
+        if field == 0 or field > 536870911:
+            raise ValueError(f"field number {field} is out of range")
         if wt == 0:
             _, j = _varint(buf, i)
         elif wt == 1:
@@ -587,12 +623,43 @@ def split_fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator
             j = i + n
         elif wt == 5:
             j = i + 4
+        elif wt == 3:  # a group (deprecated, still valid): up to its end-group tag, one field
+            j = _group_end(buf, i, end, field, 0)
         else:
-            raise ValueError(f"unsupported wire type {wt}")
+            raise ValueError(f"wire type {wt} where a field starts")
         if j > end:
             raise ValueError(f"field {field} runs {j - end} bytes past the end of the message")
         yield field, wt, i, j
         i = j
+
+
+def _group_end(buf: bytes, i: int, end: int, field: int, depth: int) -> int:
+    """The offset after the end-group tag that closes group ``field`` whose content starts at i."""
+    if depth > 100:
+        raise ValueError("groups nested too deep")
+    while i < end:
+        key, i = _varint(buf, i)
+        f, wt = key >> 3, key & 7
+        if f == 0 or f > 536870911:
+            raise ValueError(f"field number {f} is out of range")
+        if wt == 4:
+            if f != field:
+                raise ValueError(f"group {field} is closed as group {f}")
+            return i
+        if wt == 0:
+            _, i = _varint(buf, i)
+        elif wt == 1:
+            i += 8
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            i += n
+        elif wt == 5:
+            i += 4
+        elif wt == 3:
+            i = _group_end(buf, i, end, f, depth + 1)
+        else:
+            raise ValueError(f"wire type {wt} where a field starts")
+    raise ValueError(f"group {field} is not closed")
 
 
 # --------------------------------------------------------------------------------------------------

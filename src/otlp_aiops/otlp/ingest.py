@@ -29,9 +29,17 @@ from otlp_aiops import __version__
 from otlp_aiops.otlp import schema as S
 from otlp_aiops.otlp.batches import LogBatch, MetricBatch, SpanBatch
 from otlp_aiops.otlp.context import FileContext
-from otlp_aiops.otlp.decode_json import DECODERS, SIGNAL_KEYS
+from otlp_aiops.otlp.decode_json import DECODERS, SIGNAL_KEYS, decode_text
 from otlp_aiops.otlp.decode_proto import decode_message, guess_signal
-from otlp_aiops.otlp.framing import Format, FramingError, UnreadableInput, iter_messages, sniff
+from otlp_aiops.otlp.framing import (
+    Format,
+    FramingError,
+    UnreadableInput,
+    iter_messages,
+    json_error_message,
+    parse_json,
+    sniff,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +168,26 @@ class _TableWriters:
             w.close()
 
 
+def _flush_full(batches: dict[str, Any], writers: _TableWriters, batch_rows: int, inp: InputFile) -> None:
+    """Write out every batch that has reached ``batch_rows`` records, and start it afresh."""
+    for sig, b in batches.items():
+        if len(b) >= batch_rows:
+            _write(writers, b.to_tables())
+            batches[sig] = type(b)(inp.label)
+
+
+def _quarantine_framing_error(fc: FileContext, err: FramingError, inp: InputFile, hint: str | None) -> None:
+    fc.signal = hint
+    raw: Any = err.raw
+    if inp.fmt.framing in ("jsonl", "json") or err.code == "malformed_json":
+        with contextlib.suppress(UnicodeDecodeError):
+            raw = raw.decode("utf-8")  # text stays readable in the quarantine
+    if err.code == "malformed_json":
+        m = _JSON_SIGNAL_KEY.search(raw[:4096] if isinstance(raw, str) else "")
+        fc.signal = fc.signal or (SIGNAL_KEYS[m.group(1)] if m else None)
+    fc.quarantine_message(err.position, err.code, err.message, raw)
+
+
 def _write(writers: _TableWriters, tables: dict[str, pa.Table]) -> None:
     try:
         writers.write(tables)
@@ -170,7 +198,7 @@ def _write(writers: _TableWriters, tables: dict[str, pa.Table]) -> None:
 def _read(inp: InputFile) -> Any:
     """The messages of an input file; an I/O error while reading it is fatal and names it."""
     try:
-        yield from iter_messages(inp.path, inp.fmt)
+        yield from iter_messages(inp.path, inp.fmt, lazy_json=True)
     except OSError as e:
         raise IngestFatalError(f"{inp.label}: cannot read: {e}") from e
 
@@ -196,28 +224,37 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
         for msg in _read(inp):
             fc.messages_read += 1
             if isinstance(msg, FramingError):
-                fc.signal = hint
-                raw: Any = msg.raw
-                if inp.fmt.framing in ("jsonl", "json") or msg.code == "malformed_json":
-                    with contextlib.suppress(UnicodeDecodeError):
-                        raw = raw.decode("utf-8")  # text stays readable in the quarantine
-                if msg.code == "malformed_json":
-                    m = _JSON_SIGNAL_KEY.search(raw[:4096] if isinstance(raw, str) else "")
-                    fc.signal = fc.signal or (SIGNAL_KEYS[m.group(1)] if m else None)
-                fc.quarantine_message(msg.position, msg.code, msg.message, raw)
+                _quarantine_framing_error(fc, msg, inp, hint)
                 continue
             frames_zstd += msg.frame_compressed
             if msg.is_json:
-                objs = msg.payload if isinstance(msg.payload, list) else [msg.payload]
+                signal_sources.add("JSON key")
+                payload = msg.payload
+                if msg.text is not None:
+                    sig = decode_text(msg.text, fc, batches, msg.position)
+                    if sig is not None:
+                        seen_signals[sig] += 1
+                        _flush_full(batches, writers, batch_rows, inp)
+                        continue
+                    try:
+                        payload = parse_json(msg.text)
+                    except ValueError as e:
+                        text = msg.text.rstrip(b"\r\n") if inp.fmt.framing == "jsonl" else msg.text
+                        err = FramingError(msg.position, "malformed_json", json_error_message(e), text)
+                        _quarantine_framing_error(fc, err, inp, hint)
+                        continue
+                objs = payload if isinstance(payload, list) else [payload]
                 for obj in objs:
                     sigs = _json_signals(obj)
                     if not sigs:
                         if obj != {}:
-                            fc.quarantine_message(msg.position, "not_otlp",
-                                                  "no resourceSpans / resourceMetrics / resourceLogs at the top level",
-                                                  obj)  # fmt: skip
+                            fc.quarantine_message(
+                                msg.position,
+                                "not_otlp",
+                                "no resourceSpans / resourceMetrics / resourceLogs at the top level",
+                                obj,
+                            )
                         continue
-                    signal_sources.add("JSON key")
                     for sig in sigs:
                         fc.signal = sig
                         seen_signals[sig] += 1
@@ -237,10 +274,7 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
                 seen_signals[sig] += 1
                 signal_sources.add(proto_source)
                 decode_message(msg.payload, sig, fc, batches[sig], msg.position)
-            for sig, b in batches.items():
-                if len(b) >= batch_rows:
-                    _write(writers, b.to_tables())
-                    batches[sig] = type(b)(inp.label)
+            _flush_full(batches, writers, batch_rows, inp)
         for b in batches.values():
             if len(b):
                 _write(writers, b.to_tables())
