@@ -2382,11 +2382,13 @@ static int tevent(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
     Py_DECREF(tup);
     return rc < 0 ? -2 : 0;
 fallback:
-    Py_XDECREF(name);
-    return FALLBACK;
+    rc = FALLBACK;
+    goto cleanup;
 pyerr:
+    rc = -2;
+cleanup:
     Py_XDECREF(name);
-    return -2;
+    return rc;
 }
 
 static int tlink(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
@@ -2436,15 +2438,15 @@ static int tlink(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
     Py_DECREF(tup);
     return rc < 0 ? -2 : 0;
 fallback:
-    Py_XDECREF(tid_);
-    Py_XDECREF(sid);
-    Py_XDECREF(ts);
-    return FALLBACK;
+    rc = FALLBACK;
+    goto cleanup;
 pyerr:
+    rc = -2;
+cleanup:
     Py_XDECREF(tid_);
     Py_XDECREF(sid);
     Py_XDECREF(ts);
-    return -2;
+    return rc;
 }
 
 static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
@@ -2573,21 +2575,18 @@ static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
     Py_DECREF(tup);
     return rc < 0 ? -2 : 0;
 fallback:
-    Py_XDECREF(tid_);
-    Py_XDECREF(sid);
-    Py_XDECREF(pid);
-    Py_XDECREF(ts);
-    Py_XDECREF(name);
-    Py_XDECREF(msg);
-    return FALLBACK;
+    rc = FALLBACK;
+    goto cleanup;
 pyerr:
+    rc = -2;
+cleanup:
     Py_XDECREF(tid_);
     Py_XDECREF(sid);
     Py_XDECREF(pid);
     Py_XDECREF(ts);
     Py_XDECREF(name);
     Py_XDECREF(msg);
-    return -2;
+    return rc;
 }
 
 static int tlog(T *t, LogOut *o, PyObject *ci, long long rec) {
@@ -2656,21 +2655,18 @@ static int tlog(T *t, LogOut *o, PyObject *ci, long long rec) {
     Py_DECREF(tup);
     return rc < 0 ? -2 : 0;
 fallback:
-    Py_XDECREF(st);
-    Py_XDECREF(btag);
-    Py_XDECREF(btext);
-    Py_XDECREF(tid_);
-    Py_XDECREF(sid);
-    Py_XDECREF(en);
-    return FALLBACK;
+    rc = FALLBACK;
+    goto cleanup;
 pyerr:
+    rc = -2;
+cleanup:
     Py_XDECREF(st);
     Py_XDECREF(btag);
     Py_XDECREF(btext);
     Py_XDECREF(tid_);
     Py_XDECREF(sid);
     Py_XDECREF(en);
-    return -2;
+    return rc;
 }
 
 /* The raw text of a value (for resource and scope objects, which Python decodes and caches). */

@@ -158,31 +158,26 @@ class Topology:
 
     def callers_of(self, service: str) -> set[str]:
         """Every service that reaches ``service`` through calls (its transitive callers)."""
-        direct: dict[str, set[str]] = {}
-        for e in self.edges():
-            direct.setdefault(e["callee"], set()).add(e["caller"])
-        out: set[str] = set()
-        todo = [service]
-        while todo:
-            for c in direct.get(todo.pop(), ()):
-                if c not in out:
-                    out.add(c)
-                    todo.append(c)
-        return out
+        return _reachable(self.edges(), service, "callee", "caller")
 
     def callees_of(self, service: str) -> set[str]:
         """Every service ``service`` reaches through calls (its transitive dependencies)."""
-        direct: dict[str, set[str]] = {}
-        for e in self.edges():
-            direct.setdefault(e["caller"], set()).add(e["callee"])
-        out: set[str] = set()
-        todo = [service]
-        while todo:
-            for c in direct.get(todo.pop(), ()):
-                if c not in out:
-                    out.add(c)
-                    todo.append(c)
-        return out
+        return _reachable(self.edges(), service, "caller", "callee")
+
+
+def _reachable(edges: list[dict], start: str, src: str, dst: str) -> set[str]:
+    """Every node reachable from ``start`` following edges from their ``src`` end to their ``dst`` end."""
+    direct: dict[str, set[str]] = {}
+    for e in edges:
+        direct.setdefault(e[src], set()).add(e[dst])
+    out: set[str] = set()
+    todo = [start]
+    while todo:
+        for c in direct.get(todo.pop(), ()):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
 
 
 def iter_calls(steps: Iterable[Step]) -> Iterable[Call]:
