@@ -71,3 +71,26 @@ def test_streamed_ingest_equals_whole_document(tmp_path, monkeypatch):
         tables[mode] = pa.concat_tables(pq.read_table(f) for f in sorted((out / "spans").glob("*.parquet")))
     assert tables["whole"].equals(tables["streamed"])
     assert tables["streamed"].column("name").to_pylist()[0] == 'op "0" ]}'
+
+
+def test_huge_json_lines_are_streamed_too(tmp_path, monkeypatch):
+    """A JSON-lines file whose lines are longer than the threshold (one huge request a line) is
+    read block by block within each line, with the same result."""
+    lines = [json.dumps(_doc()).encode(), json.dumps(_doc()).encode()]
+    src = tmp_path / "traces.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    tables = {}
+    for mode, threshold in (("whole", 1 << 40), ("streamed", 100)):
+        monkeypatch.setattr(framing, "STREAM_DOCUMENT_BYTES", threshold)
+        out = tmp_path / mode
+        report = ingest_paths([src], out, workers=1)
+        (f,) = report["files"]
+        assert (f["framing"], f["records_written"], f["records_quarantined"]) == ("jsonl", 24, 0)
+        tables[mode] = pa.concat_tables(pq.read_table(p) for p in sorted((out / "spans").glob("*.parquet")))
+    assert tables["whole"].equals(tables["streamed"])
+    # (the threshold is still 100 here) positions say the line and the block's byte in it
+    positions = [m.position for m in framing.iter_messages(src, lazy_json=True)]
+    first = lines[0].index(b"{", lines[0].index(b"["))
+    assert len(positions) == 8
+    assert positions[0] == f"line 1, document, resourceSpans[0] at byte {first}"
+    assert positions[4] == f"line 2, document, resourceSpans[0] at byte {first}"

@@ -317,10 +317,45 @@ def _json_error(e: Exception) -> str:
     return f"malformed JSON: {e}".replace("\n", " ")
 
 
+class _RestOfLine(io.RawIOBase):
+    """The rest of one (huge) line of a stream, after ``first``: up to and including its newline."""
+
+    def __init__(self, stream: IO[bytes], first: bytes) -> None:
+        self.stream = stream
+        self.pending = first
+        self.done = first.endswith(b"\n")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if not self.pending and not self.done:
+            self.pending = self.stream.readline(len(b))
+            self.done = not self.pending or self.pending.endswith(b"\n")
+        n = min(len(b), len(self.pending))
+        b[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
 def _iter_jsonl(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
     lineno = 0
-    for line in stream:
+    while True:
+        # A line longer than STREAM_DOCUMENT_BYTES (one huge request) is split into its resource
+        # blocks as it is read, like a large document, rather than held whole.
+        line = stream.readline(STREAM_DOCUMENT_BYTES)
+        if not line:
+            return
         lineno += 1
+        if len(line) >= STREAM_DOCUMENT_BYTES and not line.endswith(b"\n"):
+            if accel.wire is None:  # no scanner: the whole line, whatever it costs
+                line += stream.readline()
+            else:
+                rest = io.BufferedReader(_RestOfLine(stream, line), 1 << 20)
+                for m in _iter_json_document_streamed(rest):
+                    m.position = f"line {lineno}, {m.position}"
+                    yield m
+                continue
         if not line.strip():
             continue
         if lazy:
