@@ -343,11 +343,12 @@ def _iter_jsonl(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | Fra
     while True:
         # A line longer than STREAM_DOCUMENT_BYTES (one huge request) is split into its resource
         # blocks as it is read, like a large document, rather than held whole.
-        line = stream.readline(STREAM_DOCUMENT_BYTES)
+        limit = max(STREAM_DOCUMENT_BYTES, 1)
+        line = stream.readline(limit)
         if not line:
             return
         lineno += 1
-        if len(line) >= STREAM_DOCUMENT_BYTES and not line.endswith(b"\n"):
+        if len(line) >= limit and not line.endswith(b"\n"):
             if accel.wire is None:  # no scanner: the whole line, whatever it costs
                 line += stream.readline()
             else:
