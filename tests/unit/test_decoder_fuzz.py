@@ -73,10 +73,13 @@ def _state(fc: FileContext, batches: dict) -> tuple:
 
 
 def _run_proto(payload: bytes, signal: str, wire) -> tuple:
-    accel.wire = wire
-    fc, batches = FileContext("f"), _new_batches("f")
-    decode_message(payload, signal, fc, batches[signal], "m")
-    return _state(fc, batches)
+    saved, accel.wire = accel.wire, wire
+    try:
+        fc, batches = FileContext("f"), _new_batches("f")
+        decode_message(payload, signal, fc, batches[signal], "m")
+        return _state(fc, batches)
+    finally:
+        accel.wire = saved
 
 
 def test_protobuf_mutations_match_the_python_decoder(monkeypatch):

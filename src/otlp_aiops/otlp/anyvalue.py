@@ -242,8 +242,8 @@ def json_bytes(x: Any, what: str) -> bytes:
     try:
         return base64.b64decode(x, validate=True)
     except (binascii.Error, ValueError):
-        try:  # URL-safe base64 and missing padding are common enough to accept
-            return base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+        try:  # URL-safe base64 and missing padding are common enough to accept (nothing else)
+            return base64.b64decode(x + "=" * (-len(x) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise RecordError("invalid_value", f"{what} {x!r} is not valid base64") from None
 

@@ -278,15 +278,6 @@ def _table(schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _col(rows: list[tuple], i: int) -> list:
-    return [r[i] for r in rows]
-
-
-@dataclass
-class Lineage:
-    source_file: str
-
-
 # --------------------------------------------------------------------------------------------------
 # batches
 # --------------------------------------------------------------------------------------------------
@@ -494,11 +485,6 @@ POINT_SHAPE_COLUMNS = {
         "negative_bucket_counts",
     ),
     "metrics_summary": ("count", "sum", "quantiles", "quantile_values"),
-}
-POINT_TABLE_SHORT = {
-    "metrics_number": "number",
-    "metrics_histogram": "histogram",
-    "metrics_exp_histogram": "exponential_histogram",
 }
 
 

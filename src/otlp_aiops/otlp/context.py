@@ -81,6 +81,3 @@ class FileContext:
         """A whole message (line, frame, document) that could not be decoded: its records are unknown."""
         self.messages_quarantined += 1
         self._add(position, "", code, message, raw)
-
-    def location(self, position: str, path: str) -> str:
-        return f"{self.source_file} {position}{': ' + path if path else ''}"

@@ -20,6 +20,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlp_aiops.otlp import accel
+from otlp_aiops.otlp import schema as S
 from otlp_aiops.otlp.anyvalue import (
     RecordError,
     json_bool,
@@ -645,13 +646,7 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
 _DATA_KEYS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
 _TYPE_OF = {"gauge": "gauge", "sum": "sum", "histogram": "histogram", "exponentialHistogram": "exponential_histogram",
             "summary": "summary"}  # fmt: skip
-_TABLE_OF = {
-    "gauge": "metrics_number",
-    "sum": "metrics_number",
-    "histogram": "metrics_histogram",
-    "exponential_histogram": "metrics_exp_histogram",
-    "summary": "metrics_summary",
-}
+_TABLE_OF = S.POINT_TABLE_OF_TYPE
 _KNOWN_OF = {
     "metrics_number": K_NUMBER,
     "metrics_histogram": K_HIST,
@@ -739,11 +734,7 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
     return count, 0.0 if sm is None else json_double(sm, "sum"), qs, vs
 
 
-_SHORT = {
-    "metrics_number": "number",
-    "metrics_histogram": "histogram",
-    "metrics_exp_histogram": "exponential_histogram",
-}
+_SHORT = S.POINT_TABLE_SHORT
 
 
 def _exemplars(

@@ -22,6 +22,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlp_aiops.otlp import accel
+from otlp_aiops.otlp import schema as S
 from otlp_aiops.otlp.anyvalue import RecordError, render_proto
 from otlp_aiops.otlp.batches import (
     ZERO_SPAN_ID,
@@ -454,18 +455,8 @@ def _scope_careful(sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: An
 # metrics
 # --------------------------------------------------------------------------------------------------
 
-_TABLE_OF = {
-    "gauge": "metrics_number",
-    "sum": "metrics_number",
-    "histogram": "metrics_histogram",
-    "exponential_histogram": "metrics_exp_histogram",
-    "summary": "metrics_summary",
-}
-_SHORT = {
-    "metrics_number": "number",
-    "metrics_histogram": "histogram",
-    "metrics_exp_histogram": "exponential_histogram",
-}
+_TABLE_OF = S.POINT_TABLE_OF_TYPE
+_SHORT = S.POINT_TABLE_SHORT
 
 
 def _opt(p: Any, name: str) -> float | None:

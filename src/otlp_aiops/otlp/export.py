@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from otlp_aiops.otlp import schema as S
+
 if TYPE_CHECKING:
     import pyarrow.compute as pc
     from opentelemetry.proto.logs.v1 import logs_pb2
@@ -30,12 +32,7 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 
 # point table -> the short name exemplars use in their ``point_table`` column
-_POINT_TABLE_SHORT = {
-    "metrics_number": "number",
-    "metrics_histogram": "histogram",
-    "metrics_exp_histogram": "exponential_histogram",
-    "metrics_summary": "summary",
-}
+_POINT_TABLE_SHORT = {**S.POINT_TABLE_SHORT, "metrics_summary": "summary"}  # summaries have no exemplars
 
 
 # --------------------------------------------------------------------------------------------------
@@ -52,8 +49,6 @@ def _read_rows(
     nanoseconds nor times past 9999."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from otlp_aiops.otlp import schema as S
 
     path = Path(folder) / table
     if not path.exists():

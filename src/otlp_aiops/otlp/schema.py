@@ -325,6 +325,13 @@ RECORD_TABLES: dict[str, tuple[str, ...]] = {
     "metrics": ("metrics_number", "metrics_histogram", "metrics_exp_histogram", "metrics_summary"),
 }
 
+# the exemplars table's ``point_table`` value for each point table
+POINT_TABLE_SHORT = {
+    "metrics_number": "number",
+    "metrics_histogram": "histogram",
+    "metrics_exp_histogram": "exponential_histogram",
+}
+
 POINT_TABLE_OF_TYPE = {
     "gauge": "metrics_number",
     "sum": "metrics_number",
