@@ -26,7 +26,6 @@ import hashlib
 import inspect
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -42,7 +41,9 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import generate
+import machine
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -435,42 +436,12 @@ def source_fingerprint() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    import google.protobuf
     import orjson
     import pyarrow
-    from google.protobuf.internal import api_implementation
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True, check=False
-            ).stdout.strip()
-        )
-    except OSError:
-        commit, dirty = "", False
     return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
+        **machine.machine_info(pyarrow=pyarrow, orjson=orjson),
         "memory_total": psutil.virtual_memory().total,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "pyarrow": pyarrow.__version__,
-        "protobuf": google.protobuf.__version__,
-        "protobuf_backend": api_implementation.Type(),
-        "orjson": orjson.__version__,
-        "git_commit": commit,
-        "src_dirty": dirty,
     }
 
 

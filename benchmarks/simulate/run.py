@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -71,31 +69,12 @@ def measure(settings: dict[str, Any], tag: str) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    import google.protobuf
     import numpy
-    from google.protobuf.internal import api_implementation
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
-    ).stdout.strip()
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "protobuf": google.protobuf.__version__,
-        "protobuf_backend": api_implementation.Type(),
-        "git_commit": commit or None,
-    }
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from machine import machine_info
+
+    return machine_info(numpy=numpy)
 
 
 def main() -> int:

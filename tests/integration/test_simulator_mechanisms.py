@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from otlp_aiops.datasets.simulator import SimulatorConfig, simulate
+from otlp_aiops.datasets.simulator.topology import _reachable
 
 CONFIG = {
     "duration": "60m",
@@ -59,17 +60,8 @@ def _t(ts: datetime) -> str:
 
 
 def _callers(topology: dict, service: str) -> set[str]:
-    direct: dict[str, set[str]] = {}
-    for e in topology["edges"]:
-        direct.setdefault(e["callee"], set()).add(e["caller"])
-    out: set[str] = set()
-    todo = [service]
-    while todo:
-        for c in direct.get(todo.pop(), ()):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
+    """The transitive callers of ``service`` in topology.json's edges."""
+    return _reachable(topology["edges"], service, "callee", "caller")
 
 
 def _normal(run: dict) -> tuple[str, str]:

@@ -2449,6 +2449,23 @@ cleanup:
     return rc;
 }
 
+/* A span's array of events or links, each through fn(t, o, row, index); *n counts them. */
+static int tchildren(T *t, SpanOut *o, Py_ssize_t row, int (*fn)(T *, SpanOut *, Py_ssize_t, Py_ssize_t),
+                     Py_ssize_t *n) {
+    int more, rc;
+    if (tch(t, '[')) return FALLBACK;
+    if (tpeek(t) == ']') {
+        t->p++;
+        return 0;
+    }
+    do {
+        if ((rc = fn(t, o, row, (*n)++))) return rc;
+        more = tnext(t, ']');
+        if (more < 0) return FALLBACK;
+    } while (more);
+    return 0;
+}
+
 static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
     uint64_t start = 0, end = 0, kind = 0, flags = 0, da = 0, de = 0, dl = 0, code = 0, seen = 0;
     PyObject *tid_ = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
@@ -2497,35 +2514,13 @@ static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
                 CHECK(tuint(t, 0xFFFFFFFFULL, 0, &da));
             } else if (KEY("events")) {
                 SEEN(11);
-                if (!tnull(t)) {
-                    CHECK(tch(t, '['));
-                    if (tpeek(t) == ']') {
-                        t->p++;
-                    } else {
-                        do {
-                            CHECK(tevent(t, o, row, n_ev++));
-                            more = tnext(t, ']');
-                            if (more < 0) goto fallback;
-                        } while (more);
-                    }
-                }
+                if (!tnull(t)) CHECK(tchildren(t, o, row, tevent, &n_ev));
             } else if (KEY("droppedEventsCount")) {
                 SEEN(12);
                 CHECK(tuint(t, 0xFFFFFFFFULL, 0, &de));
             } else if (KEY("links")) {
                 SEEN(13);
-                if (!tnull(t)) {
-                    CHECK(tch(t, '['));
-                    if (tpeek(t) == ']') {
-                        t->p++;
-                    } else {
-                        do {
-                            CHECK(tlink(t, o, row, n_lk++));
-                            more = tnext(t, ']');
-                            if (more < 0) goto fallback;
-                        } while (more);
-                    }
-                }
+                if (!tnull(t)) CHECK(tchildren(t, o, row, tlink, &n_lk));
             } else if (KEY("droppedLinksCount")) {
                 SEEN(14);
                 CHECK(tuint(t, 0xFFFFFFFFULL, 0, &dl));
