@@ -107,5 +107,18 @@ def simulate(
     typer.echo(summary.describe())
 
 
+def _mount_sub_apps() -> None:
+    from otlp_aiops.datasets.cli import app as datasets_app
+
+    app.add_typer(datasets_app, name="datasets", help="Public failure datasets: list, fetch, import.")
+    try:
+        from otlp_aiops.features.cli import app as features_app
+    except ImportError:  # pragma: no cover - the features package is part of the install
+        return
+    app.add_typer(features_app, name="features", help="Feature tables: service windows, edges, cases.")
+
+
+_mount_sub_apps()
+
 if __name__ == "__main__":
     app()

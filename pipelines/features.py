@@ -1,0 +1,51 @@
+"""DVC stage `features`: data/interim/<dataset> + data/raw/<dataset> -> data/features/<dataset>
+(+ metrics/features/<dataset>.json). Settings: params.yaml `features` (+ `features.overrides.<dataset>`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from otlp_aiops.config import ConfigError
+from otlp_aiops.features.build import FeaturesError, build_features
+from otlp_aiops.features.config import resolve_config
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--dataset", help="dataset name (default: params.yaml `dataset`)")
+    args = ap.parse_args()
+    params = yaml.safe_load(Path(args.params).read_text()) or {}
+    dataset = args.dataset or params.get("dataset")
+    known = params.get("datasets")
+    if not dataset:
+        print(f"error: {args.params}: no `dataset` and no --dataset", file=sys.stderr)
+        return 2
+    if known and dataset not in known:
+        print(f"error: dataset {dataset!r} is not in {args.params} `datasets` ({', '.join(known)})", file=sys.stderr)
+        return 2
+    try:
+        cfg = resolve_config(params.get("features"), dataset, where=f"{args.params} features: ")
+        summary = build_features(Path("data/interim") / dataset, Path("data/raw") / dataset,
+                                 Path("data/features") / dataset, cfg, dataset=dataset)
+    except (ConfigError, FeaturesError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    metrics = Path("metrics") / "features" / f"{dataset}.json"
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    # timings stay in data/features/<dataset>/summary.json: DVC metrics change only with the data
+    counts = {k: v for k, v in summary.items() if k not in ("seconds", "timings")}
+    metrics.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    print(f"features {dataset}: {summary['windows']} windows x {summary['services']} services x "
+          f"{summary['features']} features, {summary['cases']} cases, {summary['graph_edges']} graph edges "
+          f"({summary['seconds']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Anomaly detectors behind one contract (:class:`otlp_aiops.detect.base.Detector`)."""

@@ -1,0 +1,54 @@
+"""``otlp-aiops features``: build the feature tables of a dataset (the same function the DVC stage calls)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Feature tables, dependency graph and incident cases.", no_args_is_help=True,
+                  add_completion=False)  # fmt: skip
+
+
+@app.command()
+def build(
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: params.yaml `dataset`).")] = None,
+    params: Annotated[Path, typer.Option(help="params.yaml to read section `features` from.")] = Path("params.yaml"),
+    interim: Annotated[Path | None, typer.Option(help="Ingest tables (default data/interim/DATASET).")] = None,
+    raw: Annotated[Path | None, typer.Option(help="Raw dataset (default data/raw/DATASET).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output (default data/features/DATASET).")] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (YAML).")] = None,
+) -> None:
+    """Build service_windows, log templates, edges, graph, cases and feature matrices."""
+    import yaml
+
+    from otlp_aiops.config import ConfigError
+    from otlp_aiops.features.build import FeaturesError, build_features
+    from otlp_aiops.features.config import resolve_config
+
+    p = yaml.safe_load(params.read_text()) if params.exists() else {}
+    p = p or {}
+    name = dataset or p.get("dataset")
+    if not name:
+        typer.echo("error: no --dataset and no `dataset` in params", err=True)
+        raise typer.Exit(2)
+    section = dict(p.get("features") or {})
+    overrides = dict(section.get("overrides") or {})
+    own = dict(overrides.get(name) or {})  # --set wins over the dataset's overrides
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        own[key.strip()] = yaml.safe_load(value)
+    section["overrides"] = {**overrides, name: own}
+    try:
+        cfg = resolve_config(section, name, where="features: ")
+        summary = build_features(interim or Path("data/interim") / name, raw or Path("data/raw") / name,
+                                 out or Path("data/features") / name, cfg, dataset=name)
+    except (ConfigError, FeaturesError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True))

@@ -1,0 +1,52 @@
+"""Saving and loading fitted models: ``<dir>/model.json`` (registry name, config, seed) and
+``<dir>/state.pkl`` (the fitted ``*_`` attributes). Torch models store tensors as numpy arrays in
+that state, so a model saved on a GPU loads on a CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from otlp_aiops.config import config_to_dict
+
+
+def fitted_state(model: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def save_model(model: Any, path: str | Path, name: str) -> Path:
+    """Write ``model`` to the folder ``path`` atomically (a temporary folder renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    meta = {"name": name, "class": type(model).__qualname__, "config": config_to_dict(model.config),
+            "seed": getattr(model, "seed", None)}
+    (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    with open(tmp / "state.pkl", "wb") as f:
+        pickle.dump(model.get_state(), f, protocol=5)
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+    return path
+
+
+def load_model(path: str | Path, kind: str) -> Any:
+    """Rebuild a model saved by :func:`save_model`; ``kind`` is ``detector`` or ``ranker``."""
+    from otlp_aiops import registry
+
+    path = Path(path)
+    meta = json.loads((path / "model.json").read_text())
+    model = registry.create(kind, meta["name"], meta["config"], seed=meta.get("seed") or 0)
+    with open(path / "state.pkl", "rb") as f:
+        model.set_state(pickle.load(f))
+    return model

@@ -1,0 +1,144 @@
+"""Per-service node features for learned root-cause rankers (``gnn``, ``mlp``).
+
+A case becomes an (S, D) matrix: one row per service of ``case.services``, one column per statistic.
+Every statistic is a *standardised deviation* of the post-onset windows from the fault-free baseline
+(:meth:`CaseData.baseline`), so the numbers do not depend on units or on a dataset's naming:
+
+* robust z of each window ``z_t = (x_t − median) / (1.4826·MAD + eps + rel_eps·|median|)``, median
+  and MAD over the baseline windows of that (service, feature), clipped to ``±z_clip``. 1.4826·MAD
+  estimates the standard deviation of normal data (Rousseeuw & Croux 1993); where the MAD is 0 but
+  the baseline varies (sparse counts: mostly 0, a few spikes) the baseline's standard deviation
+  stands in for it (``std_fallback``); ``eps`` and the relative floor keep a constant baseline (an
+  error rate that is always 0) from turning any change into infinity.
+* per feature, over the post-onset windows: ``peak`` = max |z|, ``level`` = mean |z|, ``shift`` =
+  mean z (signed: latency up, traffic down).
+
+``mode="kinds"`` (dataset-agnostic, the transfer setting) aggregates the features of each kind in
+``kinds`` (``case.feature_kinds`` says which feature is which kind) per service:
+
+    <kind>.max_abs   max of ``peak`` over the service's features of that kind
+    <kind>.mean_abs  max of ``level`` over them
+    <kind>.mean      ``shift`` of the feature with the largest ``level`` (its direction)
+    <kind>.missing   1 when the service has no usable feature of that kind (the three above are 0)
+
+A feature is usable for a service when it has at least one finite baseline value and one finite
+post-onset value. ``mode="all"`` gives the same four columns for every feature column of the dataset
+(``<feature>.max_abs`` …): richer, but tied to one dataset's feature names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from otlp_aiops.features.data import FEATURE_KINDS, CaseData
+
+DEFAULT_KINDS = ("latency", "errors", "traffic", "cpu", "memory")
+MODES = ("kinds", "all")
+STATS = ("max_abs", "mean_abs", "mean", "missing")
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, eq=False)
+class NodeFeatures:
+    """The node feature matrix of one case: ``x[i]`` describes ``services[i]``."""
+
+    services: tuple[str, ...]
+    columns: tuple[str, ...]
+    x: np.ndarray  # (S, D) float64, finite
+    top_feature: tuple[str | None, ...] = ()  # per service: its feature with the largest mean |z| (None: none usable)
+    top_level: np.ndarray | None = None  # (S,) that mean |z| (0 where None)
+
+
+def robust_z(after: np.ndarray, baseline: np.ndarray, *, z_clip: float = 100.0, eps: float = 1e-6,
+             rel_eps: float = 1e-3, std_fallback: bool = True) -> np.ndarray:
+    """Robust z-scores of ``after`` (T, ...) against ``baseline`` (R, ...) along axis 0, clipped to
+    ``±z_clip``; NaN where ``after`` is NaN or the baseline has no finite value. With
+    ``std_fallback`` a baseline whose MAD is 0 but which is not constant (a sparse error count:
+    mostly 0, a few spikes) is scaled by its standard deviation instead."""
+    after = np.asarray(after, dtype=np.float64)
+    baseline = np.asarray(baseline, dtype=np.float64)
+    finite = np.isfinite(baseline)
+    has_base = finite.any(axis=0)
+    # nanmedian warns on all-NaN slices; fill those with 0 and mask them afterwards
+    safe = np.where(has_base[None], np.where(finite, baseline, np.nan), 0.0)
+    med = np.nanmedian(safe, axis=0)
+    mad = np.nanmedian(np.abs(safe - med[None]), axis=0)
+    spread = MAD_TO_SIGMA * mad
+    if std_fallback:
+        spread = np.where(spread > 0, spread, np.nanstd(safe, axis=0))
+    scale = spread + eps + rel_eps * np.abs(med)
+    z = np.clip((after - med[None]) / scale[None], -z_clip, z_clip)
+    z[:, ~has_base] = np.nan
+    return z
+
+
+def _feature_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``peak``, ``level``, ``shift`` over axis 0 of z (T, S, F) and where they are defined (S, F)."""
+    ok = np.isfinite(z)
+    usable = ok.any(axis=0)
+    n = np.maximum(ok.sum(axis=0), 1)
+    za = np.where(ok, np.abs(z), 0.0)
+    peak = za.max(axis=0)
+    level = za.sum(axis=0) / n
+    shift = np.where(ok, z, 0.0).sum(axis=0) / n
+    return peak, level, shift, usable
+
+
+def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] = DEFAULT_KINDS,
+                  z_clip: float = 100.0, eps: float = 1e-6, rel_eps: float = 1e-3,
+                  std_fallback: bool = True) -> NodeFeatures:
+    """The (S, D) node feature matrix of ``case`` (labels are not read)."""
+    if mode not in MODES:
+        raise ValueError(f"node feature mode {mode!r} is not one of {', '.join(MODES)}")
+    values = np.asarray(case.values, dtype=np.float64)
+    S, F = len(case.services), len(case.features)
+    if values.ndim != 3 or values.shape[1:] != (S, F):
+        raise ValueError(f"case {case.case_id}: values have shape {values.shape}, expected (T, {S}, {F})")
+    if len(case.feature_kinds) != F:
+        raise ValueError(f"case {case.case_id}: {len(case.feature_kinds)} feature kinds for {F} features")
+    after = case.after()
+    if len(after) == 0:
+        raise ValueError(f"case {case.case_id}: no window at or after the onset (onset={case.onset}, T={len(values)})")
+    base = case.baseline()
+    if len(base) == 0:
+        raise ValueError(f"case {case.case_id}: no baseline windows (no reference and onset=0)")
+    z = robust_z(after, base, z_clip=z_clip, eps=eps, rel_eps=rel_eps, std_fallback=std_fallback)
+    peak, level, shift, usable = _feature_stats(z)
+    lv_all = np.where(usable, level, -np.inf)
+    top = lv_all.argmax(axis=1) if F else np.zeros(S, dtype=np.int64)
+    has_top = usable.any(axis=1)
+    top_feature = tuple(case.features[top[i]] if has_top[i] else None for i in range(S))
+    top_level = np.where(has_top, lv_all[np.arange(S), top] if F else 0.0, 0.0)
+
+    if mode == "all":
+        cols, blocks = [], []
+        for j, name in enumerate(case.features):
+            u = usable[:, j]
+            blocks.append(np.stack([np.where(u, peak[:, j], 0.0), np.where(u, level[:, j], 0.0),
+                                    np.where(u, shift[:, j], 0.0), (~u).astype(np.float64)], axis=1))
+            cols += [f"{name}.{s}" for s in STATS]
+        x = np.concatenate(blocks, axis=1) if blocks else np.zeros((S, 0))
+        return NodeFeatures(tuple(case.services), tuple(cols), x, top_feature, top_level)
+
+    unknown = [k for k in kinds if k not in FEATURE_KINDS]
+    if unknown:
+        raise ValueError(f"unknown feature kind(s) {', '.join(unknown)}; known: {', '.join(FEATURE_KINDS)}")
+    fk = np.asarray(case.feature_kinds, dtype=object)
+    x = np.zeros((S, 4 * len(kinds)))
+    cols = []
+    for i, kind in enumerate(kinds):
+        cols += [f"{kind}.{s}" for s in STATS]
+        sel = fk == kind
+        u = usable[:, sel]  # (S, Fk)
+        any_u = u.any(axis=1)
+        lv = np.where(u, level[:, sel], -np.inf)
+        if sel.any():
+            x[:, 4 * i] = np.where(u, peak[:, sel], 0.0).max(axis=1)
+            x[:, 4 * i + 1] = np.where(any_u, lv.max(axis=1), 0.0)
+            best = lv.argmax(axis=1)  # first of the most deviating features
+            x[:, 4 * i + 2] = np.where(any_u, shift[:, sel][np.arange(S), best], 0.0)
+        x[:, 4 * i + 3] = (~any_u).astype(np.float64)
+    return NodeFeatures(tuple(case.services), tuple(cols), x, top_feature, top_level)

@@ -1,0 +1,58 @@
+"""One registry from short names to model classes, so ``dvc exp run -S rca.method=baro`` works and
+heavy libraries (torch, torch_geometric, dowhy) are imported only when their model is used."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from otlp_aiops.config import ConfigError, config_from_dict
+
+DETECTORS: dict[str, str] = {
+    "nsigma": "otlp_aiops.detect.baselines:NSigmaDetector",
+    "iforest": "otlp_aiops.detect.baselines:IsolationForestDetector",
+    "pca": "otlp_aiops.detect.baselines:PCADetector",
+    "lstm_ae": "otlp_aiops.detect.deep:LSTMAutoencoderDetector",
+    "usad": "otlp_aiops.detect.deep:USADDetector",
+}
+
+RANKERS: dict[str, str] = {
+    "random": "otlp_aiops.rca.baselines:RandomRanker",
+    "nsigma": "otlp_aiops.rca.baselines:NSigmaRanker",
+    "baro": "otlp_aiops.rca.baselines:BaroRanker",
+    "epsilon_diagnosis": "otlp_aiops.rca.baselines:EpsilonDiagnosisRanker",
+    "pagerank": "otlp_aiops.rca.graph:PageRankRanker",
+    "random_walk": "otlp_aiops.rca.graph:RandomWalkRanker",
+    "dowhy": "otlp_aiops.rca.causal:DoWhyRanker",
+    "gnn": "otlp_aiops.rca.gnn:GNNRanker",
+    "mlp": "otlp_aiops.rca.gnn:MLPRanker",
+}
+
+_KINDS = {"detector": DETECTORS, "ranker": RANKERS}
+
+
+def names(kind: str) -> list[str]:
+    return sorted(_table(kind))
+
+
+def _table(kind: str) -> dict[str, str]:
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}; expected detector or ranker") from None
+
+
+def model_class(kind: str, name: str) -> type:
+    table = _table(kind)
+    if name not in table:
+        raise ConfigError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    module, _, attr = table[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create(kind: str, name: str, config: Mapping[str, Any] | None = None, *, seed: int = 0) -> Any:
+    """Instantiate registered model ``name`` from a params mapping (unknown keys are an error)."""
+    cls = model_class(kind, name)
+    cfg = config_from_dict(cls.Config, config, where=f"{kind} {name}: ")
+    return cls(cfg, seed=seed)

@@ -1,0 +1,96 @@
+"""The report stage as one function: long-form results in, tables / curves / figures out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from otlp_aiops.report import figures, stats, tables
+
+log = logging.getLogger(__name__)
+
+CD_METRICS = {"rca": "avg_at_5", "detect": "vus_pr"}
+
+
+def build_report(results: str | Path | Iterable[str | Path] | pd.DataFrame, out_tables_dir: str | Path,
+                 out_figures_dir: str | Path, seed: int, *, alpha: float = 0.05, n_resamples: int = 2000,
+                 cd_metrics: Mapping[str, str] = CD_METRICS, posthoc: str = "nemenyi",
+                 max_k: int = 10) -> dict:
+    """Write, for every dataset × task in the results:
+
+    * ``<tables>/<dataset>_<task>.md|.tex|.csv`` — methods × metrics, overall;
+    * ``<tables>/<dataset>_<task>_by_fault.md|.tex|.csv`` — per fault type;
+    * ``<tables>/<dataset>_rca_ac_at_k.csv|.json`` (``method,k,ac``) and ``_wide.csv``, and
+      ``<figures>/<dataset>_rca_ac_at_k.png``;
+    * ``<figures>/<task>_<metric>_cd.png`` — critical-difference diagram over all datasets × cases;
+    * ``<tables>/summary.csv`` — every aggregate with its significance test.
+
+    Returns a JSON-able summary: datasets, methods per task, files written, best method per
+    dataset × task × metric, and what was skipped and why."""
+    df = results.copy() if isinstance(results, pd.DataFrame) else stats.load_results(results)
+    if isinstance(results, pd.DataFrame):
+        df = stats.validate_results(df, "results frame")
+    t_dir, f_dir = Path(out_tables_dir), Path(out_figures_dir)
+    written: list[str] = []
+    skipped: list[str] = []
+
+    metrics_all = sorted({m for ms in stats.TABLE_METRICS.values() for m in ms} | set(cd_metrics.values()))
+    metrics_ft = sorted({m for ms in stats.FAULT_TABLE_METRICS.values() for m in ms})
+    summ = stats.summarize(df, seed=seed, metrics=metrics_all, n_resamples=n_resamples)
+    sig = stats.significance(df, summ, alpha=alpha)
+    summ_ft = stats.summarize(df, seed=seed, by_fault_type=True, metrics=metrics_ft, n_resamples=n_resamples)
+    sig_ft = stats.significance(df, summ_ft, by_fault_type=True, alpha=alpha)
+
+    pairs = sorted(set(zip(df["dataset"], df["task"], strict=True)))
+    for ds, task in pairs:
+        base = f"{tables.safe_name(ds)}_{task}"
+        for name, s, g, ms, by_ft in ((base, summ, sig, stats.TABLE_METRICS[task], False),
+                                      (f"{base}_by_fault", summ_ft, sig_ft, stats.FAULT_TABLE_METRICS[task], True)):
+            paths = tables.write_tables(s, g, t_dir, name, dataset=ds, task=task, metrics=ms,
+                                        by_fault_type=by_ft, alpha=alpha)
+            if paths:
+                written += [str(p) for p in paths]
+            else:
+                skipped.append(f"{name}: no values for its metrics")
+
+    curve = stats.ac_at_k_curve(df, max_k=max_k)
+    for ds, c in curve.groupby("dataset", sort=True):
+        name = f"{tables.safe_name(ds)}_rca_ac_at_k"
+        written += [str(p) for p in tables.write_curve(c, t_dir, name)]
+        written.append(str(figures.draw_ac_at_k(c, f"{ds}: AC@k", f_dir / f"{name}.png")))
+
+    for task, metric in sorted(cd_metrics.items()):
+        sub = df[(df["task"] == task) & (df["metric"] == metric)]
+        blocks = figures.block_matrix(
+            sub.groupby(["dataset", "method", "case_id", "metric"], as_index=False)["value"].mean(), metric)
+        try:
+            cd = figures.critical_difference(blocks, metric, posthoc=posthoc)
+        except ValueError as e:
+            skipped.append(f"{task}_{metric}_cd: {e}")
+            continue
+        path = f_dir / f"{task}_{metric}_cd.png"
+        figures.draw_critical_difference(cd, f"{task}: {stats.spec(metric).label} ({posthoc})", path, alpha=alpha)
+        written.append(str(path))
+
+    keys = ["dataset", "task", "scope", "method", "metric"]
+    full = pd.concat([summ.merge(sig, on=keys, how="left"),
+                      summ_ft.merge(sig_ft, on=keys, how="left")], ignore_index=True)
+    written.append(str(tables.atomic_write_text(t_dir / "summary.csv",
+                                                full.to_csv(index=False, lineterminator="\n"))))
+
+    best = stats.best_methods(summ)
+    for s in skipped:
+        log.info("report: skipped %s", s)
+    return {
+        "n_rows": len(df),
+        "datasets": sorted(df["dataset"].unique().tolist()),
+        "methods": {t: sorted(df.loc[df["task"] == t, "method"].unique().tolist()) for t in stats.TASKS
+                    if (df["task"] == t).any()},
+        "best": {f"{r.dataset}/{r.task}/{r.metric}": r.best_method for r in best.itertuples(index=False)
+                 if r.scope == stats.ALL},
+        "files": written,
+        "skipped": skipped,
+    }

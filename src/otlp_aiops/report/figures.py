@@ -1,0 +1,127 @@
+"""Figures: critical-difference diagram and AC@k curves. Matplotlib runs on the Agg backend with
+``matplotlib.figure.Figure`` objects (no pyplot state, never a window); files are written atomically.
+
+Critical difference (Demšar, JMLR 2006): methods are ranked within each block (rank 1 = best,
+ties get the average rank), a Friedman test checks that the ranks differ, and a post-hoc test
+(Nemenyi, or Conover with Holm) gives the pairwise p-values whose non-significant groups the diagram
+joins with bars. The drawing and the post-hoc tests are scikit-posthocs'
+(``critical_difference_diagram``, ``posthoc_nemenyi_friedman``, ``posthoc_conover_friedman``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from otlp_aiops.report.stats import spec
+
+
+def _agg() -> None:
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg")
+
+
+def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
+    """Save a matplotlib Figure atomically (format from the suffix)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if path.suffix == ".png"
+                    else None)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass(frozen=True)
+class CriticalDifference:
+    avg_ranks: pd.Series  # method -> average rank (1 = best)
+    pvalues: pd.DataFrame  # method × method post-hoc p-values
+    friedman_p: float
+    n_blocks: int
+
+
+def block_matrix(case_values: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Blocks × methods matrix of one metric: blocks are (dataset, case) pairs, or datasets for a
+    series-level metric; a block that lacks any method is dropped."""
+    d = case_values[case_values["metric"] == metric]
+    if d.empty:
+        return pd.DataFrame()
+    d = d.assign(block=d["dataset"] + "\x1f" + d["case_id"])
+    return d.pivot_table(index="block", columns="method", values="value", aggfunc="mean").dropna()
+
+
+def critical_difference(blocks: pd.DataFrame, metric: str, posthoc: str = "nemenyi") -> CriticalDifference:
+    """Average ranks, Friedman p-value and the post-hoc p-value matrix for a blocks × methods matrix."""
+    if blocks.shape[1] < 3:
+        raise ValueError(f"critical difference needs at least 3 methods, got {blocks.shape[1]}")
+    if blocks.shape[0] < 2:
+        raise ValueError(f"critical difference needs at least 2 blocks, got {blocks.shape[0]}")
+    from scipy.stats import friedmanchisquare, rankdata
+
+    sign = -1.0 if spec(metric).higher_is_better else 1.0
+    ranks = rankdata(sign * blocks.to_numpy(), axis=1, method="average")
+    avg = pd.Series(ranks.mean(axis=0), index=list(blocks.columns))
+    if np.all(blocks.to_numpy() == blocks.to_numpy()[:, :1]):
+        fp = 1.0  # every block ties all methods: nothing to test
+    else:
+        fp = float(friedmanchisquare(*[blocks[c].to_numpy() for c in blocks.columns]).pvalue)
+    import scikit_posthocs as sp
+
+    data = blocks.reset_index(drop=True)
+    if posthoc == "nemenyi":
+        pv = sp.posthoc_nemenyi_friedman(data)
+    elif posthoc == "conover":
+        pv = sp.posthoc_conover_friedman(data, p_adjust="holm")
+    else:
+        raise ValueError(f"posthoc must be 'nemenyi' or 'conover', got {posthoc!r}")
+    pv = pv.fillna(1.0)
+    return CriticalDifference(avg_ranks=avg, pvalues=pv, friedman_p=fp, n_blocks=int(blocks.shape[0]))
+
+
+def draw_critical_difference(cd: CriticalDifference, title: str, path: str | Path, alpha: float = 0.05) -> Path:
+    _agg()
+    import scikit_posthocs as sp
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 1.2 + 0.25 * len(cd.avg_ranks)))
+    ax = fig.add_subplot(1, 1, 1)
+    sp.critical_difference_diagram(cd.avg_ranks, cd.pvalues, alpha=alpha, ax=ax)
+    ax.set_title(f"{title}\nFriedman p = {cd.friedman_p:.3g}, {cd.n_blocks} blocks", fontsize=9)
+    return save_figure(fig, path)
+
+
+def draw_ac_at_k(curve: pd.DataFrame, title: str, path: str | Path) -> Path:
+    """AC@k by k, one line per method."""
+    _agg()
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for method, g in curve.groupby("method", sort=True):
+        ax.plot(g["k"], g["ac"], marker="o", ms=3, label=method)
+    ax.set_xlabel("k")
+    ax.set_ylabel("AC@k")
+    ax.set_ylim(-0.02, 1.02)
+    if len(curve):
+        ax.set_xticks(range(1, int(curve["k"].max()) + 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+

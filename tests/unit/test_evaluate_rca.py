@@ -1,0 +1,92 @@
+"""RCA metrics (RCAEval's AC@k, Avg@5, MRR) on hand-built rankings with hand-computed values."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+
+from otlp_aiops.evaluate.rca import aggregate_rca, rca_case_result, rca_long_rows
+from otlp_aiops.rca.base import RankedCauses
+
+
+def _rank(*services: str) -> RankedCauses:
+    return RankedCauses(tuple(services), tuple(float(len(services) - i) for i in range(len(services))))
+
+
+@pytest.fixture
+def results(caplog):
+    with caplog.at_level(logging.WARNING, logger="otlp_aiops.evaluate.rca"):
+        rs = [
+            # true cause ranked 1st (cpu)
+            rca_case_result("A", _rank("a", "b", "c", "d", "e", "f"), "a", fault_type="cpu", seconds=1.0),
+            # ranked 3rd (cpu)
+            rca_case_result("B", _rank("b", "c", "a", "d", "e", "f"), "a", fault_type="cpu", seconds=2.0),
+            # not ranked at all (mem): a miss at every k, rr 0
+            rca_case_result("C", _rank("a", "b", "c"), "z", fault_type="mem", seconds=3.0),
+            # ranked 6th (mem): outside the top 5
+            rca_case_result("D", _rank("b", "c", "d", "e", "f", "a"), "a", fault_type="mem", seconds=4.0),
+        ]
+    return rs, caplog.text
+
+
+def test_per_case_values(results):
+    rs, log_text = results
+    assert [r.rank for r in rs] == [1, 3, None, 6]
+    d = rs[1].as_dict()
+    assert d["rank"] == 3 and d["ranked"] is True and d["n_services"] == 6
+    assert [d[f"hit_at_{k}"] for k in range(1, 6)] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert d["rr"] == pytest.approx(1 / 3) and d["seconds"] == 2.0
+    c = rs[2].as_dict()
+    assert c["rank"] is None and c["ranked"] is False and c["rr"] == 0.0
+    assert all(c[f"hit_at_{k}"] == 0.0 for k in range(1, 6))
+    assert "'z' is not among the 3 ranked services" in log_text
+
+
+def test_aggregate_overall_and_per_fault_type(results):
+    rs, _ = results
+    s = aggregate_rca(rs)
+    o = s.overall
+    # AC@1 = 1/4, AC@2 = 1/4, AC@3..5 = 2/4; Avg@5 = (0.25+0.25+0.5+0.5+0.5)/5 = 0.4
+    assert o["ac_at_1"] == 0.25 and o["ac_at_2"] == 0.25 and o["ac_at_3"] == 0.5 and o["ac_at_5"] == 0.5
+    assert o["avg_at_5"] == pytest.approx(0.4, abs=1e-15)
+    # MRR = (1 + 1/3 + 0 + 1/6) / 4 = 0.375
+    assert o["mrr"] == pytest.approx(0.375, abs=1e-15)
+    assert o["seconds"] == 2.5 and o["n_cases"] == 4 and o["n_unranked"] == 1
+    cpu, mem = s.by_fault_type["cpu"], s.by_fault_type["mem"]
+    assert cpu["ac_at_1"] == 0.5 and cpu["ac_at_3"] == 1.0
+    assert cpu["avg_at_5"] == pytest.approx(0.8, abs=1e-15)  # (0.5+0.5+1+1+1)/5
+    assert cpu["mrr"] == pytest.approx(2 / 3, abs=1e-15)
+    assert mem["ac_at_5"] == 0.0 and mem["avg_at_5"] == 0.0 and mem["n_unranked"] == 1
+    assert mem["mrr"] == pytest.approx(1 / 12, abs=1e-15)  # (0 + 1/6)/2
+    flat = s.flat()
+    assert flat["cpu/ac_at_1"] == 0.5 and flat["avg_at_5"] == o["avg_at_5"]
+    assert all("@" not in k for k in flat)  # MLflow rejects '@' in metric names
+
+
+def test_long_rows_average_to_the_aggregate(results):
+    rs, _ = results
+    rows = rca_long_rows(rs, dataset="ds", method="baro", seed=3, run_id="r1")
+    assert {r["task"] for r in rows} == {"rca"} and {r["seed"] for r in rows} == {3}
+    by_metric: dict[str, list[float]] = {}
+    for r in rows:
+        by_metric.setdefault(r["metric"], []).append(r["value"])
+    s = aggregate_rca(rs).overall
+    for m in ("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr", "seconds"):
+        assert sum(by_metric[m]) / len(by_metric[m]) == pytest.approx(s[m], abs=1e-15), m
+    ranks = by_metric["rank"]
+    assert ranks[:2] == [1.0, 3.0] and math.isnan(ranks[2]) and ranks[3] == 6.0
+
+
+def test_bad_inputs_are_rejected():
+    r = rca_case_result("A", _rank("a"), "a")
+    with pytest.raises(ValueError, match="appear more than once"):
+        aggregate_rca([r, r])
+    with pytest.raises(ValueError, match="no case results"):
+        aggregate_rca([])
+    with pytest.raises(ValueError, match="case X: no true root-cause service"):
+        rca_case_result("X", _rank("a"), "")
+    with pytest.raises(TypeError, match="RankedCauses"):
+        rca_case_result("X", ["a"], "a")  # type: ignore[arg-type]
+    assert r.fault_type == "unknown"
