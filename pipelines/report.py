@@ -16,6 +16,8 @@ import yaml
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks"),
+                    help="Folder for tables/, figures/ and plots/ (the stage writes benchmarks/).")
     args = ap.parse_args()
     os.environ.setdefault("MPLBACKEND", "Agg")
     from otlp_aiops.evaluate.benchmark import benchmark_config
@@ -34,14 +36,14 @@ def main() -> int:
                     print(f"error: {p} is missing: run the {task}@{ds}-{m} stage first", file=sys.stderr)
                     return 1
                 paths.append(p)
-    summary = build_report(paths, Path("benchmarks/tables"), Path("benchmarks/figures"),
+    summary = build_report(paths, args.out / "tables", args.out / "figures",
                            seed=int(cfg.get("bootstrap_seed", 0)), alpha=float(cfg.get("alpha", 0.05)),
                            n_resamples=int(cfg.get("n_resamples", 2000)), posthoc=str(cfg.get("posthoc", "nemenyi")))
     # the `dvc plots` curve: AC@k by k, one column per method, for the first benchmark dataset
     curve = ac_at_k_curve(load_results(paths))
     first = curve[curve.dataset == bench.datasets[0]]
     wide = first.pivot(index="k", columns="method", values="ac").reset_index()
-    out = Path("benchmarks/plots/ac_at_k.csv")
+    out = args.out / "plots" / "ac_at_k.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     wide.to_csv(tmp, index=False, float_format="%.6g")

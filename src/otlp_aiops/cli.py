@@ -107,14 +107,64 @@ def simulate(
     typer.echo(summary.describe())
 
 
+def _benchmark(task: str, dataset: str, method: str, params_file: Path, track: bool) -> None:
+    import json
+
+    import yaml
+
+    from otlp_aiops.config import ConfigError
+    from otlp_aiops.evaluate.benchmark import run_detect, run_rca
+
+    params = yaml.safe_load(params_file.read_text()) or {}
+    run = run_rca if task == "rca" else run_detect
+    try:
+        metrics = run(dataset, method, params, track=track)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {task} {dataset} {method}: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({k: v for k, v in metrics.items() if "/" not in k and "|" not in k}, indent=2, default=str))
+
+
+@app.command()
+def rca(
+    dataset: Annotated[str, typer.Argument(help="A dataset with features in data/features/<dataset>.")],
+    method: Annotated[str, typer.Argument(help="A registered ranker: baro, pagerank, gnn, ...")],
+    params: Annotated[Path, typer.Option(help="Settings file (method config: rca.<method>).")] = Path("params.yaml"),
+    track: Annotated[bool, typer.Option(help="Log the run to MLflow (mlflow.db at the repository root).")] = True,
+) -> None:
+    """Rank root causes of every labelled case over the seeds and score them (the rca stage)."""
+    _benchmark("rca", dataset, method, params, track)
+
+
+@app.command()
+def detect(
+    dataset: Annotated[str, typer.Argument(help="A dataset with features in data/features/<dataset>.")],
+    method: Annotated[str, typer.Argument(help="A registered detector: nsigma, iforest, lstm_ae, ...")],
+    params: Annotated[Path, typer.Option(help="Settings file (method config: detect.<method>).")] = Path("params.yaml"),
+    track: Annotated[bool, typer.Option(help="Log the run to MLflow (mlflow.db at the repository root).")] = True,
+) -> None:
+    """Fit an anomaly detector on fault-free windows, score the test part and evaluate it (the detect stage)."""
+    _benchmark("detect", dataset, method, params, track)
+
+
+@app.command()
+def models() -> None:
+    """List the registered detectors and rankers with their settings and defaults."""
+    from otlp_aiops import registry
+    from otlp_aiops.config import config_to_dict
+
+    for kind in ("detector", "ranker"):
+        typer.echo(f"{kind}s:")
+        for name in registry.names(kind):
+            cls = registry.model_class(kind, name)
+            typer.echo(f"  {name:18s} {config_to_dict(cls.Config())}")
+
+
 def _mount_sub_apps() -> None:
     from otlp_aiops.datasets.cli import app as datasets_app
+    from otlp_aiops.features.cli import app as features_app
 
     app.add_typer(datasets_app, name="datasets", help="Public failure datasets: list, fetch, import.")
-    try:
-        from otlp_aiops.features.cli import app as features_app
-    except ImportError:  # pragma: no cover - the features package is part of the install
-        return
     app.add_typer(features_app, name="features", help="Feature tables: service windows, edges, cases.")
 
 

@@ -172,3 +172,34 @@ def ingest_cached(
         return cache[key]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def real_dataset(external_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``real_dataset(name)`` → a root folder holding ``data/{raw,interim,features}/<name>`` built from
+    the shared copy with the pipeline's own settings (params.yaml ``features``), once per session."""
+    import yaml
+
+    from otlp_aiops.datasets.adapters import import_dataset
+    from otlp_aiops.datasets.registry import get_entry
+    from otlp_aiops.features.build import build_features
+    from otlp_aiops.features.config import resolve_config
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    root = tmp_path_factory.mktemp("real")
+    built: set[str] = set()
+
+    def build(name: str) -> Path:
+        if name not in built:
+            src = external_root / "datasets" / name
+            if not src.is_dir():
+                pytest.fail(f"{src}: missing from the shared folder")
+            raw, interim, feats = (root / "data" / d / name for d in ("raw", "interim", "features"))
+            import_dataset(name, src, raw, adapter=get_entry(name).adapter)
+            report = ingest_paths([raw / "otlp"], interim, workers=2)
+            assert report["totals"]["records_quarantined"] == 0
+            build_features(interim, raw, feats, resolve_config(params["features"], name), dataset=name)
+            built.add(name)
+        return root
+
+    return build

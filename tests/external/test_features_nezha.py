@@ -3,8 +3,6 @@ holds the known Train Ticket calls and every one of the 28 cases has data in its
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +14,8 @@ ADAPTER = "otlp_aiops.datasets.adapters.nezha"
 
 
 @pytest.fixture(scope="module")
-def nezha_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = os.environ.get("OTLP_AIOPS_EXTERNAL")
-    if not root:
-        pytest.skip("OTLP_AIOPS_EXTERNAL is not set: point it at the shared folder to run the Nezha test")
-    if importlib.util.find_spec(ADAPTER) is None:
-        pytest.skip(f"the Nezha adapter ({ADAPTER}) is not in this checkout yet")
-    src = Path(root) / "datasets" / "nezha-tt"
-    if not src.is_dir():
-        pytest.fail(f"{src}: missing from the shared folder")
-    from otlp_aiops.datasets.adapters.nezha import convert
-    from otlp_aiops.features.build import build_features
-    from otlp_aiops.features.config import FeaturesConfig
-    from otlp_aiops.otlp.ingest import ingest_paths
-
-    tmp = tmp_path_factory.mktemp("nezha")
-    raw, interim, out = tmp / "raw" / "nezha-tt", tmp / "interim" / "nezha-tt", tmp / "features" / "nezha-tt"
-    convert(src, raw)
-    ingest_paths([raw / "otlp"], interim, workers=2)
-    build_features(interim, raw, out, FeaturesConfig(window="60s", before="10m", after="5m"), dataset="nezha-tt")
-    return out
+def nezha_features(real_dataset) -> Path:
+    return real_dataset("nezha-tt") / "data" / "features" / "nezha-tt"
 
 
 def test_graph_has_the_train_ticket_calls(nezha_features: Path) -> None:

@@ -62,7 +62,15 @@ def _service_ranking(case: CaseData, scores: np.ndarray, usable: np.ndarray, top
 class ZScoreConfig(RankerConfig):
     absolute: bool = False  # RCAEval scores the signed maximum: a drop counts only through its sign flip
     drop_constant: bool = True  # as RCAEval's preprocessing: a constant series carries no evidence
+    # RCAEval's preprocessing converts memory to MB (``convert_mem_mb``) before scaling. It matters where
+    # the baseline's spread is 0 and the scaler divides by 1: a change of a few kB must not outrank a
+    # CPU saturation. Memory-kind features (bytes in OTLP) are multiplied by this factor.
+    memory_scale: float = 1e-6
     top_indicators: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.memory_scale > 0:
+            raise ValueError(f"memory_scale: must be positive, got {self.memory_scale}")
 
 
 class NSigmaRanker(RootCauseRanker):
@@ -73,15 +81,27 @@ class NSigmaRanker(RootCauseRanker):
     Config = ZScoreConfig
 
     def _center_scale(self, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation; a scale that is zero up to floating-point error counts as
+        zero (scikit-learn's StandardScaler test: var <= n·eps·var + (n·mean·eps)², the bound on the
+        rounding error of the variance), and zero scales become 1, as StandardScaler does. Without
+        that, a series that is constant but for rounding (std 1e-18) would yield z-scores of 1e17."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(base, axis=0), np.nanstd(base, axis=0)
+            mean, var = np.nanmean(base, axis=0), np.nanvar(base, axis=0)
+            n = np.sum(np.isfinite(base), axis=0)
+        eps = np.finfo(np.float64).eps
+        constant = var <= n * eps * var + (n * mean * eps) ** 2
+        return mean, np.where(constant, 0.0, np.sqrt(var))
 
     def _rank(self, case: CaseData) -> RankedCauses:
         base, after = case.baseline(), case.after()
+        mem = np.array([k == "memory" for k in case.feature_kinds], dtype=bool)
+        if mem.any() and self.config.memory_scale != 1.0:
+            unit = np.where(mem, self.config.memory_scale, 1.0)
+            base, after = base * unit, after * unit
         usable = _usable(base, after, self.config.drop_constant)
         center, scale = self._center_scale(base)
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)  # sklearn's zero-scale rule
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)  # sklearn: a zero scale becomes 1
         z = (after - center) / scale
         if self.config.absolute:
             z = np.abs(z)
@@ -104,7 +124,9 @@ class BaroRanker(NSigmaRanker):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             q25, med, q75 = np.nanpercentile(base, [25, 50, 75], axis=0)
-        return med, q75 - q25
+        iqr = q75 - q25
+        # RobustScaler treats a scale below 10·eps as zero (then 1): rounding noise is not spread
+        return med, np.where(iqr < 10 * np.finfo(np.float64).eps, 0.0, iqr)
 
 
 @dataclasses.dataclass(frozen=True)

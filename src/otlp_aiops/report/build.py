@@ -64,6 +64,8 @@ def build_report(results: str | Path | Iterable[str | Path] | pd.DataFrame, out_
 
     for task, metric in sorted(cd_metrics.items()):
         sub = df[(df["task"] == task) & (df["metric"] == metric)]
+        # protocol variants ("<dataset>+offset60s") re-rank the same cases: each case is one block, once
+        sub = sub[~sub["dataset"].str.contains("+", regex=False)]
         blocks = figures.block_matrix(
             sub.groupby(["dataset", "method", "case_id", "metric"], as_index=False)["value"].mean(), metric)
         try:
