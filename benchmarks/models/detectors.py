@@ -1,5 +1,6 @@
 """Deep-detector benchmark: training seconds per epoch (and in all) of ``lstm_ae`` and ``usad`` with
-their default configs, on the default dataset's detection matrix.
+their ``params.yaml`` configs (``detect.<name>``; ``--device`` overrides the device), on the default
+dataset's detection matrix.
 
 The data is ``otlp_aiops.features.store.load_detection("data/features/sim-boutique")`` when the
 features stage has written it; otherwise a synthetic matrix of the same shape (480 windows of 15 s ×
@@ -99,12 +100,18 @@ def fault_free_segments(d: Any) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.cumsum(brk)
 
 
-def measure(name: str, d: Any, seed: int, device: str) -> dict[str, Any]:
+def detector_config(params: dict[str, Any], name: str, device: str) -> dict[str, Any]:
+    """``detect.<name>`` of params.yaml (the pipeline's config; {} when absent) on ``device``."""
+    return {**(((params.get("detect") or {}).get(name)) or {}), "device": device}
+
+
+def measure(name: str, d: Any, seed: int, cfg: dict[str, Any]) -> dict[str, Any]:
     from sklearn.metrics import average_precision_score
 
     from otlp_aiops import registry
 
-    model = registry.create("detector", name, {"device": device}, seed=seed)
+    device = cfg["device"]
+    model = registry.create("detector", name, cfg, seed=seed)
     rows, seg = fault_free_segments(d)
     load0 = os.getloadavg()[0]
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -132,25 +139,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", type=Path, default=DATASET)
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml", help="configs: its detect.<name> sections")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
     import torch
+    import yaml
     from machine import machine_info
 
     from otlp_aiops import registry
     from otlp_aiops.config import config_to_dict
 
     torch.set_num_threads(args.threads)
+    params = yaml.safe_load(args.params.read_text()) if args.params.exists() else {}
     d, note = load_data(args.data)
     rows, seg = fault_free_segments(d)
     print(f"data: {note}; {d.X.shape[0]} windows x {d.X.shape[1]} columns, {len(rows)} fault-free "
           f"in {int(seg.max()) if len(seg) else 0} segments, {int(d.label.sum())} labelled", flush=True)
     runs = []
     for name in args.detectors.split(","):
-        registry.create("detector", name, {"device": args.device}).fit(d.X[rows][:50])  # warm-up, not timed
+        cfg = detector_config(params, name, args.device)
+        registry.create("detector", name, cfg).fit(d.X[rows][:50])  # warm-up, not timed
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = measure(name, d, seed, args.device)
+            r = measure(name, d, seed, cfg)
             runs.append(r)
             print(f"{name:8s} seed {seed}: fit {r['fit_s']:6.2f} s, {r['epochs_run']:3d} epochs "
                   f"(best {r['best_epoch']}), {r['epoch_s_median']:.3f} s/epoch median, "
@@ -159,7 +170,7 @@ def main() -> None:
     for name in args.detectors.split(","):
         rs = [r for r in runs if r["detector"] == name]
         summary[name] = {
-            "config": config_to_dict(registry.create("detector", name, {"device": args.device}).config),
+            "config": config_to_dict(registry.create("detector", name, detector_config(params, name, args.device)).config),
             "fit_s_median": statistics.median(r["fit_s"] for r in rs),
             "epoch_s_median": statistics.median(x for r in rs for x in r["epoch_seconds"]),
             "epochs_run": [r["epochs_run"] for r in rs],
@@ -170,7 +181,7 @@ def main() -> None:
         "benchmark": "detectors", "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": {"note": note, "dataset": d.dataset, "windows": int(d.X.shape[0]), "columns": int(d.X.shape[1]),
                  "fault_free_windows": len(rows), "labelled_windows": int(d.label.sum())},
-        "threads": args.threads, "target_fit_s": TARGET_FIT_S,
+        "threads": args.threads, "target_fit_s": TARGET_FIT_S, "params": _shown(args.params.resolve()),
         "machine": machine_info(torch=torch, numpy=np), "summary": summary, "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

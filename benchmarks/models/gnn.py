@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 RESULTS = REPO / "benchmarks" / "results" / "gnn.json"
 TARGET_S = 300.0
-METHODS = {"gnn": ("gnn", {}), "gnn_gat": ("gnn", {"conv": "gat"}), "mlp": ("mlp", {})}
+METHODS = {"gnn": ("gnn", {}), "gnn_gat": ("gnn", {"conv": "gat"}), "mlp": ("mlp", {})}  # on params.yaml rca.<name>
 
 FEATURES = ("span.server_latency_p50", "span.server_latency_p99", "span.server_error_rate",
             "span.server_request_rate", "metric.container_cpu_usage.mean", "metric.container_memory_usage.mean")
@@ -113,22 +113,27 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="the rankers' `threads` setting (0: torch's default)")
     ap.add_argument("--features-dir", type=Path, default=None, help="a features folder (default data/features/<dataset>)")
     ap.add_argument("--folds", type=int, default=5, help="k-fold over incidents for quality on a real dataset")
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml", help="configs: its rca.gnn / rca.mlp sections")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
     import torch
+    import yaml
     from machine import machine_info
 
     from otlp_aiops import registry
     from otlp_aiops.config import config_to_dict
 
     features_dir = args.features_dir or REPO / "data" / "features" / args.dataset
+    shown = features_dir.resolve()
+    shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown
+    load_start = [round(x, 2) for x in os.getloadavg()]
     test: list = []
     if not args.synthetic and (features_dir / "meta.json").exists():
         from otlp_aiops.features.store import load_cases
 
         train = load_cases(features_dir)
-        source = (f"{features_dir} ({len(train)} cases: training time on all of them, quality by "
+        source = (f"{shown} ({len(train)} cases: training time on all of them, quality by "
                   f"{args.folds}-fold over incidents)")
     else:
         train = synthetic_cases(args.train, services=args.services, seed=1, propagation=args.propagation)
@@ -139,11 +144,12 @@ def main() -> None:
     print(f"cases: {source}", flush=True)
     n_services = statistics.median(len(c.services) for c in train)
 
+    params = yaml.safe_load(args.params.read_text()) if args.params.exists() else {}
     registry.create("ranker", "gnn", {"epochs": 2}).fit(None, train[:8])  # warm-up
     results: dict[str, Any] = {}
     for label in args.methods.split(","):
         name, cfg = METHODS[label]
-        cfg = {**cfg, "threads": args.threads}
+        cfg = {**(((params.get("rca") or {}).get(name)) or {}), **cfg, "threads": args.threads}
         runs = []
         for seed in range(args.seeds):
             ranker = registry.create("ranker", name, cfg, seed=seed)
@@ -182,6 +188,7 @@ def main() -> None:
         "cases": source,
         "n_train_cases": len(train),
         "median_services": n_services,
+        "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "target_fit_s": TARGET_S,
         "methods": results,
         "meets_target": all(r["summary"]["fit_s_max"] < TARGET_S for r in results.values()),

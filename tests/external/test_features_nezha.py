@@ -3,6 +3,7 @@ holds the known Train Ticket calls and every one of the 28 cases has data in its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,4 +47,8 @@ def test_every_case_has_data(nezha_features: Path) -> None:
         assert not np.isnan(after).all(), f"{c.case_id}: no data after the onset"
         assert not np.isnan(c.baseline()).all(), f"{c.case_id}: no fault-free baseline"
         assert c.root_cause_service in c.services, c.case_id
-        assert c.symptom_service == "ts-ui-dashboard"  # declared by the adapter (front_service.csv)
+        # the adapter declares ts-ui-dashboard (front_service.csv), which has no traced call; the walk
+        # needs the graph's entry, the gateway
+        assert c.symptom_service == "ts-gateway-service"
+    meta = json.loads((nezha_features / "meta.json").read_text())
+    assert meta["symptom_service_declared"] == "ts-ui-dashboard"

@@ -217,3 +217,18 @@ def test_short_reference_falls_back_to_the_nearest_fault_free_windows(tmp_path: 
     assert c.extra["reference_source"] == "nearest"
     # the three fault-free windows nearest the start (the incident holds only the 20 s window): 10, 30, 40 s
     assert ((c.reference_times - np.datetime64(T0, "ns")) // np.timedelta64(1, "s")).tolist() == [10, 30, 40]
+
+
+def test_symptom_service_falls_back_to_the_graph_entry() -> None:
+    from otlp_aiops.features.build import symptom_service
+
+    edges = [("gateway", "a"), ("gateway", "b"), ("b", "c"), ("cron", "c")]
+    services = ["a", "b", "c", "cron", "gateway", "ui"]
+    # declared and in the graph: kept
+    assert symptom_service({"symptom_service": "b"}, {}, services, edges) == "b"
+    # declared but without a single edge (no traces): the caller-less service reaching the most
+    assert symptom_service({"symptom_service": "ui"}, {}, services, edges) == "gateway"
+    # nothing declared, no frontend, two roots: the wider one
+    assert symptom_service({}, {}, services, edges) == "gateway"
+    # no graph at all: the declared service stands
+    assert symptom_service({"symptom_service": "ui"}, {}, services, []) == "ui"

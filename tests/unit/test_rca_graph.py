@@ -94,10 +94,10 @@ def test_chain_root_first_and_disconnected_service_after_the_reached_ones(name):
 @pytest.mark.parametrize("name", METHODS)
 def test_missing_symptom_starts_from_the_most_anomalous_entry_service(name):
     r = registry.create("ranker", name).fit(None)
-    # entry services (no callers): a (shift 2 sd) and d (shift 6 sd): d is chosen, so d is reachable
-    # and a (not reachable from d) is ranked after it by its own anomaly
+    # entry services (no callers): a (shift 2 sd) and d (shift 6 sd): d is chosen; d has no edge, so
+    # the walk could not leave it and the services are ranked by their own anomaly (10, 6, 4, 2 sd)
     rk = r.rank(_chain_case(symptom=None))
-    assert rk.services[0] == "d"
+    assert rk.services == ("c", "d", "b", "a")
     assert rk.services == r.rank(_chain_case(symptom="d")).services
     # a symptom that is not a service of the case is treated as missing
     assert rk.services == r.rank(_chain_case(symptom="nonesuch")).services
@@ -173,3 +173,20 @@ def test_fast_on_a_twelve_service_case(name):
     rk = r.rank(case)
     assert time.perf_counter() - t < 1.0
     assert rk.services[0] == "s7"
+
+
+@pytest.mark.parametrize("name", ["pagerank", "random_walk", "dowhy"])
+def test_without_a_call_graph_the_symptom_is_not_ranked_first(name):
+    """A metric-only dataset without topology has no edges: the walk cannot leave the symptom, so the
+    ranking falls back to the services' own anomaly (before, the symptom always came first)."""
+    import dataclasses
+
+    from model_factories import SERVICES, make_case
+    from otlp_aiops import registry
+    from otlp_aiops.features.data import ServiceGraph
+
+    case = make_case("cart", "cpu", seed=3)
+    case = dataclasses.replace(case, graph=ServiceGraph(SERVICES, (), "none"))
+    ranking = registry.create("ranker", name).fit(None).rank(case)
+    assert ranking.services[0] == "cart"
+    assert ranking.rank_of("frontend") > 1

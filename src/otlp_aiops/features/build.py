@@ -161,14 +161,41 @@ def make_grid(ws: np.ndarray, w_ns: int, segment_gap: int) -> tuple[np.ndarray, 
 
 
 def symptom_service(meta: dict, topology: dict, services: list[str], edges: list[tuple[str, str]]) -> str | None:
+    """Where the user-facing alarm fires: the dataset's declared symptom service, else the topology's
+    entry service, else ``frontend``, else the only service nobody calls. A declared service that has
+    no edge in the graph while the graph has edges (Nezha's ``ts-ui-dashboard`` has no traces; its calls
+    go to ``ts-gateway-service``) cannot start a walk through the graph: the entry of the graph — the
+    caller-less service reaching the most services — stands in for it."""
+    callees = {b for _, b in edges}
+    callers = {a for a, _ in edges}
+    roots = sorted(callers - callees)
     for cand in (meta.get("symptom_service"), topology.get("entry_service")):
         if isinstance(cand, str) and cand in services:
+            if edges and cand not in callers | callees and roots:
+                return _widest_root(roots, edges)
             return cand
     if "frontend" in services:
         return "frontend"
-    callees = {b for _, b in edges}
-    roots = sorted({a for a, _ in edges} - callees)
-    return roots[0] if len(roots) == 1 else None
+    if len(roots) == 1:
+        return roots[0]
+    return _widest_root(roots, edges) if roots else None
+
+
+def _widest_root(roots: list[str], edges: list[tuple[str, str]]) -> str:
+    succ: dict[str, set[str]] = {}
+    for a, b in edges:
+        succ.setdefault(a, set()).add(b)
+
+    def reach(r: str) -> int:
+        seen, stack = {r}, [r]
+        while stack:
+            for n in succ.get(stack.pop(), ()):
+                if n not in seen:
+                    seen.add(n)
+                    stack.append(n)
+        return len(seen)
+
+    return max(roots, key=lambda r: (reach(r), r))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +431,7 @@ def _build(
         "features": feats,
         "feature_kinds": kinds,
         "symptom_service": symptom,
+        "symptom_service_declared": meta_in.get("symptom_service"),
         "graph_source": graph_source,
         "log_templates_fit_on": fit_on,
         "config": config_to_dict(cfg),

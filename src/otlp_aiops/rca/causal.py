@@ -46,7 +46,8 @@ class DoWhyConfig(RankerConfig):
     PetShop) or the information-theoretic score (False); aggregate: "mean" attributes the mean of the
     post-onset windows as one sample, "rows" attributes every post-onset window and averages;
     num_distribution_samples: samples of the fault-free distribution per attribution; shapley: the
-    Shapley estimator (auto = exact up to 5 services, else early stopping); shapley_permutations:
+    Shapley estimator (auto: dowhy 0.14 computes exact values up to a few services, else uses
+    permutation sampling); shapley_permutations:
     permutations for the sampling estimators; window_stat, scale_floor: the own-anomaly score that
     orders the services the attribution does not cover (see :mod:`otlp_aiops.rca.graph`).
     """
@@ -195,6 +196,8 @@ class DoWhyRanker(RootCauseRanker):
         if in_model.any():
             sym = choose_symptom(case, an.node_score, edges, candidates=in_model)
             phi = self._attribute(case, fit, var, edges, sym)
+        if len(phi) <= 1:  # no causal graph above the symptom: nothing to attribute between services
+            phi = {}
         scores = np.empty(S)
         attributed = np.zeros(S, dtype=bool)
         for s, v in phi.items():

@@ -137,6 +137,14 @@ def call_edges(case: CaseData) -> list[tuple[int, int]]:
     return sorted(out)
 
 
+def _anomaly_only(case: CaseData, an) -> RankedCauses:
+    """No call graph around the symptom (a metric-only dataset without topology, or a symptom without
+    traced calls): a walk from the symptom could not leave it and would rank the symptom first. The
+    services are ranked by their own anomaly instead."""
+    ranked = RankedCauses.from_scores(case.services, an.node_score)
+    return RankedCauses(ranked.services, ranked.scores, _indicators(case, an, ranked.services))
+
+
 def choose_symptom(case: CaseData, node_score: np.ndarray, edges: list[tuple[int, int]],
                    candidates: np.ndarray | None = None) -> int:
     """The service the walk starts from: ``case.symptom_service`` when it is one of the case's
@@ -278,6 +286,8 @@ class PageRankRanker(RootCauseRanker):
         S = len(case.services)
         sym = choose_symptom(case, an.node_score, edges)
         reached = reachable(sym, edges, S)
+        if reached.sum() <= 1:
+            return _anomaly_only(case, an)
         idx = np.flatnonzero(reached)
         local = {g: k for k, g in enumerate(idx)}
         corr = abs_corr(an.series)
@@ -413,6 +423,8 @@ class RandomWalkRanker(RootCauseRanker):
         S = len(case.services)
         sym = choose_symptom(case, an.node_score, edges)
         reached = reachable(sym, edges, S)
+        if reached.sum() <= 1:
+            return _anomaly_only(case, an)
         idx = np.flatnonzero(reached)
         local = {g: k for k, g in enumerate(idx)}
         sub_edges = [(local[a], local[b]) for a, b in edges if reached[a] and reached[b]]
