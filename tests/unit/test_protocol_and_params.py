@@ -11,7 +11,7 @@ import yaml
 from otlp_aiops import registry
 from otlp_aiops.config import ConfigError, config_from_dict, config_to_dict
 from otlp_aiops.evaluate.benchmark import benchmark_config
-from otlp_aiops.evaluate.protocol import incident_folds, subset_segments, temporal_split
+from otlp_aiops.evaluate.protocol import fault_free_split, incident_folds, subset_segments
 
 PARAMS = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
 
@@ -41,13 +41,6 @@ def test_subset_segments_break_at_skipped_rows_and_own_segments():
     assert subset_segments(np.zeros(8, bool), segment).tolist() == []
 
 
-def test_temporal_split_cuts_the_time_span():
-    t = np.datetime64("2026-01-01T00:00:00", "ns") + np.arange(10) * np.timedelta64(15, "s")
-    assert temporal_split(t, 0.5).tolist() == [True] * 5 + [False] * 5
-    with pytest.raises(ValueError):
-        temporal_split(t, 1.0)
-
-
 def test_params_yaml_names_a_complete_valid_config_for_every_benchmarked_method():
     bench = benchmark_config(PARAMS)
     assert set(bench.datasets) <= set(PARAMS["datasets"])
@@ -67,3 +60,14 @@ def test_benchmark_section_is_strict():
         benchmark_config({"benchmark": {"seedz": [1]}})
     with pytest.raises(ConfigError, match="folds"):
         benchmark_config({"benchmark": {"folds": 1}})
+
+
+def test_fault_free_split_trains_on_the_earliest_fault_free_windows():
+    t = np.datetime64("2026-01-01T00:00:00", "ns") + np.arange(10) * np.timedelta64(15, "s")
+    ff = np.array([1, 1, 0, 0, 1, 1, 0, 1, 1, 1], dtype=bool)  # 7 fault-free windows
+    train = fault_free_split(t, ff, 0.5)
+    assert np.flatnonzero(train).tolist() == [0, 1, 4]  # floor(7 / 2) = 3 earliest
+    assert not (train & ~ff).any()
+    # order is by time, not by position
+    rev = fault_free_split(t[::-1], ff[::-1], 0.5)
+    assert np.flatnonzero(rev).tolist() == [5, 8, 9]

@@ -24,7 +24,7 @@ import numpy as np
 
 from otlp_aiops import registry
 from otlp_aiops.config import config_from_dict, config_to_dict
-from otlp_aiops.evaluate.protocol import incident_folds, subset_segments, temporal_split
+from otlp_aiops.evaluate.protocol import fault_free_split, incident_folds, subset_segments
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class BenchmarkConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     folds: int = 5  # k-fold over incidents for supervised rankers without a training dataset
     detection_offsets: tuple[str, ...] = ("0s", "60s")  # RCAEval's protocol knob; the first is primary
-    train_fraction: float = 0.5  # detectors: fit on fault-free windows of the first part of the timeline
+    train_fraction: float = 0.5  # detectors: fit on the earliest fault-free windows (this share of them)
     supervised_train: dict[str, str] = dataclasses.field(default_factory=dict)  # dataset -> training dataset
     transfer_from: str | None = None  # supervised rankers trained here are also applied as "<m>-transfer"
 
@@ -318,8 +318,8 @@ class _NullRun:
 
 def run_detect(dataset: str, method: str, params: Mapping[str, Any], *, root: Path | None = None,
                dvc_stage: str | None = None, track: bool = True) -> dict[str, Any]:
-    """Fit detector ``method`` on the fault-free windows of the first part of the timeline, score
-    the rest, and evaluate against the labelled incidents (over the seeds when it is stochastic).
+    """Fit detector ``method`` on the earliest ``train_fraction`` of the fault-free windows, score every
+    other window, and evaluate against the labelled incidents (over the seeds when it is stochastic).
     Paths and the MLflow store as in :func:`run_rca`."""
     track_root = root.resolve() if root is not None else None
     root = root if root is not None else Path(".")
@@ -333,9 +333,8 @@ def run_detect(dataset: str, method: str, params: Mapping[str, Any], *, root: Pa
     seeds = list(bench.seeds) if cls.stochastic else list(bench.seeds[:1])
     fdir = root / "data" / "features" / dataset
     data = load_detection(fdir)
-    train_part = temporal_split(data.times, bench.train_fraction)
-    train = train_part & data.fault_free
-    test = ~train_part
+    train = fault_free_split(data.times, data.fault_free, bench.train_fraction)
+    test = ~train
     if train.sum() < 2 or test.sum() < 1:
         raise ValueError(f"{fdir}: too few windows to split ({int(train.sum())} training, {int(test.sum())} test)")
     incident_ids = sorted({i for i in data.incident[test] if i})

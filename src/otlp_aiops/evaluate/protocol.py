@@ -33,16 +33,19 @@ def incident_folds(case_ids: Sequence[str], k: int, seed: int) -> list[tuple[lis
     return folds
 
 
-def temporal_split(times: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean mask of the rows in the first ``fraction`` of the time span (the detectors' training
-    part); the rest is the test part."""
+def fault_free_split(times: np.ndarray, fault_free: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean mask of the detectors' training rows: the earliest ``fraction`` of the fault-free
+    windows, in time order. Everything else — every incident window and the later fault-free windows —
+    is the test part. Unlike a cut of the time span, this works whether a dataset's fault-free data
+    come first (the simulator's warm-up), are interleaved with the incidents (Nezha), or are a separate
+    recording months later (PetShop), and every incident is evaluated."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"train fraction must be in (0, 1), got {fraction}")
-    t = times.astype("datetime64[ns]").astype(np.int64)
-    if len(t) == 0:
-        return np.zeros(0, dtype=bool)
-    cut = t.min() + (t.max() - t.min()) * fraction
-    return t <= cut
+    idx = np.flatnonzero(fault_free)
+    order = idx[np.argsort(times[idx].astype("datetime64[ns]").astype(np.int64), kind="stable")]
+    train = np.zeros(len(times), dtype=bool)
+    train[order[: int(np.floor(len(order) * fraction))]] = True
+    return train
 
 
 def subset_segments(rows: np.ndarray, segment: np.ndarray) -> np.ndarray:
