@@ -50,3 +50,19 @@ def load_model(path: str | Path, kind: str) -> Any:
     with open(path / "state.pkl", "rb") as f:
         model.set_state(pickle.load(f))
     return model
+
+
+class Persistent:
+    """Saving and loading for the model contracts: the fitted state is the attributes ending in "_"."""
+
+    name: str = "model"
+
+    def get_state(self) -> dict[str, Any]:
+        return fitted_state(self)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def save(self, path: str | Path) -> None:
+        save_model(self, path, self.name)

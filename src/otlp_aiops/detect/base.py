@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from otlp_aiops.persist import fitted_state
+from otlp_aiops.persist import Persistent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +30,7 @@ class DetectorConfig:
             raise ValueError(f"contamination: must be in [0, 0.5), got {self.contamination}")
 
 
-class Detector:
+class Detector(Persistent):
     name: ClassVar[str] = "detector"
     Config: ClassVar[type] = DetectorConfig
     stochastic: ClassVar[bool] = False  # True when the seed changes the result
@@ -79,17 +79,6 @@ class Detector:
             raise ValueError(f"X must be 2-D (rows × columns), got shape {X.shape}")
         return X
 
-    def get_state(self) -> dict[str, Any]:
-        return fitted_state(self)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
-
-    def save(self, path) -> None:
-        from otlp_aiops.persist import save_model
-
-        save_model(self, path, self.name)
 
 
 def impute_medians(X: np.ndarray, medians: np.ndarray) -> np.ndarray:

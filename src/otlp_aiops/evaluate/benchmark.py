@@ -403,3 +403,37 @@ def _log_score_figure(run: Any, data: Any, test: np.ndarray, scores: np.ndarray,
     fig.tight_layout()
     run.log_figure(fig, f"scores_{method}.png")
     plt.close(fig)
+
+
+# --- the stage entry points ----------------------------------------------------------------------
+
+
+def stage_main(task: str, argv: list[str] | None = None) -> int:
+    """``python pipelines/<task>.py DATASET METHOD [--params F] [--no-track]``: what the DVC stages
+    ``rca@<dataset>-<method>`` and ``detect@<dataset>-<method>`` run."""
+    import argparse
+    import sys
+
+    import yaml
+
+    from otlp_aiops.config import ConfigError
+
+    ap = argparse.ArgumentParser(prog=f"pipelines/{task}.py",
+                                 description=f"Evaluate one {'root-cause ranker' if task == 'rca' else 'anomaly detector'} "
+                                             "on one dataset over the seeds of params.yaml `benchmark`.")
+    ap.add_argument("dataset")
+    ap.add_argument("method")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--no-track", action="store_true", help="Do not log to MLflow.")
+    args = ap.parse_args(argv)
+    run = run_rca if task == "rca" else run_detect
+    try:
+        params = yaml.safe_load(Path(args.params).read_text()) or {}
+        metrics = run(args.dataset, args.method, params, dvc_stage=f"{task}@{args.dataset}-{args.method}",
+                      track=not args.no_track)
+    except (ConfigError, OSError, ValueError, yaml.YAMLError) as e:
+        print(f"error: {task} {args.dataset} {args.method}: {e}", file=sys.stderr)
+        return 1
+    headline = {k: v for k, v in metrics.items() if "/" not in k and "|" not in k}
+    print(json.dumps(headline, indent=2, sort_keys=True, default=str))
+    return 0

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from otlp_aiops.features.data import CaseData, ReferenceData
-from otlp_aiops.persist import fitted_state
+from otlp_aiops.persist import Persistent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ class RankerConfig:
     pass
 
 
-class RootCauseRanker:
+class RootCauseRanker(Persistent):
     name: ClassVar[str] = "ranker"
     Config: ClassVar[type] = RankerConfig
     stochastic: ClassVar[bool] = False  # True when the seed changes the result
@@ -89,14 +89,3 @@ class RootCauseRanker:
     def _rank(self, case: CaseData) -> RankedCauses:
         raise NotImplementedError
 
-    def get_state(self) -> dict[str, Any]:
-        return fitted_state(self)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
-
-    def save(self, path) -> None:
-        from otlp_aiops.persist import save_model
-
-        save_model(self, path, self.name)

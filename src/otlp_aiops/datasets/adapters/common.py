@@ -343,14 +343,6 @@ def time_overlaps(spans: Iterable[tuple[str, int, int]]) -> list[dict[str, Any]]
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class ImportSummary:
     """What :func:`otlp_aiops.datasets.adapters.import_dataset` returns (also in dataset.json)."""
