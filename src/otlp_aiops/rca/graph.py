@@ -145,6 +145,21 @@ def _anomaly_only(case: CaseData, an) -> RankedCauses:
     return RankedCauses(ranked.services, ranked.scores, _indicators(case, an, ranked.services))
 
 
+def _walk_frame(case: CaseData, c):
+    """What both walks start from: the node anomalies, the call edges, the symptom and the services
+    reachable from it (positions ``idx``, ``local`` maps them to 0..n-1); None when the walk could not
+    leave the symptom."""
+    an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat, scale_floor=c.scale_floor)
+    edges = call_edges(case)
+    S = len(case.services)
+    sym = choose_symptom(case, an.node_score, edges)
+    reached = reachable(sym, edges, S)
+    if reached.sum() <= 1:
+        return None
+    idx = np.flatnonzero(reached)
+    return an, edges, S, sym, reached, idx, {g: k for k, g in enumerate(idx)}
+
+
 def choose_symptom(case: CaseData, node_score: np.ndarray, edges: list[tuple[int, int]],
                    candidates: np.ndarray | None = None) -> int:
     """The service the walk starts from: ``case.symptom_service`` when it is one of the case's
@@ -280,16 +295,11 @@ class PageRankRanker(RootCauseRanker):
 
     def _rank(self, case: CaseData) -> RankedCauses:
         c = self.config
-        an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat,
-                             scale_floor=c.scale_floor)
-        edges = call_edges(case)
-        S = len(case.services)
-        sym = choose_symptom(case, an.node_score, edges)
-        reached = reachable(sym, edges, S)
-        if reached.sum() <= 1:
-            return _anomaly_only(case, an)
-        idx = np.flatnonzero(reached)
-        local = {g: k for k, g in enumerate(idx)}
+        w = _walk_frame(case, c)
+        if w is None:
+            return _anomaly_only(case, service_anomaly(case, feature_kinds=c.feature_kinds,
+                                                       window_stat=c.window_stat, scale_floor=c.scale_floor))
+        an, edges, S, sym, reached, idx, local = w
         corr = abs_corr(an.series)
         W = np.zeros((len(idx), len(idx)))
         for a, b in edges:
@@ -417,16 +427,11 @@ class RandomWalkRanker(RootCauseRanker):
 
     def _rank(self, case: CaseData) -> RankedCauses:
         c = self.config
-        an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat,
-                             scale_floor=c.scale_floor)
-        edges = call_edges(case)
-        S = len(case.services)
-        sym = choose_symptom(case, an.node_score, edges)
-        reached = reachable(sym, edges, S)
-        if reached.sum() <= 1:
-            return _anomaly_only(case, an)
-        idx = np.flatnonzero(reached)
-        local = {g: k for k, g in enumerate(idx)}
+        w = _walk_frame(case, c)
+        if w is None:
+            return _anomaly_only(case, service_anomaly(case, feature_kinds=c.feature_kinds,
+                                                       window_stat=c.window_stat, scale_floor=c.scale_floor))
+        an, edges, S, sym, reached, idx, local = w
         sub_edges = [(local[a], local[b]) for a, b in edges if reached[a] and reached[b]]
         corr = abs_corr(an.series)[idx, sym]
         corr[local[sym]] = 0.0
