@@ -108,21 +108,11 @@ def simulate(
 
 
 def _benchmark(task: str, dataset: str, method: str, params_file: Path, track: bool) -> None:
-    import json
+    from otlp_aiops.evaluate.benchmark import stage_main
 
-    import yaml
-
-    from otlp_aiops.config import ConfigError
-    from otlp_aiops.evaluate.benchmark import run_detect, run_rca
-
-    params = yaml.safe_load(params_file.read_text()) or {}
-    run = run_rca if task == "rca" else run_detect
-    try:
-        metrics = run(dataset, method, params, track=track)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        typer.echo(f"error: {task} {dataset} {method}: {e}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps({k: v for k, v in metrics.items() if "/" not in k and "|" not in k}, indent=2, default=str))
+    rc = stage_main(task, [dataset, method, "--params", str(params_file), *([] if track else ["--no-track"])])
+    if rc:
+        raise typer.Exit(rc)
 
 
 @app.command()

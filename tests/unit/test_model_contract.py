@@ -60,7 +60,7 @@ def test_detector_rejects_unknown_setting(name):
 
 
 @pytest.mark.parametrize("name", registry.names("detector"))
-def test_detector_config_is_frozen_and_complete(name):
+def test_detector_config_is_frozen_and_unfitted_detector_refuses_to_score(name):
     cls = registry.model_class("detector", name)
     cfg = cls.Config()
     assert dataclasses.is_dataclass(cfg)

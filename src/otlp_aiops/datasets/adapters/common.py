@@ -6,7 +6,6 @@ atomically, and the bookkeeping of rejected source rows (file, line, reason) so 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -24,7 +23,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
-from otlp_aiops.otlp.framing import atomic_write_bytes, encode_frames
+from otlp_aiops.datasets.simulator.emit import RotatingWriter, WrittenFile
+from otlp_aiops.otlp.framing import atomic_write_bytes
 
 ROTATE_BYTES = 16 << 20
 SCOPE_NAME = "otlp_aiops.datasets.adapters"
@@ -152,58 +152,10 @@ def gauge_message(
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class WrittenFile:
-    path: str  # relative to the dataset folder
-    signal: str
-    messages: int
-    records: int
-    bytes: int
-    sha256: str
-
-
-class SignalWriter:
+def signal_writer(root: Path, signal: str, rotate_bytes: int = ROTATE_BYTES) -> RotatingWriter:
     """Length-prefixed protobuf messages of one signal (the Collector file exporter's ``format: proto``)
-    in ``<signal>-NNNNN.binpb`` files, rotated at ``rotate_bytes``; each file written atomically."""
-
-    def __init__(self, root: Path, signal: str, rotate_bytes: int = ROTATE_BYTES) -> None:
-        self.root, self.signal, self.rotate_bytes = root, signal, rotate_bytes
-        self.files: list[WrittenFile] = []
-        self._frames: list[bytes] = []
-        self._size = self._messages = self._records = 0
-
-    def add(self, payload: bytes, records: int) -> None:
-        frame = b"".join(encode_frames([payload], "length_prefixed"))
-        if self._frames and self._size + len(frame) > self.rotate_bytes:
-            self.flush()
-        self._frames.append(frame)
-        self._size += len(frame)
-        self._messages += 1
-        self._records += records
-
-    def flush(self) -> None:
-        if not self._frames:
-            return
-        path = self.root / "otlp" / f"{self.signal}-{len(self.files) + 1:05d}.binpb"
-        digest = hashlib.sha256()
-        for f in self._frames:
-            digest.update(f)
-        size = atomic_write_bytes(path, self._frames)
-        self.files.append(
-            WrittenFile(
-                path.relative_to(self.root).as_posix(),
-                self.signal,
-                self._messages,
-                self._records,
-                size,
-                digest.hexdigest(),
-            )
-        )
-        self._frames, self._size, self._messages, self._records = [], 0, 0, 0
-
-    def close(self) -> list[WrittenFile]:
-        self.flush()
-        return self.files
+    in ``otlp/<signal>-NNNNN.binpb`` files, rotated at ``rotate_bytes`` — the simulator's writer."""
+    return RotatingWriter(root / "otlp", root, signal, "binpb", "length_prefixed", rotate_bytes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,7 +237,7 @@ class RawDatasetWriter:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         (self.tmp / "otlp").mkdir(parents=True)
-        self.writers = {s: SignalWriter(self.tmp, s) for s in ("traces", "metrics", "logs")}
+        self.writers = {s: signal_writer(self.tmp, s) for s in ("traces", "metrics", "logs")}
 
     def add(self, signal: str, message: Any, records: int) -> None:
         self.writers[signal].add(message.SerializeToString(), records)
@@ -318,6 +270,12 @@ class RawDatasetWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def finish(self, dataset: dict[str, Any], rejects: Rejects) -> Path:
+        """Write ``rejected.jsonl`` and ``dataset.json``, then swap the folder into place."""
+        self.write_rejects(rejects)
+        self.write_json("dataset.json", dataset)
+        return self.commit()
 
 
 def ns_to_iso(ns: int | None) -> str | None:
@@ -406,6 +364,27 @@ def read_csv_text(path: Path, rejects: Rejects, *, header_rows: int = 1):
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     return df.with_columns(pl.Series("_line", lines, dtype=pl.Int64)), len(bad)
+
+
+def add_wide_metric_file(w: RawDatasetWriter, path: Path, metric_name: Any, rejects: Rejects,
+                         totals: dict[str, int], kinds: dict[str, str], services: set[str]) -> tuple[int, int]:
+    """Convert one wide metric table (a ``time`` column, one column per ``<service>_<metric>``) into
+    gauges written by ``w``; add its row and cell counts to ``totals``, its metric kinds and services
+    to ``kinds`` / ``services``; return its (first, last) time in ns."""
+    df, ragged = read_csv_text(path, rejects)
+    msgs, st = wide_metric_messages(df, "time", metric_name, rejects, file=path)
+    for msg, n in msgs:
+        w.add("metrics", msg, n)
+    totals["files"] += 1
+    totals["rows_read"] += st["rows_read"] + ragged
+    totals["rows_rejected"] += st["rows_rejected"] + ragged
+    for k in ("rows_converted", "points", "cells_without_value", "cells_rejected"):
+        totals[k] += st[k]
+    kinds.update(st["kinds"])
+    services.update(st["services"])
+    if st["time_range"] is None:
+        raise AdapterError(f"{path}: no data rows")
+    return st["time_range"]
 
 
 def wide_metric_messages(

@@ -148,6 +148,15 @@ def _reject_frame(df: pl.DataFrame, rejects: Rejects) -> None:
         rejects.add(f, line, why)
 
 
+def _set_aside(df: pl.DataFrame, why: pl.Expr, rejects: Rejects, counts: SourceCounts) -> pl.DataFrame:
+    """Reject the rows for which ``why`` (a reason, or null) is set, count them, return the rest."""
+    df = df.with_columns(_why=why)
+    bad = df.filter(pl.col("_why").is_not_null())
+    _reject_frame(bad, rejects)
+    counts.rejected += bad.height
+    return df.filter(pl.col("_why").is_null())
+
+
 def _require(df: pl.DataFrame, cols: list[str], what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -192,11 +201,7 @@ def _convert_traces(
         .then(pl.lit("empty PodName"))
         .otherwise(None)
     )
-    df = df.with_columns(_why=why)
-    bad = df.filter(pl.col("_why").is_not_null())
-    _reject_frame(bad, rejects)
-    counts.rejected += bad.height
-    df = df.filter(pl.col("_why").is_null())
+    df = _set_aside(df, why, rejects, counts)
     info["construct_spans"] = [ns_to_iso(v) for v in _range(df.filter(pl.col("_source") == "construct"))]
     n = df.height
     df = df.unique(subset=cols, keep="first", maintain_order=True)
@@ -322,11 +327,7 @@ def _convert_logs(
         .then(pl.lit("empty PodName"))
         .otherwise(None)
     )
-    df = df.with_columns(_why=why)
-    bad = df.filter(pl.col("_why").is_not_null())
-    _reject_frame(bad, rejects)
-    counts.rejected += bad.height
-    df = df.filter(pl.col("_why").is_null())
+    df = _set_aside(df, why, rejects, counts)
     n = df.height
     keep = [c for c in df.columns if not c.startswith("_")]
     df = df.unique(subset=keep, keep="first", maintain_order=True)
@@ -411,10 +412,8 @@ def _convert_metrics(
         table = FRONT_METRICS if front else POD_METRICS
         value_cols = [c for c in df.columns if not c.startswith("_") and c not in _TIME_COLS]
         df = df.with_columns(_ts=pl.col("TimeStamp").cast(pl.Int64, strict=False))
-        bad = df.filter(pl.col("_ts").is_null()).with_columns(_why=pl.lit("bad TimeStamp: not an integer"))
-        _reject_frame(bad, rejects)
-        counts.rejected += bad.height
-        df = df.filter(pl.col("_ts").is_not_null())
+        df = _set_aside(df, pl.when(pl.col("_ts").is_null()).then(pl.lit("bad TimeStamp: not an integer")),
+                        rejects, counts)
         n = df.height
         df = df.unique(subset=["TimeStamp", *value_cols], keep="first", maintain_order=True)
         counts.duplicates += n - df.height
@@ -649,9 +648,7 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
             "rejected": "rejected.jsonl (file, line, reason per row)",
             "timing_s": {"traces": round(t2 - t1, 2), "logs": round(t3 - t2, 2), "metrics": round(t4 - t3, 2)},
         }
-        w.write_rejects(rejects)
-        w.write_json("dataset.json", dataset)
-        w.commit()
+        w.finish(dataset, rejects)
     except BaseException:
         w.abort()
         raise

@@ -246,9 +246,7 @@ def convert(src: Path, out: Path, *, name: str = "petshop") -> ImportSummary:
             "rejected": "rejected.jsonl (file, line, reason per row)",
             "time_range": [ns_to_iso(min(s for _, s, _ in spans)), ns_to_iso(max(e for _, _, e in spans))],
         }
-        w.write_rejects(rejects)
-        w.write_json("dataset.json", dataset)
-        w.commit()
+        w.finish(dataset, rejects)
     except BaseException:
         w.abort()
         raise

@@ -28,6 +28,7 @@ from otlp_aiops.datasets.adapters.common import (
     RawDatasetWriter,
     Rejects,
     SourceCounts,
+    add_wide_metric_file,
     incidents_table,
     metric_kind,
     ns_to_iso,
@@ -35,7 +36,6 @@ from otlp_aiops.datasets.adapters.common import (
     resource_pb,
     scope_pb,
     time_overlaps,
-    wide_metric_messages,
 )
 
 SOURCE = {
@@ -253,20 +253,7 @@ def convert(src: Path, out: Path, *, name: str = "rcaeval", metrics_file: str | 
             mpath = next((case / f for f in choices if (case / f).exists()), None)
             if mpath is None:
                 raise AdapterError(f"{case}: no metric table (looked for {', '.join(choices)})")
-            df, ragged = read_csv_text(mpath, rejects)
-            msgs, st = wide_metric_messages(df, "time", metric_name, rejects, file=mpath)
-            for msg, n in msgs:
-                w.add("metrics", msg, n)
-            mrows["files"] += 1
-            mrows["rows_read"] += st["rows_read"] + ragged
-            mrows["rows_rejected"] += st["rows_rejected"] + ragged
-            for k in ("rows_converted", "points", "cells_without_value", "cells_rejected"):
-                mrows[k] += st[k]
-            kinds.update(st["kinds"])
-            services.update(st["services"])
-            if st["time_range"] is None:
-                raise AdapterError(f"{mpath}: no data rows")
-            first, last = st["time_range"]
+            first, last = add_wide_metric_file(w, mpath, metric_name, rejects, mrows, kinds, services)
             if (case / "traces.csv").exists():
                 _spans(case / "traces.csv", rejects, w, traces)
                 signals.add("traces")
@@ -332,9 +319,7 @@ def convert(src: Path, out: Path, *, name: str = "rcaeval", metrics_file: str | 
             "rejected": "rejected.jsonl (file, line, reason per row)",
             "time_range": [ns_to_iso(min(s for _, s, _ in spans)), ns_to_iso(max(e for _, _, e in spans))],
         }
-        w.write_rejects(rejects)
-        w.write_json("dataset.json", dataset)
-        w.commit()
+        w.finish(dataset, rejects)
     except BaseException:
         w.abort()
         raise

@@ -22,12 +22,11 @@ from otlp_aiops.datasets.adapters.common import (
     ImportSummary,
     RawDatasetWriter,
     Rejects,
+    add_wide_metric_file,
     incidents_table,
     metric_kind,
     ns_to_iso,
-    read_csv_text,
     time_overlaps,
-    wide_metric_messages,
 )
 
 SOURCE = {
@@ -87,21 +86,8 @@ def convert(src: Path, out: Path, *, name: str = "rcd-sockshop") -> ImportSummar
                 path = case / f"{part}.csv"
                 if not path.exists():
                     raise AdapterError(f"{path}: missing (every case has normal.csv and anomalous.csv)")
-                df, ragged = read_csv_text(path, rejects)
-                msgs, st = wide_metric_messages(df, "time", metric_name, rejects, file=path)
-                for msg, n in msgs:
-                    w.add("metrics", msg, n)
-                totals["files"] += 1
-                totals["rows_read"] += st["rows_read"] + ragged
-                totals["rows_rejected"] += st["rows_rejected"] + ragged
-                for k in ("rows_converted", "points", "cells_without_value", "cells_rejected"):
-                    totals[k] += st[k]
-                kinds.update(st["kinds"])
-                services.update(st["services"])
-                if st["time_range"] is None:
-                    raise AdapterError(f"{path}: no data rows")
-                ranges[part] = st["time_range"]
-                spans.append((f"{case_id}/{part}", st["time_range"][0], st["time_range"][1]))
+                ranges[part] = add_wide_metric_file(w, path, metric_name, rejects, totals, kinds, services)
+                spans.append((f"{case_id}/{part}", *ranges[part]))
             incidents.append(
                 {
                     "incident_id": case_id,
@@ -160,9 +146,7 @@ def convert(src: Path, out: Path, *, name: str = "rcd-sockshop") -> ImportSummar
             "otlp": {"folder": "otlp", "framing": "length_prefixed", "files": files_out},
             "rejected": "rejected.jsonl (file, line, reason per row)",
         }
-        w.write_rejects(rejects)
-        w.write_json("dataset.json", dataset)
-        w.commit()
+        w.finish(dataset, rejects)
     except BaseException:
         w.abort()
         raise
