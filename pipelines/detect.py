@@ -1,6 +1,6 @@
 """DVC stage `detect@<dataset>-<method>`: evaluate one anomaly detector on one dataset over the seeds of
 params.yaml `benchmark`; writes benchmarks/results/detect/<dataset>/<method>.parquet (long form),
-metrics/detect/<dataset>/<method>.json, models/<dataset>/detect/<method>/ and an MLflow run."""
+benchmarks/results/detect/<dataset>/<method>.json (summary), models/<dataset>/detect/<method>/ and an MLflow run."""
 
 import sys
 

@@ -13,6 +13,7 @@ import yaml
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.build import FeaturesError, build_features
 from otlp_aiops.features.config import resolve_config
+from otlp_aiops.outputs import OutputError, check_name
 
 
 def main() -> int:
@@ -25,6 +26,11 @@ def main() -> int:
     known = params.get("datasets")
     if not dataset:
         print(f"error: {args.params}: no `dataset` and no --dataset", file=sys.stderr)
+        return 2
+    try:  # the name becomes data/features/<dataset>: never a path of its own
+        check_name(dataset)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if known and dataset not in known:
         print(f"error: dataset {dataset!r} is not in {args.params} `datasets` ({', '.join(known)})", file=sys.stderr)

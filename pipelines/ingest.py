@@ -10,20 +10,37 @@ from pathlib import Path
 
 import yaml
 
+from otlp_aiops.executor import ExecutorError, executor_config
+from otlp_aiops.otlp.framing import DEFAULT_LIMITS, Limits
 from otlp_aiops.otlp.ingest import IngestFatalError, ingest_paths, print_summary
+from otlp_aiops.outputs import OutputError, check_name
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("dataset")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--executor", choices=("local", "ray"), help="Where files are converted (default: params.yaml).")
+    ap.add_argument("--ray-address", help="The Ray cluster to join (auto, host:port, ray://host:port).")
     args = ap.parse_args()
-    cfg = yaml.safe_load(Path(args.params).read_text())["ingest"]
+    try:  # the name becomes data/raw/<dataset> and data/interim/<dataset>
+        check_name(args.dataset)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    params = yaml.safe_load(Path(args.params).read_text())
+    cfg = params["ingest"]
     src = Path("data/raw") / args.dataset / "otlp"
     out = Path("data/interim") / args.dataset
     try:
-        report = ingest_paths([src], out, workers=cfg["workers"], batch_rows=cfg["batch_rows"])
-    except IngestFatalError as e:
+        limits = Limits(
+            max_part_bytes=int(cfg.get("max_part_bytes", DEFAULT_LIMITS.max_part_bytes)),
+            max_empty_frames=int(cfg.get("max_empty_frames", DEFAULT_LIMITS.max_empty_frames)),
+        )
+        executor = executor_config(params, kind=args.executor, address=args.ray_address)
+        report = ingest_paths([src], out, workers=cfg["workers"], batch_rows=cfg["batch_rows"], limits=limits,
+                              executor=executor)
+    except (IngestFatalError, ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print_summary(report, out)

@@ -1,6 +1,6 @@
 """DVC stage `rca@<dataset>-<method>`: evaluate one root-cause ranker on one dataset over the seeds of
 params.yaml `benchmark`; writes benchmarks/results/rca/<dataset>/<method>.parquet (long form),
-metrics/rca/<dataset>/<method>.json, models/<dataset>/rca/<method>/ and an MLflow run."""
+benchmarks/results/rca/<dataset>/<method>.json (summary), models/<dataset>/rca/<method>/ and an MLflow run."""
 
 import sys
 

@@ -289,8 +289,14 @@ def histogram_points(draw) -> metrics_pb2.HistogramDataPoint:
     for opt in ("sum", "min", "max"):
         if draw(st.booleans()):
             setattr(p, opt, draw(doubles()))
-    p.bucket_counts.extend(draw(st.lists(uint64s(), max_size=5)))
-    p.explicit_bounds.extend(draw(st.lists(doubles(), max_size=4)))
+    # of the shape OTLP requires (ingest quarantines others as bad_histogram): no buckets, or one
+    # count more than the strictly increasing, non-NaN bounds, the counts summing to count
+    bounds = sorted({b for b in draw(st.lists(doubles(), max_size=4)) if b == b})
+    if bounds or draw(st.booleans()):
+        counts = draw(st.lists(st.integers(0, UINT64_MAX // 5), min_size=len(bounds) + 1, max_size=len(bounds) + 1))
+        p.bucket_counts.extend(counts)
+        p.explicit_bounds.extend(bounds)
+        p.count = sum(counts)
     return p
 
 

@@ -9,6 +9,14 @@ warm-up fit (import and first-call costs excluded, as PyG's examples time them).
 
     .venv/bin/python benchmarks/models/gnn.py                       # default dataset or synthetic
     .venv/bin/python benchmarks/models/gnn.py --synthetic --propagation 1.0   # callers as strong as the root
+
+``--quality`` measures ranking quality instead, on a features folder: ``gnn`` and ``mlp`` by k-fold
+over the incidents (as the benchmark stage), ``gnn-transfer`` trained on ``--transfer-from``'s
+incidents, ``gnn_unsup`` fitted on the dataset's fault-free windows only (no labels); AC@1/3/5,
+Avg@5 and MRR overall and per fault type, mean over seeds, seconds per case for ranking and the
+fit seconds, into ``benchmarks/results/gnn_quality_<dataset>.json``:
+
+    .venv/bin/python benchmarks/models/gnn.py --quality --dataset nezha-tt --transfer-from sim-boutique-train
 """
 
 from __future__ import annotations
@@ -100,8 +108,94 @@ def _kfold(name: str, cfg: dict, seed: int, cases: list, k: int) -> tuple[float,
     return float(np.mean([r == 1 for r in ranks])), float(np.mean([r <= 3 for r in ranks]))
 
 
+QUALITY_VARIANTS = ("gnn", "gnn-transfer", "mlp", "gnn_unsup")
+
+
+def run_quality(args: argparse.Namespace) -> None:
+    """Ranking quality of the GNN variants on one features folder (see the module docstring)."""
+    import torch
+    import yaml
+    from machine import machine_info
+
+    from otlp_aiops import registry
+    from otlp_aiops.evaluate.protocol import incident_folds
+    from otlp_aiops.evaluate.rca import aggregate_rca, rca_case_result
+    from otlp_aiops.features.store import load_cases, load_reference
+
+    fdir = args.features_dir or REPO / "data" / "features" / args.dataset
+    cases = [c for c in load_cases(fdir) if c.root_cause_service]
+    reference = load_reference(fdir)
+    params = yaml.safe_load(args.params.read_text()) if args.params.exists() else {}
+    rca = params.get("rca") or {}
+    overrides = json.loads(args.override) if args.override else {}
+    transfer = None
+    if args.transfer_from:
+        tdir = args.features_dir.parent / args.transfer_from if args.features_dir else REPO / "data" / "features" / args.transfer_from
+        if (tdir / "meta.json").exists():
+            transfer = [c for c in load_cases(tdir) if c.root_cause_service]
+    variants = [v for v in args.variants.split(",") if v != "gnn-transfer" or transfer]
+    print(f"{args.dataset}: {len(cases)} cases, {len(cases[0].services)} services, {len(reference.values)} "
+          f"fault-free windows; variants {', '.join(variants)}", flush=True)
+    out: dict[str, Any] = {}
+    for variant in variants:
+        name = variant.split("-")[0]
+        cfg = {**(rca.get(name) or {}), "threads": args.threads, **overrides.get(variant, overrides.get(name, {}))}
+        per_seed, fit_s, rank_s = [], [], []
+        for seed in range(args.seeds):
+            ranked = {}
+            t0 = time.perf_counter()
+            if variant == "gnn_unsup":
+                models = [(registry.create("ranker", name, cfg, seed=seed).fit(reference), cases)]
+            elif variant == "gnn-transfer":
+                models = [(registry.create("ranker", name, cfg, seed=seed).fit(None, transfer), cases)]
+            else:
+                models = []
+                for tr, te in incident_folds([c.case_id for c in cases], args.folds, seed):
+                    models.append((registry.create("ranker", name, cfg, seed=seed).fit(None, [cases[i] for i in tr]),
+                                   [cases[i] for i in te]))
+            fit_s.append(time.perf_counter() - t0)
+            for model, test in models:
+                for c in test:
+                    t1 = time.perf_counter()
+                    r = model.rank(c)
+                    rank_s.append(time.perf_counter() - t1)
+                    ranked[c.case_id] = rca_case_result(c.case_id, r, c.root_cause_service, fault_type=c.fault_type)
+            per_seed.append(aggregate_rca(ranked.values()))
+        keys = ("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr")
+        mean = lambda dicts: {k: statistics.fmean(d[k] for d in dicts) for k in keys}  # noqa: E731
+        res = {"config": cfg, "overall": mean([s.overall for s in per_seed]),
+               "overall_std": {k: statistics.pstdev(s.overall[k] for s in per_seed) for k in keys},
+               "by_fault_type": {ft: mean([s.by_fault_type[ft] for s in per_seed]) | {
+                   "n_cases": per_seed[0].by_fault_type[ft]["n_cases"]} for ft in per_seed[0].by_fault_type},
+               "fit_s_mean": statistics.fmean(fit_s), "rank_s_per_case_mean": statistics.fmean(rank_s),
+               "rank_s_per_case_max": max(rank_s)}
+        out[variant] = res
+        o = res["overall"]
+        print(f"{variant:13s} AC@1 {o['ac_at_1']:.3f} AC@3 {o['ac_at_3']:.3f} AC@5 {o['ac_at_5']:.3f} "
+              f"Avg@5 {o['avg_at_5']:.3f} MRR {o['mrr']:.3f}  fit {res['fit_s_mean']:.1f} s  "
+              f"rank {res['rank_s_per_case_mean'] * 1000:.1f} ms/case", flush=True)
+        for ft, m in res["by_fault_type"].items():
+            print(f"    {ft:18s} n={m['n_cases']:3.0f} AC@1 {m['ac_at_1']:.3f} AC@3 {m['ac_at_3']:.3f} "
+                  f"AC@5 {m['ac_at_5']:.3f} Avg@5 {m['avg_at_5']:.3f} MRR {m['mrr']:.3f}", flush=True)
+    doc = {"benchmark": "gnn_quality", "dataset": args.dataset, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+           "machine": machine_info(numpy=np, torch=torch) | {"torch_threads": torch.get_num_threads()},
+           "n_cases": len(cases), "n_services": len(cases[0].services), "n_reference_windows": len(reference.values),
+           "seeds": args.seeds, "folds": args.folds, "transfer_from": args.transfer_from if transfer else None,
+           "variants": out}
+    path = args.out if args.out != RESULTS else REPO / "benchmarks" / "results" / f"gnn_quality_{args.dataset}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quality", action="store_true", help="ranking quality of the GNN variants on --dataset")
+    ap.add_argument("--transfer-from", default="sim-boutique-train", help="--quality: gnn-transfer trains here")
+    ap.add_argument("--variants", default=",".join(QUALITY_VARIANTS), help="--quality: which variants")
+    ap.add_argument("--override", default="", help='--quality: JSON {variant or method: {setting: value}}')
     ap.add_argument("--dataset", default="sim-boutique", help="data/features/<dataset> to train on")
     ap.add_argument("--synthetic", action="store_true", help="use synthetic cases even if the dataset exists")
     ap.add_argument("--train", type=int, default=40, help="synthetic training incidents")
@@ -116,6 +210,9 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml", help="configs: its rca.gnn / rca.mlp sections")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    if args.quality:
+        run_quality(args)
+        return
 
     import torch
     import yaml

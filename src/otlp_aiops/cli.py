@@ -13,14 +13,47 @@ app = typer.Typer(
     name="otlp-aiops",
     help="AIOps research workbench for OpenTelemetry data.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
+
+
+def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, object]:
+    """``KEY=VALUE`` strings (VALUE is YAML) -> a dict; a malformed item is a one-line error naming
+    it (``error: --set 'a=[1,': the value is not valid YAML (…)``, exit 2), never a traceback."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        why = None
+        if not sep or not key.strip():
+            why = "expected KEY=VALUE"
+        else:
+            try:
+                out[key.strip()] = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                why = "the value is not valid YAML (" + str(getattr(e, "problem", None) or e).splitlines()[0] + ")"
+        if why:
+            typer.echo(f"error: {option} {item!r}: {why}", err=True)
+            raise typer.Exit(2)
+    return out
+
+
+def _version(value: bool) -> None:
+    if value:
+        from otlp_aiops import __version__
+
+        typer.echo(f"otlp-aiops {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -38,9 +71,17 @@ def ingest(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Parallel worker processes (default: CPU count).")
+        int | None, typer.Option(min=1, help="Parallel worker processes (default: CPU count).")
     ] = None,
-    batch_rows: Annotated[int, typer.Option(help="Rows per Parquet row group (bounds memory).")] = 32768,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per Parquet row group (bounds memory).")] = 32768,
+    max_part_bytes: Annotated[
+        int,
+        typer.Option(min=1, help="Largest line / document block / frame, decompressed; a larger one is quarantined "
+                     "as too_large (bounds memory against compression bombs)."),
+    ] = 256 << 20,
+    max_empty_frames: Annotated[
+        int, typer.Option(min=1, help="Zero-length frames in a row after which a stream is not read further.")
+    ] = 4096,
 ) -> None:
     """Convert OTLP exports (JSON lines, JSON, protobuf, length-prefixed, zstd, gzip) to Parquet tables.
 
@@ -48,10 +89,18 @@ def ingest(
     OUT/ingest_report.json give per-file counts. Exits 1 only if an input cannot be read at all or
     the output cannot be written.
     """
+    from otlp_aiops.otlp.framing import Limits
     from otlp_aiops.otlp.ingest import IngestFatalError, ingest_paths, print_summary
 
     try:
-        report = ingest_paths(sources, out, signal=signal, workers=workers, batch_rows=batch_rows)
+        limits = Limits(max_part_bytes=max_part_bytes, max_empty_frames=max_empty_frames)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        report = ingest_paths(
+            sources, out, signal=signal, workers=workers, batch_rows=batch_rows, limits=limits
+        )
     except IngestFatalError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -65,7 +114,7 @@ def simulate(
         str, typer.Option(help="online-boutique | train-ticket | random:N")
     ] = "online-boutique",
     duration: Annotated[str, typer.Option(help="Simulated time span, e.g. 2h, 90m, 3600s.")] = "2h",
-    incidents: Annotated[int, typer.Option(help="Number of injected incidents.")] = 40,
+    incidents: Annotated[int, typer.Option(min=0, help="Number of injected incidents.")] = 40,
     seed: Annotated[
         int, typer.Option(help="Random seed; same parameters and seed give identical files.")
     ] = 0,
@@ -80,7 +129,6 @@ def simulate(
     ] = None,
 ) -> None:
     """Write a labelled fault-injection dataset as real OTLP (the built-in default dataset)."""
-    import yaml
 
     from otlp_aiops.datasets.simulator import ConfigError, SimulatorConfig
     from otlp_aiops.datasets.simulator import simulate as run_simulation
@@ -92,12 +140,7 @@ def simulate(
         "seed": seed,
         "framing": framing,
     }
-    for item in settings or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
-            raise typer.Exit(2)
-        params[key.strip()] = yaml.safe_load(value)
+    params.update(parse_settings(settings))
     try:
         cfg = SimulatorConfig.from_dict(params)
         summary = run_simulation(cfg, out)
@@ -107,34 +150,122 @@ def simulate(
     typer.echo(summary.describe())
 
 
-def _benchmark(task: str, dataset: str, method: str, params_file: Path, track: bool) -> None:
+def _benchmark(task: str, dataset: str, method: str | None, params_file: Path, track: bool, all_: bool) -> None:
     from otlp_aiops.evaluate.benchmark import stage_main
 
-    rc = stage_main(task, [dataset, method, "--params", str(params_file), *([] if track else ["--no-track"])])
-    if rc:
-        raise typer.Exit(rc)
+    if all_ == (method is not None):
+        typer.echo(f"error: name one METHOD or pass --all (every method of params.yaml "
+                   f"benchmark.{'rca' if task == 'rca' else 'detectors'})", err=True)
+        raise typer.Exit(2)
+    methods = [method] if method else _params_methods(task, params_file)
+    failed = []
+    for m in methods:
+        if len(methods) > 1:
+            typer.echo(f"== {task} {dataset} {m}", err=True)
+        rc = stage_main(task, [dataset, m, "--params", str(params_file), *([] if track else ["--no-track"])])
+        if rc:
+            failed.append(m)
+    if len(methods) > 1:
+        typer.echo(f"{task} {dataset}: {len(methods) - len(failed)} of {len(methods)} methods done"
+                   + (f"; failed: {', '.join(failed)}" if failed else ""), err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _params_methods(task: str, params_file: Path) -> list[str]:
+    """The methods of ``benchmark.rca`` / ``benchmark.detectors`` in the settings file."""
+    import yaml
+
+    try:
+        params = yaml.safe_load(params_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        typer.echo(f"error: {params_file}: {e}", err=True)
+        raise typer.Exit(2) from None
+    key = "rca" if task == "rca" else "detectors"
+    methods = (params.get("benchmark") or {}).get(key) or []
+    if not methods:
+        typer.echo(f"error: {params_file}: benchmark.{key} lists no methods", err=True)
+        raise typer.Exit(2)
+    return [str(m) for m in methods]
 
 
 @app.command()
 def rca(
     dataset: Annotated[str, typer.Argument(help="A dataset with features in data/features/<dataset>.")],
-    method: Annotated[str, typer.Argument(help="A registered ranker: baro, pagerank, gnn, ...")],
+    method: Annotated[str | None, typer.Argument(help="A registered ranker: baro, pagerank, gnn, ... (or --all)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every ranker of params.yaml benchmark.rca, one after another.")] = False,
     params: Annotated[Path, typer.Option(help="Settings file (method config: rca.<method>).")] = Path("params.yaml"),
     track: Annotated[bool, typer.Option(help="Log the run to MLflow (mlflow.db at the repository root).")] = True,
 ) -> None:
     """Rank root causes of every labelled case over the seeds and score them (the rca stage)."""
-    _benchmark("rca", dataset, method, params, track)
+    _benchmark("rca", dataset, method, params, track, all_)
 
 
 @app.command()
 def detect(
     dataset: Annotated[str, typer.Argument(help="A dataset with features in data/features/<dataset>.")],
-    method: Annotated[str, typer.Argument(help="A registered detector: nsigma, iforest, lstm_ae, ...")],
+    method: Annotated[str | None, typer.Argument(help="A registered detector: nsigma, iforest, lstm_ae, ... (or --all)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every detector of params.yaml benchmark.detectors, one after another.")] = False,
     params: Annotated[Path, typer.Option(help="Settings file (method config: detect.<method>).")] = Path("params.yaml"),
     track: Annotated[bool, typer.Option(help="Log the run to MLflow (mlflow.db at the repository root).")] = True,
 ) -> None:
     """Fit an anomaly detector on fault-free windows, score the test part and evaluate it (the detect stage)."""
-    _benchmark("detect", dataset, method, params, track)
+    _benchmark("detect", dataset, method, params, track, all_)
+
+
+@app.command()
+def report(
+    params: Annotated[Path, typer.Option(help="Settings file (sections report and benchmark).")] = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for tables/, figures/, plots/ (default: benchmarks).")] = None,
+) -> None:
+    """Build the benchmark tables, figures and leaderboard from the results (the report stage;
+    run it from the repository root)."""
+    import runpy
+    import sys
+
+    script = Path("pipelines") / "report.py"
+    if not script.is_file():
+        typer.echo(f"error: {script} not found: run `otlp-aiops report` from the repository root", err=True)
+        raise typer.Exit(2)
+    argv = [str(script), "--params", str(params), *(["--out", str(out)] if out else [])]
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise typer.Exit(e.code if isinstance(e.code, int) else 1) from None
+    finally:
+        sys.argv = saved
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Argument(help="Folder to write everything into (new, empty or an earlier quickstart's).")] = Path("quickstart-out"),
+    duration: Annotated[str, typer.Option(help="Simulated time span.")] = "10m",
+    incidents: Annotated[int, typer.Option(min=1, help="Injected incidents.")] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation and the rankers.")] = 0,
+    methods: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="Ranker to run (repeatable; default: random, baro, pagerank).")
+    ] = None,
+) -> None:
+    """The whole path in under a minute: simulate 10 minutes of Online Boutique with incidents, ingest,
+    build the features, run three root-cause rankers and print their table (no repository needed)."""
+    from otlp_aiops.quickstart import DEFAULT_METHODS, QuickstartError, run_quickstart
+
+    try:
+        res = run_quickstart(out, duration=duration, incidents=incidents, seed=seed,
+                             methods=methods or DEFAULT_METHODS, echo=lambda line: typer.echo(line, err=True))
+    except QuickstartError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except (ValueError, KeyError) as e:  # unknown method, bad duration: the library names it
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"\nroot-cause ranking on {res.cases} simulated incidents (mean over cases, "
+               f"{res.seconds['total']:.1f} s in all):\n")
+    typer.echo(res.table())
+    typer.echo(f"\noutputs: {out}/ (data/raw, data/interim, data/features, benchmarks/results, quickstart.json)")
 
 
 @app.command()

@@ -5,38 +5,41 @@ that state, so a model saved on a GPU loads on a CPU."""
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from otlp_aiops.config import config_to_dict
+from otlp_aiops.outputs import claim_output
 
 
 def fitted_state(model: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")}
 
 
+def _is_timing(key: Any) -> bool:
+    return isinstance(key, str) and key.rstrip("_").endswith("seconds")
+
+
+def without_timings(state: Any) -> Any:
+    """``state`` without wall-clock values (keys ending in ``seconds``, e.g. ``train_seconds``,
+    ``epoch_seconds_``, at any depth of nested dicts): a saved model is a DVC output, and the same
+    data, config and seed must give the same bytes. The fitted model in memory keeps them."""
+    if isinstance(state, dict):
+        return {k: without_timings(v) for k, v in state.items() if not _is_timing(k)}
+    return state
+
+
 def save_model(model: Any, path: str | Path, name: str) -> Path:
     """Write ``model`` to the folder ``path`` atomically (a temporary folder renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     meta = {"name": name, "class": type(model).__qualname__, "config": config_to_dict(model.config),
             "seed": getattr(model, "seed", None)}
-    (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    with open(tmp / "state.pkl", "wb") as f:
-        pickle.dump(model.get_state(), f, protocol=5)
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+    # refuses a folder that is not a saved model; locked; the finished folder is swapped in
+    with claim_output(path, owner="model", known_files=("model.json",), marker=False) as tmp:
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        with open(tmp / "state.pkl", "wb") as f:
+            pickle.dump(without_timings(model.get_state()), f, protocol=5)
     return path
 
 

@@ -27,6 +27,11 @@ RANKERS: dict[str, str] = {
     "dowhy": "otlp_aiops.rca.causal:DoWhyRanker",
     "gnn": "otlp_aiops.rca.gnn:GNNRanker",
     "mlp": "otlp_aiops.rca.gnn:MLPRanker",
+    "multimodal": "otlp_aiops.rca.multimodal:MultimodalRanker",
+    "microrank": "otlp_aiops.rca.trace:MicroRankRanker",
+    "tracerca": "otlp_aiops.rca.trace:TraceRCARanker",
+    "gnn_unsup": "otlp_aiops.rca.gnn:GNNUnsupRanker",
+    "nezha": "otlp_aiops.rca.nezha:NezhaRanker",
 }
 
 _KINDS = {"detector": DETECTORS, "ranker": RANKERS}

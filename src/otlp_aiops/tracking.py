@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,26 +93,138 @@ def _flat(prefix: str, d: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# MLflow 3.x opens an experiment on the view its kind names: "custom_model_development" is the
+# model-training kind (the runs table first), "genai_development" the GenAI one (the Traces tab).
+# The tag key and values are those of the 3.17 UI (its ExperimentKind enum); without the tag the UI
+# infers a kind from the runs, and an experiment with no traces may still open on Traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def run_name(stage: str, dataset: str, method: str, *, offset: str = "", dvc_exp_name: str = "",
+             seed: int | None = None) -> str:
+    """``"rca · sim-boutique · pagerank · offset 0s · exp-1a2b3 · seed 0"``: what the runs table shows
+    first. ``dvc_exp_name`` empty (a plain ``dvc repro`` or the CLI) reads "workspace"."""
+    parts = [stage, dataset, method]
+    if offset:
+        parts.append(f"offset {offset}")
+    parts.append(dvc_exp_name or "workspace")
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    return " · ".join(parts)
+
+
+def relocate_store(root: Path) -> int:
+    """Point the store's artifact locations at ``<root>/mlartifacts`` when the repository was moved or
+    copied (MLflow stores absolute ``file://`` URIs, fixed when an experiment or run is created).
+
+    Every location ending in ``/mlartifacts`` (or below it) that names another folder is rewritten in
+    the SQLite store (experiments, runs, logged models). Returns the number of rows changed. A store
+    that does not exist yet is left alone."""
+    import sqlite3
+
+    db = root / "mlflow.db"
+    if not db.exists():
+        return 0
+    new = (root / ARTIFACTS_DIR).as_uri()
+    marker = "/" + ARTIFACTS_DIR
+    changed = 0
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        tables = {t for (t,) in con.execute("select name from sqlite_master where type='table'")}
+        targets = [(t, c) for t, c in (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                                       ("logged_models", "artifact_location")) if t in tables]
+        olds: set[str] = set()
+        for t, c in targets:
+            for (loc,) in con.execute(f"select distinct {c} from {t} where {c} like ?", (f"%{marker}%",)):
+                i = loc.find(marker + "/") if (marker + "/") in loc else (len(loc) - len(marker)
+                                                                          if loc.endswith(marker) else -1)
+                if i >= 0:
+                    olds.add(loc[: i + len(marker)])
+        olds.discard(new)
+        if not olds:
+            return 0
+        with con:
+            for old in sorted(olds):
+                for t, c in targets:
+                    cur = con.execute(
+                        f"update {t} set {c} = ? || substr({c}, ?) where {c} = ? or {c} like ? escape '\\'",
+                        (new, len(old) + 1, old,
+                         old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"))
+                    changed += cur.rowcount
+        log.info("tracking: moved artifact locations %s -> %s (%d rows)", sorted(olds), new, changed)
+    finally:
+        con.close()
+    return changed
+
+
+def _experiment(mlflow: Any, name: str, root: Path) -> str:
+    """The id of experiment ``name``, created as a model-training experiment with its artifacts under
+    ``<root>/mlartifacts``; an existing one gets the kind tag if it lacks it."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return mlflow.create_experiment(name, artifact_location=(root / ARTIFACTS_DIR).as_uri(),
+                                            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception:  # another process created it in between
+            exp = mlflow.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
+
+
 class StageRun:
     """A parent run for one stage × dataset × method; ``seed_run(seed)`` opens a nested run."""
 
-    def __init__(self, mlflow: Any, run: Any) -> None:
+    def __init__(self, mlflow: Any, run: Any, names: Mapping[str, str] | None = None) -> None:
         self._mlflow = mlflow
         self.run = run
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
+        self._names = dict(names or {})
 
     @contextlib.contextmanager
-    def seed_run(self, seed: int, params: Mapping[str, Any] | None = None) -> Iterator[SeedRun]:
-        with self._mlflow.start_run(run_name=f"seed={seed}", nested=True, experiment_id=self.experiment_id,
-                                    tags={"mlflow.parentRunId": self.run_id, **self.run.data.tags}) as r:
+    def seed_run(self, seed: int, params: Mapping[str, Any] | None = None, *, dataset: str | None = None,
+                 method: str | None = None, offset: str | None = None) -> Iterator[SeedRun]:
+        """A nested run for one seed (of one dataset label × method variant × offset, where given);
+        its name carries them, its tags repeat the parent's and add ``seed`` / ``offset`` / ``variant``."""
+        n = self._names
+        name = run_name(n.get("stage", ""), dataset or n.get("dataset", ""), method or n.get("method", ""),
+                        offset=offset if offset is not None else n.get("offset", ""),
+                        dvc_exp_name=n.get("dvc_exp_name", ""), seed=seed)
+        tags = {k: v for k, v in self.run.data.tags.items() if not k.startswith("mlflow.")}
+        tags.update({"mlflow.parentRunId": self.run_id, "seed": str(seed)})
+        if dataset:
+            tags["dataset_label"] = dataset
+        if method:
+            tags["variant"] = method
+        if offset is not None:
+            tags["offset"] = offset
+        with self._mlflow.start_run(run_name=name, nested=True, experiment_id=self.experiment_id,
+                                    tags=tags) as r:
             self._mlflow.log_param("seed", seed)
             if params:
                 self._mlflow.log_params(_flat("", params))
-            yield SeedRun(self._mlflow, r)
+            yield SeedRun(self._mlflow, r, n)
 
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        vals = {metric_key(k): float(v) for k, v in metrics.items()
+                if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))}
+        if vals:
+            self._mlflow.log_metrics(vals, step=step)
+
+    def log_curve(self, name: str, values: Sequence[float], start: int = 1) -> None:
+        """A per-epoch curve (loss, …) as steps of one metric: the chart the run page draws."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        ms = [Metric(metric_key(name), float(v), now, i) for i, v in enumerate(values, start=start)
+              if v is not None and math.isfinite(float(v))]
+        for i in range(0, len(ms), 1000):
+            self._mlflow.MlflowClient().log_batch(self.run_id, metrics=ms[i:i + 1000])
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self._mlflow.log_artifact(str(path), artifact_path=folder)
@@ -122,43 +236,48 @@ class StageRun:
         """A pandas DataFrame as a CSV artifact."""
         self._mlflow.log_text(df.to_csv(index=False), name)
 
+    def log_dict(self, d: Mapping[str, Any], name: str) -> None:
+        self._mlflow.log_dict(dict(d), name)
+
 
 class SeedRun(StageRun):
     pass
 
 
+def metric_key(k: str) -> str:
+    """A metric name MLflow accepts (letters, digits, ``_ - . space / :``), otherwise unchanged: the
+    same spelling in the JSON, the parent and the nested runs."""
+    return "".join(ch if ch.isalnum() or ch in "_-. /:" else "_" for ch in k)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, dataset: str, method: str, *, params: Mapping[str, Any],
               dvc_stage: str | None = None, inputs: list[str] = (), root: Path | None = None,
-              ) -> Iterator[StageRun]:
-    """Open the parent run ``<stage>/<dataset>/<method>`` in the experiment ``otlp-aiops-<stage>``."""
+              offset: str = "") -> Iterator[StageRun]:
+    """Open the parent run of ``stage`` × ``dataset`` × ``method`` in the experiment ``otlp-aiops-<stage>``
+    (named by :func:`run_name`; ``offset``: the detection offset(s) it covers, for the name)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     root = root or project_root()
+    relocate_store(root)
     mlflow.set_tracking_uri(tracking_uri(root))
-    name = f"otlp-aiops-{stage}"
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            exp_id = mlflow.create_experiment(name, artifact_location=(root / "mlartifacts").as_uri())
-        except Exception:  # another process created it in between
-            exp = mlflow.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            exp_id = exp.experiment_id
-    else:
-        exp_id = exp.experiment_id
+    exp_id = _experiment(mlflow, f"otlp-aiops-{stage}", root)
+    dvc_exp = os.environ.get("DVC_EXP_NAME", "")
     tags = {
         "stage": stage,
         "dataset": dataset,
         "method": method,
         "git_commit": git_commit(root),
-        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "dvc_exp_name": dvc_exp,
         "dvc_stage": dvc_stage or "",
     }
+    if offset:
+        tags["offset"] = offset
     for path, md5 in dvc_lock_hashes(root, list(inputs)).items():
         tags[f"dvc.lock:{path}"] = md5
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"{stage}/{dataset}/{method}", tags=tags) as run:
+    names = {"stage": stage, "dataset": dataset, "method": method, "offset": offset, "dvc_exp_name": dvc_exp}
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name(stage, dataset, method, offset=offset,
+                                                                  dvc_exp_name=dvc_exp), tags=tags) as run:
         mlflow.log_params(_flat("", params))
-        yield StageRun(mlflow, run)
+        yield StageRun(mlflow, run, names)

@@ -65,18 +65,29 @@ def test_rca_stage_logs_parent_and_seed_runs(fake_store, tmp_path):
     # baro is deterministic: one seed, not three
     assert metrics["seeds"] == 1
     assert metrics["ac_at_1"] == pytest.approx(1.0)  # the synthetic faults are unmistakable
-    saved = json.loads((tmp_path / "metrics/rca/ds/baro.json").read_text())
+    saved = json.loads((tmp_path / "benchmarks/results/rca/ds/baro.json").read_text())
     assert saved["ac_at_1"] == metrics["ac_at_1"] and saved["avg_at_5"] == metrics["avg_at_5"]
     assert "ds+offset15s/baro/ac_at_1" in saved
+    # tracked files hold no wall-clock values; the stage log (git-ignored) and MLflow do
+    assert "seconds" in metrics and "fit_seconds" in metrics
+    assert not [k for k in saved if k.endswith("seconds")]
+    stage_log = json.loads((tmp_path / "benchmarks/work/stage-logs/rca/ds/baro.json").read_text())
+    assert stage_log["timings"]["seconds"] == pytest.approx(metrics["seconds"])
+    assert not (tmp_path / "metrics").exists()
 
     client = _client(tmp_path)
     exp = client.get_experiment_by_name("otlp-aiops-rca")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on the runs table
+    assert exp.artifact_location == (tmp_path / "mlartifacts").as_uri()
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 2  # one seed × two offsets
     p = parents[0]
-    assert p.info.run_name == "rca/ds/baro"
+    assert p.info.run_name == "rca · ds · baro · offset 0s,15s · exp-test"
+    assert sorted(c.info.run_name for c in children) == [
+        "rca · ds · baro · offset 0s · exp-test · seed 0",
+        "rca · ds+offset15s · baro · offset 15s · exp-test · seed 0"]
     assert p.data.params["method"] == "baro"
     assert p.data.params["config.top_indicators"] == "3"
     assert p.data.tags["dataset"] == "ds" and p.data.tags["dvc_exp_name"] == "exp-test"
@@ -84,6 +95,14 @@ def test_rca_stage_logs_parent_and_seed_runs(fake_store, tmp_path):
     assert p.data.tags["dvc.lock:data/features/ds"] == "abc123.dir"
     assert p.data.tags["git_commit"]
     assert p.data.metrics["ac_at_1"] == pytest.approx(metrics["ac_at_1"])
+    # one spelling: the parent holds the headline, each nested run its own label × variant × seed,
+    # under the JSON's names (no per-fault or prefixed keys)
+    assert {"ac_at_1", "ac_at_3", "avg_at_5", "mrr"} <= set(p.data.metrics)
+    assert not [k for k in p.data.metrics if "/" in k or "|" in k]
+    by_offset = {c.data.tags["offset"]: c for c in children}
+    assert by_offset["0s"].data.metrics["ac_at_1"] == pytest.approx(metrics["ac_at_1"])
+    assert by_offset["15s"].data.metrics["avg_at_5"] == pytest.approx(saved["ds+offset15s/baro/avg_at_5"])
+    assert set(by_offset["0s"].data.metrics) == set(by_offset["15s"].data.metrics)
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {p.info.run_id}
     arts = {a.path for a in client.list_artifacts(p.info.run_id, "results")}
     assert "results/baro.parquet" in arts
@@ -94,7 +113,8 @@ def test_rca_stage_logs_parent_and_seed_runs(fake_store, tmp_path):
     assert set(t.dataset) == {"ds", "ds+offset15s"}
     ac1 = t[(t.metric == "ac_at_1") & (t.dataset == "ds")]
     assert len(ac1) == len(fake_store) and ac1.value.mean() == pytest.approx(metrics["ac_at_1"])
-    assert set(t.run_id) == {c.info.run_id for c in children}
+    assert set(t.run_id) == {""} and "seconds" not in set(t.metric)  # deterministic bytes
+    assert {r["run_id"] for r in stage_log["runs"]} == {c.info.run_id for c in children}
 
 
 def test_stochastic_ranker_runs_every_seed(fake_store, tmp_path):
@@ -130,3 +150,57 @@ def test_unknown_method_setting_is_an_error(fake_store, tmp_path):
 
     with pytest.raises(ConfigError, match="bogus"):
         run_rca("ds", "baro", {"rca": {"baro": {"bogus": 1}}}, root=tmp_path, track=False)
+
+
+def test_deep_detector_logs_its_training_curve_as_steps(fake_store, tmp_path):
+    from otlp_aiops.evaluate.benchmark import run_detect
+
+    params = {"benchmark": {"seeds": [0]},
+              "detect": {"lstm_ae": {"epochs": 4, "patience": 10, "window": 5, "hidden_size": 8,
+                                     "latent_size": 4, "val_fraction": 0.2}}}
+    metrics = run_detect("ds", "lstm_ae", params, root=tmp_path)
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("otlp-aiops-detect")
+    runs = client.search_runs([exp.experiment_id])
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.run_name == "detect · ds · lstm_ae · exp-test"
+    assert child.info.run_name == "detect · ds · lstm_ae · exp-test · seed 0"
+    train = client.get_metric_history(child.info.run_id, "train_loss")
+    val = client.get_metric_history(child.info.run_id, "val_loss")
+    assert [m.step for m in train] == [1, 2, 3, 4] and len(val) == 4  # one point per epoch
+    assert all(np.isfinite(m.value) and m.value > 0 for m in train)
+    # the parent carries the headline under the same names as the stage summary
+    saved = json.loads((tmp_path / "benchmarks/results/detect/ds/lstm_ae.json").read_text())
+    for k in ("vus_pr", "range_f1", "false_alarms_per_hour"):
+        assert parent.data.metrics[k] == pytest.approx(saved[k]) == pytest.approx(metrics[k])
+    assert "fit_seconds" in parent.data.metrics and "fit_seconds" not in saved
+    assert "scores_lstm_ae.png" in {a.path for a in client.list_artifacts(child.info.run_id)}
+
+
+def test_a_moved_repository_writes_artifacts_under_its_new_path(tmp_path):
+    import shutil
+
+    from otlp_aiops import tracking
+
+    old, new = tmp_path / "old", tmp_path / "new_repo"  # "_" is a LIKE wildcard: must be escaped
+    old.mkdir()
+    for root in (old, None):
+        if root is None:  # a copied clone, store and artifacts included; the old one is gone
+            shutil.copytree(old, new)
+            shutil.rmtree(old)
+            root = new
+        with tracking.stage_run("rca", "ds", "m", params={"a": 1}, root=root) as run:
+            run.log_dict({"x": 1}, "x.json")
+            with run.seed_run(0) as sr:
+                sr.log_dict({"y": 1}, "y.json")
+    assert tracking.relocate_store(new) == 0  # done by stage_run already; idempotent
+    client = _client(new)
+    exp = client.get_experiment_by_name("otlp-aiops-rca")
+    assert exp.artifact_location == (new / "mlartifacts").as_uri()
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 4
+    assert all(r.info.artifact_uri.startswith((new / "mlartifacts").as_uri() + "/") for r in runs)
+    assert not old.exists()  # nothing was written into the old path
+    for r in runs:  # the first runs' artifacts are read from the new place
+        assert {a.path for a in client.list_artifacts(r.info.run_id)} & {"x.json", "y.json"}

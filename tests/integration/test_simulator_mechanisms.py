@@ -5,6 +5,7 @@ latency, its callers' client spans) and nowhere else, and the labels must line u
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -400,3 +401,105 @@ def test_every_framing_ingests_without_quarantine(tmp_path: Path, framing: str) 
     assert totals["rows_written"]["metrics_number"] + totals["rows_written"]["metrics_histogram"] == (
         summary.metric_points
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# code_return: a wrong result, no error
+
+RETURN_CONFIG = {
+    "duration": "40m",
+    "warmup": "5m",
+    "incidents": 8,
+    "disturbances": 0,
+    "fault_types": ["code_return"],
+    "incident_duration": ["120s", "120s"],
+    "min_gap": "60s",
+    "instances": 1,
+    "seed": 0,
+    "trace_sample_ratio": 0.5,
+    "severity": [0.6, 1.0],
+}
+
+
+@pytest.fixture(scope="module")
+def ret_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from otlp_aiops.otlp.ingest import ingest_paths
+
+    root = tmp_path_factory.mktemp("sim_return")
+    cfg = SimulatorConfig.from_dict(RETURN_CONFIG)
+    simulate(cfg, root / "raw")
+    ingest_paths([root / "raw" / "otlp"], root / "interim", workers=1)
+    con = duckdb.connect()
+    for table in ("spans", "logs"):
+        con.sql(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{root / 'interim' / table}/*.parquet')")
+    # server spans with their number of child (client) spans
+    con.sql(
+        "CREATE TABLE servers AS SELECT s.trace_id, s.span_id, s.service_name, s.name, s.start_time, s.status_code, "
+        "count(c.span_id) AS children FROM spans s LEFT JOIN spans c ON c.trace_id = s.trace_id "
+        "AND c.parent_span_id = s.span_id WHERE s.kind = 2 GROUP BY ALL"
+    )
+    dataset = json.loads((root / "raw" / "dataset.json").read_text())
+    return {
+        "cfg": cfg,
+        "con": con,
+        "incidents": pq.read_table(root / "raw" / "incidents.parquet").to_pylist(),
+        "dataset": dataset,
+    }
+
+
+def test_code_return_skips_the_calls_and_logs_another_line_without_any_error(ret_run: dict) -> None:
+    con = ret_run["con"]
+    start = datetime.fromisoformat(ret_run["dataset"]["time_range"]["start"].replace("Z", "+00:00"))
+    normal = (_t(start + timedelta(seconds=60)), _t(start + timedelta(seconds=ret_run["cfg"].warmup)))
+    with_calls = 0
+    for inc in ret_run["incidents"]:
+        assert inc["fault_type"] == "code_return" and inc["root_cause_indicator"] == inc["root_cause_operation"]
+        params = json.loads(inc["parameters"])
+        p = params["wrong_path_probability"]
+        svc, op = inc["root_cause_service"], inc["root_cause_operation"]
+        fault = (_t(inc["start_time"]), _t(inc["end_time"]))
+        where = f"service_name = '{svc}' AND name = '{op}'"
+
+        def stats(a: str, b: str, where: str = where) -> tuple[int, float, int]:
+            return con.sql(
+                f"SELECT count(*), avg(CASE WHEN children > 0 THEN 1 ELSE 0 END), "
+                f"sum(CASE WHEN status_code = 2 THEN 1 ELSE 0 END) FROM servers "
+                f"WHERE {where} AND start_time >= {a} AND start_time < {b}"
+            ).fetchall()[0]
+
+        n_norm, calls_norm, err_norm = stats(*normal)
+        n_fault, calls_fault, err_fault = stats(*fault)
+        assert n_norm > 20 and n_fault > 20, (inc, n_norm, n_fault)
+        # no error status from the fault: only the background exceptions of the operation and its callees
+        # (0.02 % per call), before and during the fault alike
+        assert err_norm <= 0.01 * n_norm and err_fault <= 0.01 * n_fault, (inc, err_norm, err_fault)
+        if params["skipped_calls"]:
+            with_calls += 1
+            # the wrong code path returns before its calls: the share of spans with children drops
+            # by the wrong-path probability (binomial noise: 4 sd at n >= 20 is < 0.45)
+            assert calls_norm > 0.9
+            sd = (p * (1 - p) / n_fault) ** 0.5
+            assert abs(calls_fault - calls_norm * (1 - p)) < 4 * sd + 0.02, (inc, calls_norm, calls_fault, p)
+        else:
+            assert params["skipped_calls"] == [] and calls_norm == calls_fault == 0
+        # the wrong path writes its own INFO line (the ground truth's template), only during the fault,
+        # on spans that made no call
+        pattern = "^" + re.escape(params["log_template"]).replace(re.escape("<*>"), "[A-Z0-9]+") + "$"
+        lines = con.sql(
+            f"SELECT l.time, l.severity_text, s.children, s.status_code, l.body FROM logs l JOIN servers s "
+            f"ON l.trace_id = s.trace_id AND l.span_id = s.span_id WHERE l.service_name = '{svc}' "
+            f"AND regexp_matches(l.body, '{pattern}')"
+        ).fetchall()
+        assert lines, inc
+        same_op = [i for i in ret_run["incidents"] if (i["root_cause_service"], i["root_cause_operation"]) == (svc, op)]
+        assert all(any(i["start_time"] <= t < i["end_time"] + timedelta(seconds=5) for i in same_op)
+                   for t, *_ in lines)
+        assert {(sev, kids, code) for _, sev, kids, code, _ in lines} == {("INFO", 0, 0)}
+        # about p of the sampled requests of the operation take the wrong path
+        during = [t for t, *_ in lines if inc["start_time"] <= t < inc["end_time"] + timedelta(seconds=5)]
+        share = len(during) / n_fault
+        assert abs(share - p) < 4 * (p * (1 - p) / n_fault) ** 0.5 + 0.02, (inc, share, p)
+    assert with_calls >= 2, "the test run has too few code_return faults on operations with calls; change RETURN_CONFIG"
+    # nothing in the whole run failed beyond the background exception rate
+    errors, total = con.sql("SELECT sum(CASE WHEN status_code = 2 THEN 1 ELSE 0 END), count(*) FROM spans").fetchall()[0]
+    assert errors / total < 0.001

@@ -90,3 +90,33 @@ def test_bad_inputs_are_rejected():
     with pytest.raises(TypeError, match="RankedCauses"):
         rca_case_result("X", ["a"], "a")  # type: ignore[arg-type]
     assert r.fault_type == "unknown"
+
+
+def test_indicator_level_metrics_share_ranks_on_ties_for_ais_only():
+    from otlp_aiops.evaluate.rca import indicator_matches
+
+    r = RankedCauses(("a", "b", "c"), (3.0, 2.0, 1.0),
+                     (("a", "metric.cpu_usage.mean", 1.0), ("b", "x -> y", 1.0), ("c", "metric.pod_cpu_utilization.max", 0.5)))
+    res = rca_case_result("A", r, "c", fault_type="cpu", root_cause_indicator="pod.cpu.utilization")
+    # scores 1.0, 1.0 share rank 1, so the matching row (position 3) has AIS rank 2
+    assert (res.indicator_rank, res.indicator_position) == (2, 3)
+    assert [res.indicator_hit(k) for k in (1, 2, 3)] == [0.0, 1.0, 1.0]
+    assert [res.indicator_hit(k, ties=False) for k in (1, 2, 3)] == [0.0, 0.0, 1.0]
+    # another service's row never counts, and a case without an indicator label is not scored
+    assert rca_case_result("B", r, "a", root_cause_indicator="pod.cpu.utilization").indicator_rank == 0
+    plain = rca_case_result("C", r, "a")
+    assert plain.indicator_rank is None and math.isnan(plain.indicator_hit(1))
+    s = aggregate_rca([res, plain]).overall
+    assert s["ais_at_3"] == 1.0 and s["ind_ac_at_1"] == 0.0 and s["n_indicator_cases"] == 1.0
+    assert "ais_at_1" not in aggregate_rca([plain]).overall  # no indicator-level number without labels
+    rows = rca_long_rows([res, plain], dataset="d", method="m", seed=0)
+    assert [x["value"] for x in rows if x["metric"] == "ais_at_3"] == [1.0]  # only where defined
+    # Nezha's pattern labels: X_Y matches "A -> B" with X in A and Y in B
+    assert indicator_matches("s c.s.X#31 -> s c.s.X#34", "c.s.X#31_c.s.X#34")
+    assert not indicator_matches("s c.s.X#34 -> s c.s.X#31", "c.s.X#31_c.s.X#34")
+    assert indicator_matches("r RouteController.queryByIds start -> r r.c.RouteController#53",
+                             "RouteController.queryByIds start_r.c.RouteController#53")
+    # metric names at a token boundary, in either spelling
+    assert indicator_matches("metric.container_cpu_usage.mean", "container.cpu.usage")
+    assert not indicator_matches("metric.container_cpu_usage_seconds2.mean", "cpu_usage_seconds")
+    assert not indicator_matches("GetCartItems", "GetCart")

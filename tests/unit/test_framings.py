@@ -346,7 +346,7 @@ def test_non_otlp_files_in_a_folder_are_skipped_and_listed(tmp_path: Path):
     report = run_ingest([src], tmp_path / "out")
     assert [f["path"] for f in report["files"]] == [str(src / "traces.jsonl")]
     assert report["skipped"] == [
-        {"path": str(src / "README.txt"), "reason": "not OTLP: starts with bytes 4578706f72746564"}
+        {"path": str(src / "README.txt"), "code": "not_otlp", "reason": "not OTLP: starts with bytes 4578706f72746564"}
     ]
     assert report["totals"]["files_skipped"] == 1
 

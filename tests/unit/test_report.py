@@ -4,6 +4,7 @@ writers' exact output and the whole build on a tiny results table."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -106,11 +107,16 @@ def test_markdown_and_latex_exact():
         "|---|---|---|\n"
         "| alpha | **0.80 ± 0.05 [0.70, 0.90]** | 0.85 |\n"
         "| beta | 0.60 ± 0.10 [0.50, 0.70] † | **0.90 ± 0.02 [0.80, 0.95]** |\n")
-    assert tables.to_latex(header, rows) == (
+    # LaTeX: a float for a two-column paper; cells without the interval (it stays in md/csv)
+    assert tables.to_latex(header, rows, "d: 5% of ± cases †", label="tab:d_rca x") == (
+        "% Needs \\usepackage{booktabs} (rules) and \\usepackage{graphicx} (\\resizebox).\n"
+        "\\begin{table}[tbp]\n\\centering\n"
+        "\\caption{d: 5\\% of $\\pm$ cases $^{\\dagger}$}\n\\label{tab:d_rca-x}\n"
+        "\\resizebox{\\ifdim\\width>\\columnwidth\\columnwidth\\else\\width\\fi}{!}{%\n"
         "\\begin{tabular}{lrr}\n\\toprule\nmethod & AC@1 & MRR \\\\\n\\midrule\n"
-        "alpha & \\textbf{0.80 $\\pm$ 0.05 [0.70, 0.90]} & 0.85 \\\\\n"
-        "beta & 0.60 $\\pm$ 0.10 [0.50, 0.70]$^{\\dagger}$ & \\textbf{0.90 $\\pm$ 0.02 [0.80, 0.95]} \\\\\n"
-        "\\bottomrule\n\\end{tabular}\n")
+        "alpha & \\textbf{0.80 $\\pm$ 0.05} & 0.85 \\\\\n"
+        "beta & 0.60 $\\pm$ 0.10$^{\\dagger}$ & \\textbf{0.90 $\\pm$ 0.02} \\\\\n"
+        "\\bottomrule\n\\end{tabular}}\n\\end{table}\n")
     assert tables.tex_escape("a_b & 5%") == "a\\_b \\& 5\\%"
 
 
@@ -150,6 +156,9 @@ def test_build_report_end_to_end(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
     pd.DataFrame(rows).to_csv(res / "all.csv", index=False)
+    import matplotlib
+
+    backend = matplotlib.get_backend()
     out = build_report([res], tmp_path / "tables", tmp_path / "figures", seed=3, n_resamples=200)
     assert out["datasets"] == ["d"] and out["methods"]["rca"] == ["baro", "nsigma", "random"]
     assert out["best"]["d/rca/avg_at_5"] == "baro"
@@ -161,14 +170,15 @@ def test_build_report_end_to_end(tmp_path):
     assert (tmp_path / "figures" / "d_rca_ac_at_k.png").exists()
     assert any(s.startswith("detect_vus_pr_cd: critical difference needs at least 2 blocks") for s in out["skipped"])
     md = (tmp_path / "tables" / "d_rca.md").read_text()
-    assert md.splitlines()[2] == "| method | AC@1 | AC@3 | AC@5 | Avg@5 | MRR | s/case |"
+    # no timing column: tables are tracked outputs and must be the same bytes run after run
+    assert md.splitlines()[2] == "| method | AC@1 | AC@3 | AC@5 | Avg@5 | MRR |"
     assert "| baro | **" in md
     curve = pd.read_csv(tmp_path / "tables" / "d_rca_ac_at_k.csv")
     assert list(curve.columns) == ["method", "k", "ac"] and curve["k"].max() == 5
     assert (curve.loc[curve["k"] == 5, "ac"] == 1.0).all()
     import matplotlib
 
-    assert matplotlib.get_backend().lower() == "agg"
+    assert matplotlib.get_backend() == backend  # the report never switches the caller's backend
 
 
 def test_tied_wilcoxon_equals_scipy():
@@ -182,3 +192,200 @@ def test_tied_wilcoxon_equals_scipy():
     r = np.array([4, 4, 1.5, 1.5, 4])
     null = [sum(r[i] for i in range(5) if (k >> i) & 1) for k in range(32)]
     assert stats._wilcoxon_p(x, y) == 2 * min(np.mean(np.array(null) <= 11), np.mean(np.array(null) >= 11))
+
+
+# --- leaderboard, README block, LaTeX floats, the HTML report ------------------------------------
+
+
+def _board_rows() -> pd.DataFrame:
+    rows = []
+    # ranker "a": seed 0 hits 2 of 4 cases at rank 1, seed 1 hits 3 of 4; "b" deterministic (one seed)
+    for seed, ranks in ((0, [1, 1, 2, 4]), (1, [1, 1, 1, 3])):
+        for i, r in enumerate(ranks):
+            for metric, v in (("ac_at_1", float(r == 1)), ("ac_at_3", float(r <= 3)),
+                              ("avg_at_5", sum(r <= k for k in range(1, 6)) / 5), ("mrr", 1 / r),
+                              ("ac_at_5", 1.0), ("rank", float(r))):
+                rows.append(_row("a", seed, f"c{i}", metric, v))
+    for i, r in enumerate([2, 2, 1, 6]):
+        rows.append(_row("b", 0, f"c{i}", "ac_at_1", float(r == 1)))
+        rows.append(_row("b", 0, f"c{i}", "mrr", 1 / r))
+    # a protocol variant is not a dataset of its own: left out
+    rows.append(_row("a", 0, "c0", "ac_at_1", 0.0, dataset="d+offset60s"))
+    # detectors: series-level values, one per seed
+    for seed, (vus, f1, fa) in enumerate([(0.8, 0.5, 2.0), (0.7, 0.6, 4.0)]):
+        for metric, v in (("vus_pr", vus), ("range_f1", f1), ("false_alarms_per_hour", fa), ("auc_pr", 0.1)):
+            rows.append(_row("iforest", seed, "", metric, v, task="detect", fault_type=""))
+    return stats.validate_results(pd.DataFrame(rows))
+
+
+def test_leaderboard_exact_values():
+    from otlp_aiops.report import leaderboard as lb
+
+    board = lb.leaderboard(_board_rows())
+    assert board == {"d": {
+        "rca": {
+            # AC@1: seeds 2/4 and 3/4 -> 0.625; AC@3: 3/4 and 4/4 -> 0.875; Avg@5 per seed
+            # (5+5+4+2)/20=0.8, (5+5+5+3)/20=0.9 -> 0.85; MRR (1+1+.5+.25)/4=.6875,
+            # (1+1+1+1/3)/4=.8333 -> 0.7604
+            "a": {"ac_at_1": 0.625, "ac_at_3": 0.875, "avg_at_5": 0.85, "mrr": 0.7604},
+            "b": {"ac_at_1": 0.25, "mrr": 0.5417},  # (0.5+0.5+1+1/6)/4
+        },
+        "detect": {"iforest": {"vus_pr": 0.75, "range_f1": 0.55, "false_alarms_per_hour": 3.0}},
+    }}
+    assert list(board["d"]) == ["rca", "detect"]
+    text = lb.leaderboard_json(board)
+    assert text.endswith("}\n") and json.loads(text) == board  # what `dvc metrics show` reads
+
+
+def test_leaderboard_markdown_and_readme_block(tmp_path):
+    from otlp_aiops.report import leaderboard as lb
+
+    df = _board_rows()
+    summ = stats.summarize(df, seed=0, n_resamples=200)
+    sig = stats.significance(df, summ)
+    md = lb.leaderboard_markdown(summ, sig, datasets=["d"])
+    lines = md.splitlines()
+    assert lines[0] == "| ranker (d) | AC@1 | AC@3 | Avg@5 | MRR |"
+    assert lines[2] == "| a | **0.62 ± 0.18** | **0.88 ± 0.18** | **0.85 ± 0.07** | **0.76 ± 0.10** |"
+    assert lines[3] == "| b | 0.25 | — | — | 0.54 |"
+    assert "| detector (d) | VUS-PR | R-F1 | FA/h |" in lines
+    assert "| iforest | **0.75 ± 0.07** | **0.55 ± 0.07** | **3.00 ± 1.41** |" in lines
+    # two datasets: the cross-dataset tables, datasets as columns in the given order
+    two = pd.concat([df, df.assign(dataset="e")], ignore_index=True)
+    s2 = stats.summarize(two, seed=0, n_resamples=200)
+    md2 = lb.leaderboard_markdown(s2, stats.significance(two, s2), datasets=["e", "d"])
+    assert md2.splitlines()[0] == "| ranker (Avg@5) | e | d |"
+    assert "| b | — | — |" in md2 and "| detector (VUS-PR / R-F1) | e | d |" in md2
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- leaderboard -->\nold\n<!-- /leaderboard -->\nrest\n")
+    table = tmp_path / "leaderboard.md"
+    table.write_text("| a |\n|---|\n")
+    assert lb.update_readme(readme, table) is True
+    assert readme.read_text() == "# x\n<!-- leaderboard -->\n| a |\n|---|\n<!-- /leaderboard -->\nrest\n"
+    assert lb.update_readme(readme, table) is False
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="no <!-- leaderboard -->"):
+        lb.update_readme(readme, table)
+
+
+def test_readme_shows_the_committed_leaderboard():
+    """The README's tables are the report's leaderboard.md, copied by `otlp-aiops report`."""
+    from pathlib import Path
+
+    from otlp_aiops.report import leaderboard as lb
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    checked = 0
+    for marker, path in (("leaderboard", "benchmarks/tables/leaderboard.md"),
+                         ("leaderboard-real", "benchmarks/real/tables/leaderboard.md")):
+        if f"<!-- {marker} -->" not in text or not (root / path).exists():
+            continue
+        block = (root / path).read_text(encoding="utf-8")
+        assert lb.replace_between_markers(text, block, marker) == text, f"README block {marker} != {path}"
+        checked += 1
+    assert checked >= 1
+
+
+def _report_rows() -> list[dict]:
+    rng = np.random.default_rng(1)
+    rows = []
+    for m, skill in (("baro", 0.9), ("nsigma", 0.6), ("random", 0.2)):
+        for seed in (0, 1):
+            for i in range(8):
+                rank = 1.0 if rng.random() < skill else float(rng.integers(2, 7))
+                ft = "cpu" if i % 2 else "mem"
+                for metric, v in (("ac_at_1", float(rank == 1)), ("ac_at_3", float(rank <= 3)),
+                                  ("avg_at_5", float(sum(rank <= k for k in range(1, 6)) / 5)),
+                                  ("mrr", 1 / rank), ("rank", rank), ("n_services", 6.0)):
+                    rows.append(_row(m, seed, f"inc-{i}", metric, v, fault_type=ft))
+    for m, vus in (("pca", 0.9), ("iforest", 0.7)):
+        rows.append(_row(m, 0, "", "vus_pr", vus, task="detect", fault_type=""))
+        rows.append(_row(m, 0, "", "range_f1", vus - 0.2, task="detect", fault_type=""))
+        for i in range(8):
+            rows.append(_row(m, 0, f"inc-{i}", "detected", float(i % 3 != 0), task="detect", fault_type="cpu"))
+            rows.append(_row(m, 0, f"inc-{i}", "detection_delay_s", 15.0 if i % 3 else math.nan, task="detect",
+                             fault_type="cpu"))
+    return rows
+
+
+def test_html_report_is_offline_and_complete(tmp_path):
+    import json as _json
+    import re
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from otlp_aiops.report import html
+
+    raw, interim = tmp_path / "raw" / "d", tmp_path / "interim" / "d"
+    raw.mkdir(parents=True)
+    interim.mkdir(parents=True)
+    (raw / "dataset.json").write_text(_json.dumps({"name": "demo", "source": "a test", "licence": "CC-BY-4.0",
+                                                   "counts": {"spans": 1200, "logs": 30}}))
+    pq.write_table(pa.table({"incident_id": [f"inc-{i}" for i in range(8)],
+                             "root_cause_service": [f"svc{i % 3}" for i in range(8)],
+                             "fault_type": ["mem", "cpu"] * 4}), raw / "incidents.parquet")
+    (interim / "ingest_report.json").write_text(_json.dumps({"totals": {
+        "files": 2, "bytes": 3 * 2**20, "records_read": 1230, "records_quarantined": 0,
+        "rows_written": {"spans": 1200, "logs": 30, "metrics_number": 500}}}))
+    card = html.dataset_card("d", raw, interim)
+    fields = dict(card.fields)
+    assert fields["licence"] == "CC-BY-4.0" and fields["source"] == "a test"
+    assert fields["signals"] == "traces (1,200 spans), logs (30 records), metrics (500 points)"
+    assert fields["incidents"] == "8" and card.fault_types == {"cpu": 4, "mem": 4} and not card.missing
+    assert card.root_causes["inc-4"] == "svc1"
+
+    res = tmp_path / "results"
+    res.mkdir()
+    pd.DataFrame(_report_rows()).to_csv(res / "all.csv", index=False)
+    page_path = tmp_path / "report" / "index.html"
+    build_report([res], tmp_path / "tables", tmp_path / "figures", seed=0, n_resamples=100,
+                 html_path=page_path, cards={"d": card})
+    page = page_path.read_text()
+    # no network: every src / href is a data: URI or an in-page anchor; no http(s) URL anywhere
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    assert refs and all(r.startswith(("data:image/png;base64,", "#")) for r in refs)
+    assert not re.search(r"https?://", page) and "<script" not in page and "@import" not in page
+    assert page.count("data:image/png;base64,") == 2  # the AC@k curve and the CD diagram
+    assert "CC-BY-4.0" in page and "traces (1,200 spans)" in page  # the dataset card
+    assert "Per-case drill-down: d" in page
+    # drill-down row: case, fault type, true root cause, then each ranker's mean rank over seeds
+    assert re.search(r"<td class=\"text\">inc-4</td><td class=\"text\">mem</td><td class=\"text\">svc1</td>", page)
+    assert "missed" in page and "100% · 15 s" in page  # detectors per incident
+    assert "| ranker (d) |" not in page and "<th>ranker (d)</th>" in page  # leaderboard as HTML
+
+
+def test_report_outputs_are_the_same_bytes_twice(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    pd.DataFrame(_report_rows()).to_csv(res / "all.csv", index=False)
+    outs = []
+    for run in ("a", "b"):
+        build_report([res], tmp_path / run / "tables", tmp_path / run / "figures", seed=0, n_resamples=100,
+                     html_path=tmp_path / run / "report" / "index.html")
+        outs.append({p.relative_to(tmp_path / run): p.read_bytes()
+                     for p in sorted((tmp_path / run).rglob("*")) if p.is_file()})
+    assert outs[0].keys() == outs[1].keys() and len(outs[0]) >= 20
+    assert [k for k in outs[0] if outs[0][k] != outs[1][k]] == []
+
+
+def test_latex_tables_are_floats_for_a_two_column_paper(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    pd.DataFrame(_report_rows()).to_csv(res / "all.csv", index=False)
+    build_report([res], tmp_path / "tables", tmp_path / "figures", seed=0, n_resamples=100)
+    for name in ("d_rca", "d_rca_by_fault", "d_detect"):
+        tex = (tmp_path / "tables" / f"{name}.tex").read_text()
+        lines = tex.splitlines()
+        assert lines[0].startswith("% Needs \\usepackage{booktabs}") and "graphicx" in lines[0]
+        assert lines[1] == "\\begin{table}[tbp]" and lines[-1] == "\\end{table}"
+        assert lines[3].startswith("\\caption{d: ") and lines[4] == f"\\label{{tab:{name}}}"
+        assert lines[5] == "\\resizebox{\\ifdim\\width>\\columnwidth\\columnwidth\\else\\width\\fi}{!}{%"
+        assert "\\toprule" in lines and "\\midrule" in lines and "\\bottomrule" in lines
+        assert lines[-2] == "\\end{tabular}}"
+        assert "±" not in tex and "†" not in tex  # math-mode forms only
+        assert tex.count("{") == tex.count("}") + tex.count("\\{") - tex.count("\\}")
+    body = (tmp_path / "tables" / "d_rca.tex").read_text()
+    assert "[" not in body.split("\\midrule")[1]  # no interval in the LaTeX cells

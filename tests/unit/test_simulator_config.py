@@ -6,7 +6,14 @@ import dataclasses
 
 import pytest
 
-from otlp_aiops.datasets.simulator import FAULT_TYPES, ConfigError, SimulatorConfig, parse_duration, simulate
+from otlp_aiops.datasets.simulator import (
+    DEFAULT_FAULT_TYPES,
+    FAULT_TYPES,
+    ConfigError,
+    SimulatorConfig,
+    parse_duration,
+    simulate,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +50,10 @@ def test_defaults_are_the_documented_default_dataset() -> None:
         0,
         "proto",
     )
-    assert cfg.fault_types == FAULT_TYPES and len(FAULT_TYPES) == 7
+    # code_return is opt-in: the default datasets keep the seven faults they were built with
+    assert cfg.fault_types == DEFAULT_FAULT_TYPES and len(DEFAULT_FAULT_TYPES) == 7
+    assert (*DEFAULT_FAULT_TYPES, "code_return") == FAULT_TYPES
+    assert SimulatorConfig.from_dict({"fault_types": ["code_return"]}).fault_types == ("code_return",)
     assert cfg.write_framing == "length_prefixed" and cfg.file_extension == "binpb"
     assert cfg.start_ns == (1_767_571_200 + 8 * 3600) * 10**9  # 2026-01-05T08:00:00Z, never "now"
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from otlp_aiops.datasets.simulator import FAULT_TYPES, SimulatorConfig
+from otlp_aiops.datasets.simulator import DEFAULT_FAULT_TYPES, SimulatorConfig
 from otlp_aiops.datasets.simulator.generate import build_model
 from otlp_aiops.datasets.simulator.schedule import FAULT_INDICATOR
 
@@ -31,11 +31,11 @@ def test_events_never_overlap_and_keep_fault_free_gaps(seed: int, system: str) -
     assert all(cfg.severity[0] <= i.severity <= cfg.severity[1] for i in sched.incidents)
     # fault types as balanced as 40 / 7 allows
     counts = Counter(i.fault_type for i in sched.incidents)
-    assert set(counts) == set(FAULT_TYPES) and max(counts.values()) - min(counts.values()) <= 1
+    assert set(counts) == set(DEFAULT_FAULT_TYPES) and max(counts.values()) - min(counts.values()) <= 1
     services = {s.name: s for s in topo.services}
     for i in sched.incidents:
         assert 0 <= i.replica < services[i.service].replicas
-        if i.fault_type == "code_exception":
+        if i.fault_type in ("code_exception", "code_return"):
             assert services[i.service].instrumented and topo.op(i.operation).service == i.service
             assert i.indicator is not None and i.indicator.endswith(topo.op(i.operation).name)
         else:
@@ -63,3 +63,22 @@ def test_fault_types_and_zero_counts() -> None:
     assert [i.fault_type for i in s.incidents] == ["pod_kill"] * 5 and s.disturbances == []
     _, s = build_model(SimulatorConfig.from_dict({"incidents": 0, "disturbances": 0}))
     assert s.incidents == [] and s.disturbances == []
+
+
+@pytest.mark.parametrize("system", ["online-boutique", "train-ticket"])
+def test_code_return_hits_an_operation_that_makes_calls(system: str) -> None:
+    from otlp_aiops.datasets.simulator.topology import iter_calls
+
+    cfg = SimulatorConfig.from_dict(
+        {"system": system, "fault_types": ["code_return"], "incidents": 20, "disturbances": 0, "seed": 2}
+    )
+    topo, s = build_model(cfg)
+    assert len(s.incidents) == 20
+    services = {sv.name: sv for sv in topo.services}
+    for i in s.incidents:
+        op = topo.op(i.operation)
+        assert services[i.service].instrumented and op.service == i.service
+        assert i.indicator is not None and i.indicator.endswith(op.name)  # the code region: its span name
+        # an operation with downstream calls wherever the service has one (a wrong result skips them)
+        if any(any(True for _ in iter_calls(o.steps)) for o in topo.operations if o.service == i.service):
+            assert any(True for _ in iter_calls(op.steps)), i

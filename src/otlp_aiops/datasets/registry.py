@@ -6,7 +6,6 @@ downloaded or local — is verified before an adapter converts it.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import urllib.request
 from dataclasses import dataclass, field
@@ -134,37 +133,37 @@ def fetch(name: str, out: Path, *, from_dir: Path | None = None, registry: dict[
     ``out`` unless every file matches its checksum."""
     entry = get_entry(name, registry)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.fetch-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    from otlp_aiops.outputs import OutputError, claim_output
+
+    src = dataset_folder(entry, Path(from_dir)) if from_dir is not None else None
+    if src is not None:
+        verify(entry, src)  # a copy that does not match is named before anything else
+    inputs = [src] if src is not None else []
     try:
-        if from_dir is not None:
-            src = dataset_folder(entry, Path(from_dir))
-            verify(entry, src)
-            for rel in entry.files:
-                dst = tmp / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src / rel, dst)
-        else:
-            for rel, digest in sorted(entry.files.items()):
-                dst = tmp / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                url = entry.file_url(rel)
-                try:
-                    with urllib.request.urlopen(url, timeout=timeout) as r, open(dst, "wb") as f:
-                        shutil.copyfileobj(r, f)
-                except OSError as e:
-                    raise RegistryError(f"{name}: cannot download {url}: {e} (use --from DIR with a local copy)") from e
-                got = sha256_file(dst)
-                if got != digest:
-                    raise ChecksumError(f"{name}: {url}: sha256 {got} != registered {digest} (a Git LFS pointer or a changed file?)")
-        report = verify(entry, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # refuses an `out` that overlaps the local copy, or holds other files than a copy of this
+        # dataset (none of its registered files); locked; cleaned after a crash; swapped in atomically
+        with claim_output(out, owner="fetch", inputs=inputs, known_files=tuple(entry.files), marker=False) as tmp:
+            if src is not None:
+                for rel in entry.files:
+                    dst = tmp / rel
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src / rel, dst)
+            else:
+                for rel, digest in sorted(entry.files.items()):
+                    dst = tmp / rel
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    url = entry.file_url(rel)
+                    try:
+                        with urllib.request.urlopen(url, timeout=timeout) as r, open(dst, "wb") as f:
+                            shutil.copyfileobj(r, f)
+                    except OSError as e:
+                        raise RegistryError(f"{name}: cannot download {url}: {e} (use --from DIR with a local copy)") from e
+                    got = sha256_file(dst)
+                    if got != digest:
+                        raise ChecksumError(f"{name}: {url}: sha256 {got} != registered {digest} (a Git LFS pointer or a changed file?)")
+            report = verify(entry, tmp)
+    except OutputError as e:
+        raise RegistryError(str(e)) from None
     return {"name": name, "out": str(out), "source": str(from_dir) if from_dir else entry.url, **report}
 
 

@@ -7,6 +7,23 @@ Microservice Systems with Telemetry Data", WWW'25 companion; and "BARO", FSE/ASE
 * Avg@k — the mean of AC@1 … AC@k (the headline number is Avg@5);
 * MRR   — the mean over cases of 1 / rank of the true root cause (0 when it is not ranked).
 
+Fine-grained (indicator-level) metrics, for rankers that return (service, indicator, score) rows and
+cases whose label names an indicator (``root_cause_indicator``: a metric, a log template or code
+region, an operation):
+
+* AIS@k — Nezha's "inner-service" accuracy (Yu et al., FSE'23, §4.1): the true service *and* indicator
+  are found among the top k rows of the indicator ranking, rows with equal scores sharing one rank
+  (Nezha's own evaluation counts a tie of score and depth as one place);
+* IAC@k (``ind_ac_at_k``) — AC@k at indicator level (RCAEval's fine-grained "service_metric" ranking):
+  the same match, counted by position (no tie sharing).
+
+Matching an indicator row to the label (:func:`indicator_matches`): a label "X_Y" is Nezha's pattern
+label and matches a row "A -> B" when X is in A and Y is in B (``pattern_ranker.evaluation``); any
+other label matches when it occurs in the row's indicator at a token boundary
+("pod.cpu.utilization" in "metric.pod.cpu.utilization.mean").
+These are NaN (left out of the means, "—" in tables) for a case without an indicator label or a
+ranker that returns no indicators.
+
 A case whose true root cause is not in the ranking at all counts as a miss at every k (and rr 0);
 such cases are counted in ``n_unranked`` and logged, because they usually mean the method and the
 labels disagree on service names.
@@ -19,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +58,20 @@ class RcaCaseResult:
     rank: int | None  # 1-based rank of the true root cause; None when it is not ranked
     n_services: int
     seconds: float
+    # indicator level: None when not scored (no indicator label, or the ranker gives no indicators)
+    indicator_rank: int | None = None  # tie-sharing rank of the first matching row (AIS@k); 0 = not found
+    indicator_position: int | None = None  # 1-based position of that row (IAC@k); 0 = not found
+
+    @property
+    def indicator_scored(self) -> bool:
+        return self.indicator_rank is not None
+
+    def indicator_hit(self, k: int, *, ties: bool = True) -> float:
+        """AIS@k (``ties``: equal scores share a rank) or IAC@k for this case; NaN when not scored."""
+        r = self.indicator_rank if ties else self.indicator_position
+        if r is None:
+            return math.nan
+        return 1.0 if 0 < r <= k else 0.0
 
     def hit(self, k: int) -> float:
         """1.0 when the true root cause is in the top ``k``, else 0.0."""
@@ -70,12 +102,59 @@ class RcaCaseResult:
             d[f"hit_at_{k}"] = self.hit(k)
         d["rr"] = self.rr
         d["seconds"] = self.seconds
+        if self.indicator_scored:
+            d["indicator_rank"] = self.indicator_rank or None
+            for k in DEFAULT_KS:
+                d[f"ais_at_{k}"] = self.indicator_hit(k)
+                d[f"ind_ac_at_{k}"] = self.indicator_hit(k, ties=False)
         return d
 
 
+_PAIR = " -> "
+
+
+def _contains(text: str, part: str) -> bool:
+    """``part`` occurs in ``text`` and is not glued to a letter or digit on either side."""
+    if not part:
+        return False
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(part)}(?![A-Za-z0-9])", text) is not None
+
+
+def _key(text: str) -> str:
+    # metric names become feature-name parts with every run of other characters as "_"
+    # (features.tables.metric_key: container.cpu.usage -> container_cpu_usage)
+    return re.sub(r"[^0-9A-Za-z_]+", "_", text)
+
+
+def indicator_matches(indicator: str, label: str) -> bool:
+    """Whether an indicator row names the labelled root-cause indicator (module docstring)."""
+    label = label.strip()
+    parts = label.split("_")
+    if len(parts) == 2 and _PAIR in indicator and all(p.strip() for p in parts):
+        a, _, b = indicator.partition(_PAIR)
+        if parts[0].strip() in a and parts[1].strip() in b:
+            return True
+    return _contains(indicator, label) or _contains(_key(indicator), _key(label).strip("_"))
+
+
+def indicator_ranks(ranking: RankedCauses, service: str, label: str) -> tuple[int, int]:
+    """(tie-sharing rank, position) of the first indicator row of ``service`` that matches ``label``;
+    (0, 0) when no row matches. Rows with an equal score share the rank of the first of them."""
+    rank, prev = 0, None
+    for pos, (svc, ind, score) in enumerate(ranking.indicators, 1):
+        if prev is None or score != prev:
+            rank += 1
+            prev = score
+        if svc == service and indicator_matches(ind, label):
+            return rank, pos
+    return 0, 0
+
+
 def rca_case_result(case_id: str, ranking: RankedCauses, root_cause_service: str, *,
-                    fault_type: str | None = None, seconds: float = math.nan) -> RcaCaseResult:
-    """Score one ranking against the true root-cause service."""
+                    fault_type: str | None = None, seconds: float = math.nan,
+                    root_cause_indicator: str | None = None) -> RcaCaseResult:
+    """Score one ranking against the true root-cause service (and, where the case names one and the
+    ranking has indicator rows, the true indicator)."""
     if not isinstance(ranking, RankedCauses):
         raise TypeError(f"case {case_id}: ranking must be a RankedCauses, got {type(ranking).__name__}")
     if not root_cause_service:
@@ -84,9 +163,13 @@ def rca_case_result(case_id: str, ranking: RankedCauses, root_cause_service: str
     if rank is None:
         log.warning("case %s: true root cause %r is not among the %d ranked services (counted as a miss)",
                     case_id, root_cause_service, len(ranking.services))
+    ind_rank = ind_pos = None
+    if root_cause_indicator and ranking.indicators:
+        ind_rank, ind_pos = indicator_ranks(ranking, root_cause_service, root_cause_indicator)
     return RcaCaseResult(case_id=str(case_id), fault_type=str(fault_type or "unknown"),
                          root_cause_service=str(root_cause_service), rank=rank,
-                         n_services=len(ranking.services), seconds=float(seconds))
+                         n_services=len(ranking.services), seconds=float(seconds),
+                         indicator_rank=ind_rank, indicator_position=ind_pos)
 
 
 def _summarize(results: Sequence[RcaCaseResult], ks: Sequence[int]) -> dict[str, float]:
@@ -100,6 +183,12 @@ def _summarize(results: Sequence[RcaCaseResult], ks: Sequence[int]) -> dict[str,
     out["seconds"] = sum(secs) / len(secs) if secs else math.nan
     out["n_cases"] = float(n)
     out["n_unranked"] = float(sum(r.rank is None for r in results))
+    scored = [r for r in results if r.indicator_scored]
+    if scored:  # indicator level: only over the cases with an indicator label (absent otherwise)
+        for k in ks:
+            out[f"ais_at_{k}"] = sum(r.indicator_hit(k) for r in scored) / len(scored)
+            out[f"ind_ac_at_{k}"] = sum(r.indicator_hit(k, ties=False) for r in scored) / len(scored)
+        out["n_indicator_cases"] = float(len(scored))
     return out
 
 
@@ -148,6 +237,10 @@ def rca_long_rows(results: Iterable[RcaCaseResult], *, dataset: str, method: str
         vals["seconds"] = r.seconds
         vals["rank"] = math.nan if r.rank is None else float(r.rank)
         vals["n_services"] = float(r.n_services)
+        if r.indicator_scored:  # only where defined, so the mean over rows is the aggregate
+            for k in DEFAULT_KS:
+                vals[f"ais_at_{k}"] = r.indicator_hit(k)
+                vals[f"ind_ac_at_{k}"] = r.indicator_hit(k, ties=False)
         for metric, value in vals.items():
             rows.append({"dataset": dataset, "task": "rca", "method": method, "seed": int(seed),
                          "case_id": r.case_id, "fault_type": r.fault_type, "metric": metric,

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from otlp_aiops import progress
 from otlp_aiops.config import config_to_dict
+from otlp_aiops.features import logs as LG
 from otlp_aiops.features import tables as T
+from otlp_aiops.features import traces as TR
 from otlp_aiops.features.config import FeaturesConfig
 from otlp_aiops.features.drain import Drain
 from otlp_aiops.features.kinds import feature_kind, zero_fill
 from otlp_aiops.otlp import schema as S
+from otlp_aiops.outputs import OutputError, claim_output, file_stem, write_npz
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +242,27 @@ def _fit_templates(
     return templates, fit_on
 
 
+def _content_features(con: duckdb.DuckDBPyConnection, cfg: FeaturesConfig, w_ns: int, inc: Incidents,
+                      meta_in: dict) -> dict[str, Any]:
+    """The log-key and span-name mix features (:mod:`otlp_aiops.features.logs`) against the reference
+    windows that ``content_reference`` picks; returns how the reference was chosen."""
+    LG.create_content_counts(con)
+    n_keys = LG.log_content_counts(con, w_ns, Drain(cfg.drain_depth, cfg.drain_similarity, cfg.drain_max_children))
+    TR.operation_counts(con)
+    ws = np.array(sorted(r[0] for r in con.sql("SELECT DISTINCT w FROM content_counts").fetchall()), np.int64)
+    margin = int(cfg.margin_s * 1e9)
+    ff = overlapping(ws, w_ns, inc.start - margin, inc.end + margin) < 0
+    ref, rule = LG.reference_windows(ws, ff, w_ns, LG.declared_recordings(meta_in), cfg.content_reference,
+                                     cfg.min_reference)
+    LG.content_reference(con, ref)
+    LG.content_shift_features(con)
+    LG.pattern_counts(con)
+    LG.pattern_features(con, ref)
+    TR.exceedance_features(con, ref)
+    LG.trace_log_counts(con)
+    return {"rule": rule, "windows": len(ref), "log_keys": n_keys}
+
+
 def build_features(
     interim_dir: str | Path,
     raw_dir: str | Path,
@@ -262,23 +285,18 @@ def build_features(
     declared_kinds = meta_in.get("metric_kinds") or {}
     topo_edges = _topology_edges(topology, raw / "topology.json")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        summary = _build(interim, tmp, cfg, w_ns, inc, meta_in, topology, topo_edges, declared_kinds, dataset)
-        shutil.copyfile(raw / "incidents.parquet", tmp / "incidents.parquet")
-        summary["seconds"] = round(time.perf_counter() - t_start, 3)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with claim_output(out, owner="features", inputs=[interim, raw], known_files=("summary.json",)) as tmp:
+            # the steps are the lap() calls of _build (spans, traces, metrics, logs, edges, matrix, write, cases)
+            with progress.task(f"features {dataset}", total=8, unit="steps"):
+                summary = _build(interim, tmp, cfg, w_ns, inc, meta_in, topology, topo_edges, declared_kinds, dataset)
+            shutil.copyfile(raw / "incidents.parquet", tmp / "incidents.parquet")
+            # no timings in the output: the same inputs and config give the same bytes (DVC hashes it)
+            kept = {k: v for k, v in summary.items() if k not in ("seconds", "timings")}
+            (tmp / "summary.json").write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+    except OutputError as e:
+        raise FeaturesError(str(e)) from None
+    summary["seconds"] = round(time.perf_counter() - t_start, 3)
     return summary
 
 
@@ -294,6 +312,7 @@ def _build(
         now = time.perf_counter()
         timings[name] = round(now - clock, 3)
         clock = now
+        progress.advance(1, note=f"{name} done")
 
     spill = tmp / "_duckdb"
     spill.mkdir()
@@ -311,6 +330,12 @@ def _build(
         con.sql("CREATE TEMP TABLE sw_long (w BIGINT, service VARCHAR, feature VARCHAR, value DOUBLE)")
         T.span_features(con, w_ns, cfg.quantiles)
         lap("spans")
+        TR.trace_spans(con, w_ns)
+        TR.trace_services(con)
+        TR.edge_windows(con, w_ns, cfg.quantiles)
+        TR.operation_windows(con, cfg.quantiles, cfg.max_operations)
+        TR.trace_structure_features(con, w_ns, cfg.quantiles)
+        lap("traces")
         T.metric_number_features(con, w_ns, t0)
         T.histogram_features(con, w_ns, t0, cfg.quantiles)
         T.summary_features(con, w_ns)
@@ -318,6 +343,7 @@ def _build(
         T.log_aggregate(con, w_ns)
         templates, fit_on = _fit_templates(con, cfg, w_ns, inc)
         T.log_features(con)
+        content_ref = _content_features(con, cfg, w_ns, inc, meta_in)
         lap("logs")
         known = sorted(
             r[0] for r in con.sql("""
@@ -331,7 +357,7 @@ def _build(
         # ---- graph ----
         g_rows = con.sql("""
             SELECT caller, callee, sum(calls) AS calls, coalesce(sum(errors), 0) AS errors,
-                   sum(latency_mean * calls) / sum(calls) AS latency_mean
+                   sum(latency_mean * calls ORDER BY w) / sum(calls) AS latency_mean
             FROM edges GROUP BY ALL ORDER BY caller, callee""").to_arrow_table()
         trace_edges = list(zip(g_rows.column("caller").to_pylist(), g_rows.column("callee").to_pylist(), strict=True))
         all_edges = sorted(set(trace_edges) | set(topo_edges))
@@ -414,6 +440,7 @@ def _build(
         n_edge_windows = edges_t.num_rows
         del edges_t
         _write_graph(tmp, services, g_rows, topo_edges, graph_source)
+        trace_rows = TR.write_trace_tables(con, tmp, TS)
         lap("write")
 
         # ---- cases ----
@@ -434,7 +461,9 @@ def _build(
         "symptom_service_declared": meta_in.get("symptom_service"),
         "graph_source": graph_source,
         "log_templates_fit_on": fit_on,
-        "config": config_to_dict(cfg),
+        "content_reference": content_ref,
+        # threads and memory_limit change how fast, never what: left out so they cannot change the bytes
+        "config": {k: v for k, v in config_to_dict(cfg).items() if k not in ("threads", "memory_limit")},
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return {
@@ -452,6 +481,7 @@ def _build(
         "cells": int(present.sum()),
         "log_templates": templates.num_rows,
         "edge_windows": n_edge_windows,
+        "trace_tables": trace_rows,
         "graph_edges": len(all_edges),
         "graph_source": graph_source,
         "symptom_service": symptom,
@@ -547,11 +577,13 @@ def _write_cases(
     for k, cid in enumerate(inc.ids):
         c = case_arrays(k, inc, cfg, w_ns, grid, values, ff)
         times, onset, vals, masked, ref_idx, ref_source = (c[x] for x in ("times", "onset", "values", "masked", "ref_idx", "ref_source"))
-        np.savez(tmp / "cases" / f"{_safe(cid)}.npz", times=times.view("datetime64[ns]"), values=vals,
-                 reference_times=grid[ref_idx].view("datetime64[ns]"), reference=values[ref_idx])  # fmt: skip
+        # file_stem: ids `x/1` and `x_1` get two files; write_npz: no wall-clock zip timestamps
+        file = f"cases/{file_stem(cid)}.npz"
+        write_npz(tmp / file, times=times.view("datetime64[ns]"), values=vals,
+                  reference_times=grid[ref_idx].view("datetime64[ns]"), reference=values[ref_idx])  # fmt: skip
         empty = np.isnan(vals).all(axis=(1, 2))
         rows.append({
-            "case_id": cid, "file": f"cases/{_safe(cid)}.npz", "start_time": int(inc.start[k]),
+            "case_id": cid, "file": file, "start_time": int(inc.start[k]),
             "first_window": int(times[0]), "onset_window": int(times[onset]), "onset": onset,
             "n_windows": len(times), "n_masked": int(masked.sum()), "n_empty": int(empty.sum()),
             "n_empty_after": int(empty[onset:].sum()), "n_reference": len(ref_idx), "reference_source": ref_source,
@@ -571,7 +603,3 @@ def _write_cases(
     }) if rows else pa.table({"case_id": pa.array([], pa.string())})  # fmt: skip
     pq.write_table(table, tmp / "cases.parquet")
     return rows
-
-
-def _safe(case_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(case_id))

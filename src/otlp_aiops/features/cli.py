@@ -34,15 +34,19 @@ def build(
     if not name:
         typer.echo("error: no --dataset and no `dataset` in params", err=True)
         raise typer.Exit(2)
+    from otlp_aiops.outputs import OutputError, check_name
+
+    try:  # `--dataset ../../x` must not name a folder outside data/features
+        check_name(name)
+    except OutputError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     section = dict(p.get("features") or {})
     overrides = dict(section.get("overrides") or {})
     own = dict(overrides.get(name) or {})  # --set wins over the dataset's overrides
-    for item in settings or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
-            raise typer.Exit(2)
-        own[key.strip()] = yaml.safe_load(value)
+    from otlp_aiops.cli import parse_settings
+
+    own.update(parse_settings(settings))
     section["overrides"] = {**overrides, name: own}
     try:
         cfg = resolve_config(section, name, where="features: ")

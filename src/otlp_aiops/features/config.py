@@ -55,6 +55,11 @@ class FeaturesConfig:
     drain_similarity: float = 0.4  # Drain similarity threshold st
     drain_max_children: int = 100
     max_templates: int = 50  # log templates kept as features (most frequent in the fit data)
+    max_operations: int = 20  # span names per service kept in operation_windows (most frequent)
+    # reference of the log / operation mix features: "recording" = the dataset's declared fault-free
+    # recording (dataset.json fault_free), "fault_free" = every fault-free window, "auto" = the
+    # recording when it holds >= min_reference fault-free windows with data, else every fault-free window
+    content_reference: str = "auto"
     memory_limit: str = "2GB"  # DuckDB memory limit (it spills to a temp folder beyond it)
     threads: int = 2
 
@@ -75,6 +80,10 @@ class FeaturesConfig:
             raise ConfigError(f"min_reference: must be >= 0, got {self.min_reference}")
         if self.drain_max_children < 1 or self.max_templates < 0 or self.threads < 1 or self.segment_gap < 0:
             raise ConfigError("drain_max_children, threads must be >= 1; max_templates, segment_gap >= 0")
+        if self.max_operations < 1:
+            raise ConfigError(f"max_operations: must be >= 1, got {self.max_operations}")
+        if self.content_reference not in ("auto", "recording", "fault_free"):
+            raise ConfigError(f"content_reference: expected auto, recording or fault_free, got {self.content_reference!r}")
         if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
             raise ConfigError(f"quantiles: each must be in (0, 1), got {self.quantiles}")
 

@@ -50,6 +50,19 @@ class ServiceGraph:
 
 
 @dataclass(frozen=True, eq=False)
+class EdgeSeries:
+    """Per call edge and window (the ``edge_windows`` table on a case's or the reference's windows):
+    ``values[t, e, f]`` for the (caller, callee) ``pairs[e]`` and the columns ``features``
+    (``calls``, ``errors``, ``error_rate``, ``gap_mean``, ``gap_p50`` …); NaN where unknown, counts 0
+    in a window with data but no call. ``reference``: the same over a case's reference windows."""
+
+    pairs: tuple[tuple[str, str], ...]
+    features: tuple[str, ...]
+    values: np.ndarray  # (T, E, Fe) float64
+    reference: np.ndarray | None = None  # (R, E, Fe) float64 (cases only)
+
+
+@dataclass(frozen=True, eq=False)
 class CaseData:
     """One labelled incident as a method sees it.
 
@@ -80,6 +93,7 @@ class CaseData:
     start_time: np.datetime64 | None = None
     window_seconds: float = 60.0
     extra: dict = field(default_factory=dict)
+    edges: EdgeSeries | None = None  # call-edge series where the dataset has traces (else None)
 
     def before(self) -> np.ndarray:
         return self.values[: self.onset]
@@ -108,6 +122,7 @@ class ReferenceData:
     symptom_service: str | None = None
     window_seconds: float = 60.0
     segment: np.ndarray | None = None  # (N,) int: contiguous stretches share a number
+    edges: EdgeSeries | None = None  # call-edge series over ``times`` where the dataset has traces
 
 
 @dataclass(frozen=True, eq=False)

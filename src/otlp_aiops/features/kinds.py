@@ -37,7 +37,7 @@ def metric_kind(metric_name: str, declared: Mapping[str, str] | None = None) -> 
 def feature_kind(feature: str, metric_name: str | None = None, declared: Mapping[str, str] | None = None) -> str:
     source, _, rest = feature.partition(".")
     if source == "span":
-        if "latency" in rest:
+        if "latency" in rest or "self_time" in rest or "gap" in rest:
             return "latency"
         if "error" in rest:
             return "errors"
@@ -53,5 +53,7 @@ def zero_fill(feature: str) -> bool:
     """Counts of events: a window without events of a service that has the feature is 0, not NaN."""
     source, _, rest = feature.partition(".")
     if source == "log":
+        return True
+    if source == "span" and rest in ("error_origins", "error_propagated", "in_calls", "out_calls", "op_mix_unseen"):
         return True
     return source == "span" and rest.endswith(("_count", "_rate", "_errors")) and "error_rate" not in rest

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from otlp_aiops.features.data import CaseData, DetectionData, ReferenceData, ServiceGraph
+from otlp_aiops.features.data import CaseData, DetectionData, EdgeSeries, ReferenceData, ServiceGraph
 
 
 def _meta(features_dir: Path) -> dict[str, Any]:
@@ -77,8 +77,9 @@ def load_cases(features_dir: str | Path, case_ids: Iterable[str] | None = None, 
                 start_time=np.datetime64(r["start_time"].replace(tzinfo=None), "ns")
                 if r["start_time"] is not None else None,
                 window_seconds=float(meta["window_seconds"]),
-                extra={k: r[k] for k in ("n_masked", "n_empty", "n_empty_after", "n_reference",
-                                         "reference_source")},
+                extra={**{k: r[k] for k in ("n_masked", "n_empty", "n_empty_after", "n_reference",
+                                            "reference_source")}, "features_dir": str(d)},
+                edges=edges_at(d, arrays["times"], arrays["reference_times"]),
             )
         )  # fmt: skip
     return out
@@ -122,7 +123,8 @@ def _rebuilt_cases(d: Path, meta: dict[str, Any], table, offset_s: float,
             root_cause_indicator=r["root_cause_indicator"], fault_type=r["fault_type"],
             start_time=np.datetime64(int(inc.start[k]), "ns"), window_seconds=float(meta["window_seconds"]),
             extra={"n_masked": int(c["masked"].sum()), "n_reference": len(c["ref_idx"]),
-                   "reference_source": c["ref_source"], "detection_offset_s": offset_s},
+                   "reference_source": c["ref_source"], "detection_offset_s": offset_s, "features_dir": str(d)},
+            edges=edges_at(d, c["times"].view("datetime64[ns]"), grid[c["ref_idx"]].view("datetime64[ns]")),
         ))  # fmt: skip
     return out
 
@@ -157,6 +159,7 @@ def load_reference(features_dir: str | Path) -> ReferenceData:
         feature_kinds=tuple(meta["feature_kinds"]), times=w["times"][idx], values=values,
         graph=load_graph(d), symptom_service=meta["symptom_service"],
         window_seconds=float(meta["window_seconds"]), segment=np.cumsum(breaks).astype(np.int64),
+        edges=edges_at(d, w["times"][idx]),
     )  # fmt: skip
 
 
@@ -175,3 +178,102 @@ def load_detection(features_dir: str | Path) -> DetectionData:
         label=w["label"], incident=w["incident"], fault_free=w["fault_free"], segment=w["segment"],
         window_seconds=float(meta["window_seconds"]),
     )  # fmt: skip
+
+
+@lru_cache(maxsize=4)
+def _trace_services_cached(path: str, mtime: float) -> dict[str, np.ndarray] | None:
+    f = Path(path) / "trace_services.parquet"
+    if not f.exists():
+        return None
+    t = pq.read_table(f)
+    services = t.column("service").to_pylist()
+    ops = t.column("operation").to_pylist()
+    names = sorted(set(services))
+    svc_pos = {s: i for i, s in enumerate(names)}
+    op_names = sorted({(s, o) for s, o in zip(services, ops, strict=True)}, key=lambda x: (x[0], x[1] or ""))
+    op_pos = {k: i for i, k in enumerate(op_names)}
+    out = {
+        "w": t.column("w").to_numpy(),
+        "trace": t.column("trace").to_numpy(),
+        "service": np.array([svc_pos[s] for s in services], np.int64),
+        "operation": np.array([op_pos[(s, o)] for s, o in zip(services, ops, strict=True)], np.int64),
+        "duration_ms": t.column("duration_ms").to_numpy(zero_copy_only=False).astype(np.float64),
+        "self_ms": t.column("self_ms").to_numpy(zero_copy_only=False).astype(np.float64),
+        "error": t.column("error").to_numpy(zero_copy_only=False).astype(bool),
+        "log_errors": t.column("log_errors").to_numpy(zero_copy_only=False).astype(np.int64),
+        "log_unseen": t.column("log_unseen").to_numpy(zero_copy_only=False).astype(np.int64),
+        "service_names": np.array(names, dtype=object),
+        "operation_names": np.array([f"{s} {o}" for s, o in op_names], dtype=object),
+        "operation_service": np.array([svc_pos[s] for s, _ in op_names], np.int64),
+    }
+    return out
+
+
+def load_trace_services(features_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """``trace_services.parquet`` (one row per trace and service; docs/features.md) as numpy arrays,
+    services and operations as integer codes into ``service_names`` / ``operation_names``; None when
+    the dataset has no traces table (cached per folder)."""
+    d = Path(features_dir)
+    meta = d / "meta.json"
+    return _trace_services_cached(str(d.resolve()), meta.stat().st_mtime if meta.exists() else 0.0)
+
+
+# --- call-edge series (edge_windows.parquet) on the window grid -----------------------------------
+
+EDGE_COUNT_COLUMNS = ("calls", "errors", "gap_calls")  # 0 (not NaN) in a window with data but no call
+
+
+@lru_cache(maxsize=4)
+def _edge_grid_cached(path: str, mtime: float) -> tuple[np.ndarray, EdgeSeries] | None:
+    d = Path(path)
+    f = d / "edge_windows.parquet"
+    if not f.exists():
+        return None
+    t = pq.read_table(f)
+    feats = tuple(c for c in t.column_names if c not in ("w", "window_start", "caller", "callee"))
+    if t.num_rows == 0 or not feats:
+        return None
+    w = pq.read_table(d / "windows.parquet", columns=["window_start", "has_data"])
+    grid = _ns(w.column("window_start")).astype(np.int64)
+    has_data = w.column("has_data").to_numpy(zero_copy_only=False).astype(bool)
+    callers, callees = t.column("caller").to_pylist(), t.column("callee").to_pylist()
+    pairs = tuple(sorted(set(zip(callers, callees, strict=True))))
+    pos = {p: i for i, p in enumerate(pairs)}
+    e_idx = np.array([pos[p] for p in zip(callers, callees, strict=True)], dtype=np.int64)
+    times = _ns(t.column("window_start")).astype(np.int64)
+    w_idx = np.searchsorted(grid, times)
+    ok = (w_idx < len(grid)) & (grid[np.minimum(w_idx, len(grid) - 1)] == times)
+    values = np.full((len(grid), len(pairs), len(feats)), np.nan)
+    for j, name in enumerate(feats):
+        if name in EDGE_COUNT_COLUMNS:
+            values[has_data, :, j] = 0.0
+        col = t.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        values[w_idx[ok], e_idx[ok], j] = col[ok]
+    return grid, EdgeSeries(pairs, feats, values)
+
+
+def load_edge_series(features_dir: str | Path) -> tuple[np.ndarray, EdgeSeries] | None:
+    """``edge_windows.parquet`` on the window grid: (grid window starts as int64 ns, the series over
+    every grid window), or None when the dataset has no call edges from traces (cached per folder)."""
+    d = Path(features_dir)
+    meta = d / "meta.json"
+    return _edge_grid_cached(str(d.resolve()), meta.stat().st_mtime if meta.exists() else 0.0)
+
+
+def edges_at(features_dir: str | Path, times: np.ndarray, reference_times: np.ndarray | None = None) -> EdgeSeries | None:
+    """The call-edge series over ``times`` (and ``reference_times``): NaN at a time off the grid."""
+    loaded = load_edge_series(features_dir)
+    if loaded is None:
+        return None
+    grid, full = loaded
+
+    def take(ts: np.ndarray) -> np.ndarray:
+        ts = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
+        i = np.minimum(np.searchsorted(grid, ts), len(grid) - 1)
+        hit = grid[i] == ts
+        out = full.values[i]
+        out[~hit] = np.nan
+        return out
+
+    ref = take(reference_times) if reference_times is not None else None
+    return EdgeSeries(full.pairs, full.features, take(times), ref)

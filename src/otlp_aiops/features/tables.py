@@ -22,6 +22,19 @@ MASK_REGEX = r"\S*\d\S*"
 _GRPC_SERVER_ERRORS = "(2, 4, 12, 13, 14, 15)"
 
 
+def fsum(x: str) -> str:
+    """``sum(x)`` over DOUBLEs in a fixed order (the values sorted). Floating-point addition is not
+    associative, so a plain parallel ``sum``/``avg`` differs in the last bits from run to run and
+    with the thread count — which changed the features' bytes, hence ``dvc.lock``, at every
+    ``dvc repro``. Sums of integers (counts, ``duration_ns``) are exact and need no order."""
+    return f"sum({x} ORDER BY {x})"
+
+
+def favg(x: str) -> str:
+    """``avg(x)`` over DOUBLEs in a fixed order; see :func:`fsum`."""
+    return f"avg({x} ORDER BY {x})"
+
+
 def qname(q: float) -> str:
     """``0.5`` -> ``p50``, ``0.999`` -> ``p99_9``."""
     return "p" + format(q * 100, "g").replace(".", "_")
@@ -74,11 +87,11 @@ def span_features(con: duckdb.DuckDBPyConnection, w_ns: int, quantiles: tuple[fl
         CREATE OR REPLACE TEMP TABLE span_agg AS
         WITH s AS (
             SELECT service_name AS service, {_win("start_time", w_ns)} AS w, {span_side_expr()} AS side,
-                   duration_ns / 1e6 AS ms, kind, status_code, http_response_status_code,
+                   duration_ns, duration_ns / 1e6 AS ms, kind, status_code, http_response_status_code,
                    rpc_grpc_status_code
             FROM spans WHERE start_time IS NOT NULL AND service_name IS NOT NULL)
         SELECT w, service, side, count(*) AS n, count_if({span_error_expr("side")}) AS e,
-               avg(ms) AS mean, quantile_cont(ms, [{qs}]) AS qv
+               avg(duration_ns) / 1e6 AS mean, quantile_cont(ms, [{qs}]) AS qv
         FROM s WHERE side IS NOT NULL GROUP BY ALL""")
     secs = w_ns / 1e9
     parts = [
@@ -128,7 +141,7 @@ def metric_number_features(con: duckdb.DuckDBPyConnection, w_ns: int, t0_ns: int
     con.sql(f"""
         INSERT INTO sw_long
         WITH g AS (
-            SELECT {_win("time", w_ns)} AS w, service, metric_name, avg(v) AS mean, max(v) AS mx
+            SELECT {_win("time", w_ns)} AS w, service, metric_name, {favg("v")} AS mean, max(v) AS mx
             FROM num_points WHERE sem = 'gauge' GROUP BY ALL),
         inc AS (
             SELECT {_win("time", w_ns)} AS w, service, metric_name, v AS d
@@ -144,7 +157,7 @@ def metric_number_features(con: duckdb.DuckDBPyConnection, w_ns: int, t0_ns: int
                       FROM num_points WHERE sem = 'cumulative'
                       WINDOW s AS (PARTITION BY series_id ORDER BY time)))
             WHERE d IS NOT NULL),
-        i AS (SELECT w, service, metric_name, sum(d) AS inc FROM inc GROUP BY ALL)
+        i AS (SELECT w, service, metric_name, {fsum("d")} AS inc FROM inc GROUP BY ALL)
         SELECT w, service, 'metric.' || mk(metric_name) || '.mean', mean FROM g
         UNION ALL SELECT w, service, 'metric.' || mk(metric_name) || '.max', mx FROM g
         UNION ALL SELECT w, service, 'metric.' || mk(metric_name) || '.increase', inc FROM i
@@ -255,7 +268,7 @@ def histogram_features(
         WITH tot AS (
             SELECT w, service, metric_name,
                    sum(CASE WHEN reset THEN c ELSE dc_raw END) AS cnt,
-                   sum(CASE WHEN reset THEN s ELSE ds_raw END) AS s
+                   {fsum("CASE WHEN reset THEN s ELSE ds_raw END")} AS s
             FROM hist_points WHERE NOT skip GROUP BY ALL)
         {" UNION ALL ".join(parts)}""")
 
@@ -274,11 +287,11 @@ def summary_features(con: duckdb.DuckDBPyConnection, w_ns: int) -> None:
                    lag(count::DOUBLE) OVER s AS pv, start_time, lag(start_time) OVER s AS pst
             FROM metrics_summary WHERE time IS NOT NULL AND service_name IS NOT NULL
             WINDOW s AS (PARTITION BY series_id ORDER BY time))
-        SELECT w, service, 'metric.' || mk(metric_name) || '.' || pname(q), avg(v) FROM q
+        SELECT w, service, 'metric.' || mk(metric_name) || '.' || pname(q), {favg("v")} FROM q
         WHERE v IS NOT NULL GROUP BY ALL
         UNION ALL
         SELECT w, service, 'metric.' || mk(metric_name) || '.count',
-               sum(CASE WHEN v < pv OR start_time <> pst THEN v ELSE v - pv END)
+               {fsum("CASE WHEN v < pv OR start_time <> pst THEN v ELSE v - pv END")}
         FROM c WHERE pv IS NOT NULL GROUP BY ALL""")
 
 
@@ -365,5 +378,5 @@ def edges_table(con: duckdb.DuckDBPyConnection, w_ns: int, quantiles: tuple[floa
         CREATE OR REPLACE TEMP TABLE edges AS
         SELECT w, caller, callee, calls, errors, errors / calls AS error_rate, latency_mean, {qcols}
         FROM (SELECT w, caller, callee, count(*)::DOUBLE AS calls, count_if(err)::DOUBLE AS errors,
-                     avg(ms) AS latency_mean, quantile_cont(ms, [{qs}]) AS qv
+                     {favg("ms")} AS latency_mean, quantile_cont(ms, [{qs}]) AS qv
               FROM edge_calls GROUP BY ALL)""")

@@ -110,6 +110,30 @@ class AttrCols:
         return attrs, types
 
 
+def histogram_problem(count: int, bucket_counts: Any, bounds: Any) -> str | None:
+    """Why an explicit-bucket histogram point breaks the OTLP shape rules, or None when it keeps
+    them (metrics.proto, HistogramDataPoint): bucket_counts is empty with no bounds, or has one
+    element more than explicit_bounds; the bucket counts sum to count; the bounds are numbers in
+    strictly increasing order. A point that breaks them would shift every percentile read from it,
+    so it is quarantined (reason ``bad_histogram``)."""
+    nb, nc = len(bounds), len(bucket_counts)
+    if nc == 0:
+        return None if nb == 0 else f"{nb} explicit bounds but no bucket counts"
+    if nc != nb + 1:
+        return f"{nc} bucket counts for {nb} explicit bounds (must be {nb + 1})"
+    total = sum(bucket_counts)
+    if total != count:
+        return f"the bucket counts sum to {total}, not to count {count}"
+    prev = None
+    for i, b in enumerate(bounds):
+        if b != b:
+            return f"explicit bound {i} is NaN"
+        if prev is not None and not b > prev:
+            return f"explicit bounds are not strictly increasing at {i} ({prev!r} then {b!r})"
+        prev = b
+    return None
+
+
 def stable_hash(parts: list[Any]) -> int:
     """A signed 64-bit hash of a list of strings/ints/None, stable across runs and machines."""
     h = hashlib.blake2b(digest_size=8)

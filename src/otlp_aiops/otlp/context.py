@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,11 @@ class FileContext:
     scope_cache: dict[Any, ScopeInfo] = field(default_factory=dict)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     text_headers: set = field(default_factory=set)  # resource/scope JSON texts already registered
+    # Where quarantine entries go as they occur (ingest writes them straight to disk, so millions
+    # of bad records never sit in memory); None: kept in ``quarantine``.
+    sink: Callable[[dict[str, Any]], None] | None = None
+    quarantine_entries: int = 0
+    position: str = ""  # of the message being decoded
 
     def register_resource(self, key: Any, info: ResourceInfo) -> ResourceInfo:
         self.resource_cache[key] = info
@@ -66,10 +72,22 @@ class FileContext:
             entry["record_bytes"] = len(raw)
         else:
             entry["record"] = record
-        if len(orjson.dumps(entry, option=orjson.OPT_NON_STR_KEYS, default=repr)) > MAX_RAW_BYTES * 2:
+        try:
+            too_large = (
+                len(orjson.dumps(entry, option=orjson.OPT_NON_STR_KEYS, default=repr)) > MAX_RAW_BYTES * 2
+            )
+        except (TypeError, ValueError, RecursionError):  # nested too deep for the encoder
+            entry.pop("record", None)
+            entry["record_omitted"] = "cannot be written as JSON (nested too deep)"
+            too_large = False
+        if too_large:
             entry.pop("record", None)
             entry["record_omitted"] = "larger than 2 MiB"
-        self.quarantine.append(entry)
+        if self.sink is not None:
+            self.sink(entry)
+        else:
+            self.quarantine.append(entry)
+        self.quarantine_entries += 1
         self.quarantined_by_reason[code] += 1
 
     def quarantine_record(self, position: str, path: str, code: str, message: str, record: Any) -> None:

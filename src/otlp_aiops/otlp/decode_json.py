@@ -36,6 +36,7 @@ from otlp_aiops.otlp.batches import (
     MetricBatch,
     MetricInfo,
     SpanBatch,
+    histogram_problem,
     make_resource,
     make_scope,
     series_id,
@@ -709,9 +710,13 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
         return (None if d is None else json_double(d, "asDouble")), None
     count = _u64(p.get("count"), "count")
     if table == "metrics_histogram":
+        counts = _u64_list(p.get("bucketCounts"), "bucketCounts")
+        bounds = _double_list(p.get("explicitBounds"), "explicitBounds")
+        bad = histogram_problem(count, counts, bounds)
+        if bad is not None:
+            raise RecordError("bad_histogram", f"histogram point: {bad}")
         return (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-                _opt_double(p.get("max"), "max"), _u64_list(p.get("bucketCounts"), "bucketCounts"),
-                _double_list(p.get("explicitBounds"), "explicitBounds"))  # fmt: skip
+                _opt_double(p.get("max"), "max"), counts, bounds)  # fmt: skip
     if table == "metrics_exp_histogram":
         po, pcounts = _buckets(p.get("positive"), "positive", fc)
         no, ncounts = _buckets(p.get("negative"), "negative", fc)

@@ -32,6 +32,7 @@ from otlp_aiops.otlp.batches import (
     MetricBatch,
     MetricInfo,
     SpanBatch,
+    histogram_problem,
     make_resource,
     make_scope,
     series_id,
@@ -470,8 +471,11 @@ def _shape(table: str, p: Any) -> tuple:
             return float(p.as_int), p.as_int
         return (p.as_double if w == "as_double" else None), None
     if table == "metrics_histogram":
-        return (p.count, _opt(p, "sum"), _opt(p, "min"), _opt(p, "max"), list(p.bucket_counts),
-                list(p.explicit_bounds))  # fmt: skip
+        counts, bounds = list(p.bucket_counts), list(p.explicit_bounds)
+        bad = histogram_problem(p.count, counts, bounds)
+        if bad is not None:
+            raise RecordError("bad_histogram", f"histogram point: {bad}")
+        return (p.count, _opt(p, "sum"), _opt(p, "min"), _opt(p, "max"), counts, bounds)  # fmt: skip
     if table == "metrics_exp_histogram":
         return (p.count, _opt(p, "sum"), _opt(p, "min"), _opt(p, "max"), p.scale, p.zero_count, p.zero_threshold,
                 p.positive.offset, list(p.positive.bucket_counts), p.negative.offset,

@@ -96,6 +96,58 @@ class UnreadableInput(Exception):
     """The file cannot be read at all (I/O error, or no OTLP framing recognised)."""
 
 
+DEFAULT_MAX_PART_BYTES = 256 << 20
+DEFAULT_MAX_EMPTY_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one part of a file may cost, whatever the file claims.
+
+    ``max_part_bytes``: the most bytes any single part (a JSON line, a JSON document or one of its
+    resource blocks, a length-prefixed frame after decompression, a top-level protobuf field) may
+    hold once decompressed; a larger part is skipped as it is read and quarantined as ``too_large``.
+    ``max_empty_frames``: after this many zero-length frames in a row the rest of a length-prefixed
+    stream is not read (a gzip of zeros is billions of them) and the stop is quarantined as
+    ``empty_frames``."""
+
+    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
+    max_empty_frames: int = DEFAULT_MAX_EMPTY_FRAMES
+
+    def __post_init__(self) -> None:
+        if self.max_part_bytes < 1 or self.max_empty_frames < 1:
+            raise ValueError(f"limits must be positive: {self}")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than the parsers recurse."""
+
+
+def _too_large(position: str, what: str, size: str, limits: Limits, head: bytes = b"") -> FramingError:
+    return FramingError(
+        position, "too_large",
+        f"{what} is {size} bytes, more than the limit max_part_bytes = {limits.max_part_bytes:,} "
+        "(ingest setting max_part_bytes / --max-part-bytes)", head,
+    )  # fmt: skip
+
+
+def _discard(stream: IO[bytes], n: int) -> int:
+    """Read and drop n bytes of a stream in bounded chunks; the number actually dropped."""
+    done = 0
+    while done < n:
+        got = len(stream.read(min(1 << 20, n - done)))
+        if not got:
+            break
+        done += got
+    return done
+
+
+_TOO_LARGE_HEAD = 4096  # bytes of a too-large part kept in its quarantine entry
+
+
 # --------------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------------
@@ -104,10 +156,19 @@ class UnreadableInput(Exception):
 class _DecompressingReader(io.RawIOBase):
     """A whole-file gzip or zstd stream (several members / frames allowed), decompressed as read.
 
+    Each step decompresses a bounded amount: gzip with ``max_length``, zstd by feeding the
+    compressed bytes in small slices (a zstd block needs at least 3 input bytes and holds at most
+    128 KiB, so a 1 KiB slice yields at most ~43 MiB however the file was built). A compression
+    bomb therefore never sits decompressed in memory, only the part being read.
+
     A stream that is cut short or corrupt does not raise: everything that could be decompressed
     is returned, then end-of-file, and ``problem`` says what went wrong (the standard readers
     either drop the last buffer's worth of good data when they raise, or, for zstd, say nothing).
     """
+
+    _IN_CHUNK = 1 << 16
+    _ZSTD_SLICE = 1 << 10
+    _GZIP_OUT = 1 << 20
 
     def __init__(self, raw: IO[bytes], kind: str) -> None:
         self.raw = raw
@@ -118,6 +179,8 @@ class _DecompressingReader(io.RawIOBase):
         self._out = b""
         self._pos = 0
         self._done = False
+        self._pending = b""  # compressed bytes read but not yet fed
+        self._off = 0
 
     def _new(self) -> Any:
         if self.kind == "gzip":
@@ -131,34 +194,55 @@ class _DecompressingReader(io.RawIOBase):
         while self._pos >= len(self._out):
             if self._done:
                 return 0
-            self._out, self._pos = self._feed(self.raw.read(1 << 20)), 0
+            self._out, self._pos = self._step(), 0
         n = min(len(b), len(self._out) - self._pos)
         b[:n] = self._out[self._pos : self._pos + n]
         self._pos += n
         return n
 
-    def _feed(self, data: bytes) -> bytes:
-        if not data:
-            if self._in_member:
-                unit = "gzip member" if self.kind == "gzip" else "zstd frame"
-                self.problem = f"the {self.kind} stream is cut: the file ends inside a {unit}"
+    def _step(self) -> bytes:
+        """Some decompressed bytes (possibly none); sets ``_done`` at the end of the stream."""
+        if self._off >= len(self._pending):
+            self._pending, self._off = self.raw.read(self._IN_CHUNK), 0
+            if not self._pending:
+                if self._in_member and self.kind == "gzip":
+                    # output zlib still holds back under max_length, from input already fed
+                    try:
+                        out = self._d.decompress(b"", self._GZIP_OUT)
+                    except zlib.error:
+                        out = b""
+                    if self._d.eof:
+                        self._pending, self._off = self._d.unused_data, 0
+                        self._d = self._new()
+                        self._in_member = False
+                    if out or self._pending:
+                        return out
+                if self._in_member:
+                    unit = "gzip member" if self.kind == "gzip" else "zstd frame"
+                    self.problem = f"the {self.kind} stream is cut: the file ends inside a {unit}"
+                self._done = True
+                return b""
+        try:
+            if self.kind == "gzip":
+                data = self._pending[self._off :] if self._off else self._pending
+                out = self._d.decompress(data, self._GZIP_OUT)
+                self._pending, self._off = self._d.unconsumed_tail, 0
+            else:
+                end = self._off + self._ZSTD_SLICE
+                out = self._d.decompress(self._pending[self._off : end])
+                self._off = end
+        except (zlib.error, zstandard.ZstdError) as e:
+            self.problem = f"corrupt {self.kind} data: {e}"
             self._done = True
             return b""
-        out = []
-        while data:
-            try:
-                out.append(self._d.decompress(data))
-            except (zlib.error, zstandard.ZstdError) as e:
-                self.problem = f"corrupt {self.kind} data: {e}"
-                self._done = True
-                break
-            self._in_member = True
-            if not self._d.eof:
-                break
-            data = self._d.unused_data  # the next member / frame, if any
+        self._in_member = True
+        if self._d.eof:
+            # the next member / frame, if any, starts with the bytes this one did not use
+            rest = self._pending[self._off :]
+            self._pending, self._off = self._d.unused_data + rest, 0
             self._d = self._new()
             self._in_member = False
-        return b"".join(out)
+        return out
 
     def close(self) -> None:
         self.raw.close()
@@ -229,6 +313,10 @@ def _looks_like_otlp_proto(head: bytes) -> str | None:
             m.DiscardUnknownFields()
             if m.ByteSize() == n:
                 return "clean"
+        # Not clean (a bad record inside, e.g. invalid UTF-8): still OTLP if the block is made of
+        # Resource* fields 1-3, all length-delimited, that exactly fill it; decoded record by record.
+        if n and _resource_shaped(head, i, i + n):
+            return "plausible"
         return None
     # The block runs past what we have: its first fields must be Resource* fields 1-3, all
     # length-delimited (tags 0x0a, 0x12, 0x1a).
@@ -241,6 +329,14 @@ def _looks_like_otlp_proto(head: bytes) -> str | None:
     except ValueError:
         pass  # cut by the end of what we have
     return "plausible"
+
+
+def _resource_shaped(buf: bytes, start: int, end: int) -> bool:
+    """Whether buf[start:end] is well-formed wire format of fields 1-3, all length-delimited."""
+    try:
+        return all(field <= 3 and wt == 2 for field, wt, _, _ in split_fields(buf, start, end))
+    except ValueError:
+        return False
 
 
 def _sniff_head(head: bytes, compression: str) -> Format:
@@ -306,15 +402,27 @@ def json_error_message(e: Exception) -> str:
 def _parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as e:
+        if "recursion" in str(e).lower():
+            raise JsonTooDeep(f"JSON nested too deep to read: {e}") from None
         # The standard library also reads NaN / Infinity literals and integers beyond 64 bits.
         import json
 
-        return json.loads(raw)
+        try:
+            return json.loads(raw if isinstance(raw, (bytes, str)) else bytes(raw))
+        except RecursionError:
+            raise JsonTooDeep("JSON nested too deep to read (the parser's recursion limit)") from None
 
 
 def _json_error(e: Exception) -> str:
+    if isinstance(e, JsonTooDeep):
+        return str(e).replace("\n", " ")
     return f"malformed JSON: {e}".replace("\n", " ")
+
+
+def json_error_code(e: Exception) -> str:
+    """The quarantine reason for a JSON text that does not parse."""
+    return "nested_too_deep" if isinstance(e, JsonTooDeep) else "malformed_json"
 
 
 class _RestOfLine(io.RawIOBase):
@@ -338,22 +446,42 @@ class _RestOfLine(io.RawIOBase):
         return n
 
 
-def _iter_jsonl(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
+def _skip_line(stream: IO[bytes]) -> int:
+    """Read and drop the rest of a line, in bounded chunks; the number of bytes dropped."""
+    n = 0
+    while True:
+        chunk = stream.readline(1 << 20)
+        n += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return n
+
+
+def _iter_jsonl(
+    stream: IO[bytes], lazy: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Message | FramingError]:
     lineno = 0
+    cap = limits.max_part_bytes
     while True:
         # A line longer than STREAM_DOCUMENT_BYTES (one huge request) is split into its resource
         # blocks as it is read, like a large document, rather than held whole.
-        limit = max(STREAM_DOCUMENT_BYTES, 1)
+        limit = max(min(STREAM_DOCUMENT_BYTES, cap + 1), 1)
         line = stream.readline(limit)
         if not line:
             return
         lineno += 1
         if len(line) >= limit and not line.endswith(b"\n"):
-            if accel.wire is None:  # no scanner: the whole line, whatever it costs
-                line += stream.readline()
+            if accel.wire is None:  # no scanner: the whole line, up to the limit
+                more = stream.readline(cap + 1 - len(line)) if len(line) <= cap else b""
+                line += more
+                if len(line) > cap and not line.endswith(b"\n"):
+                    size = len(line) + _skip_line(stream)
+                    yield _too_large(
+                        f"line {lineno}", "the line", f"{size:,}", limits, line[:_TOO_LARGE_HEAD]
+                    )
+                    continue
             else:
                 rest = io.BufferedReader(_RestOfLine(stream, line), 1 << 20)
-                for m in _iter_json_document_streamed(rest):
+                for m in _iter_json_document_streamed(rest, limits=limits):
                     m.position = f"line {lineno}, {m.position}"
                     yield m
                 continue
@@ -365,34 +493,65 @@ def _iter_jsonl(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | Fra
         try:
             yield Message(f"line {lineno}", _parse_json(line), True)
         except ValueError as e:
-            yield FramingError(f"line {lineno}", "malformed_json", _json_error(e), line.rstrip(b"\r\n"))
+            yield FramingError(f"line {lineno}", json_error_code(e), _json_error(e), line.rstrip(b"\r\n"))
 
 
-def _decode_payload(position: str, payload: bytes, lazy: bool = False) -> Message | FramingError:
+def _zstd_frame(payload: bytes, cap: int) -> bytes | None:
+    """One zstd frame decompressed, or None when it expands beyond ``cap`` bytes (found out
+    while decompressing in small slices, so the expansion never sits in memory). ZstdError when it
+    is corrupt or incomplete."""
+    d = zstandard.ZstdDecompressor().decompressobj()
+    out: list[bytes] = []
+    total = 0
+    declared = zstandard.frame_content_size(payload)
+    if declared > cap:
+        return None
+    step = _DecompressingReader._ZSTD_SLICE
+    view = memoryview(payload)
+    for i in range(0, len(payload), step):
+        chunk = d.decompress(view[i : i + step])
+        total += len(chunk)
+        if total > cap:
+            return None
+        out.append(chunk)
+        if d.eof:
+            break
+    if not d.eof:
+        raise zstandard.ZstdError("the frame is incomplete")
+    return b"".join(out)
+
+
+def _decode_payload(
+    position: str, payload: bytes, lazy: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Message | FramingError:
     compressed = payload[:4] == ZSTD_MAGIC
     if compressed:
         try:
-            d = zstandard.ZstdDecompressor().decompressobj()
-            payload = d.decompress(payload)
-            if not d.eof:
-                raise zstandard.ZstdError("the frame is incomplete")
+            plain = _zstd_frame(payload, limits.max_part_bytes)
         except zstandard.ZstdError as e:
             return FramingError(
                 position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload
             )
+        if plain is None:
+            return _too_large(position, "the zstd frame decompressed", "more than that", limits,
+                              payload[:_TOO_LARGE_HEAD])  # fmt: skip
+        payload = plain
     if _looks_like_otlp_proto(payload) != "clean" and _json_like(payload):
         if lazy:
             return Message(position, None, True, compressed, text=payload)
         try:
             return Message(position, _parse_json(payload), True, compressed)
         except ValueError as e:
-            return FramingError(position, "malformed_json", _json_error(e), payload)
+            return FramingError(position, json_error_code(e), _json_error(e), payload)
     return Message(position, payload, False, compressed)
 
 
-def _iter_length_prefixed(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
+def _iter_length_prefixed(
+    stream: IO[bytes], lazy: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Message | FramingError]:
     offset = 0
     index = 0
+    empty_run = 0
     while True:
         head = stream.read(4)
         if not head:
@@ -408,6 +567,28 @@ def _iter_length_prefixed(stream: IO[bytes], lazy: bool = False) -> Iterator[Mes
             )
             return
         (n,) = struct.unpack(">I", head)
+        if n == 0:
+            offset += 4
+            empty_run += 1
+            if empty_run >= limits.max_empty_frames:
+                yield FramingError(
+                    position, "empty_frames",
+                    f"{empty_run:,} empty frames in a row: the rest of the stream is not read "
+                    f"(limit max_empty_frames = {limits.max_empty_frames:,})", b"",
+                )  # fmt: skip
+                return
+            yield Message(position, b"", False)
+            continue
+        empty_run = 0
+        if n > limits.max_part_bytes:
+            got = _discard(stream, n)
+            if got < n:
+                yield FramingError(position, "truncated_message",
+                                   f"frame declares {n} bytes but the file ends after {got}", head)  # fmt: skip
+                return
+            offset += 4 + n
+            yield _too_large(position, "the frame", f"{n:,}", limits, head)
+            continue
         body = stream.read(n)
         if len(body) < n:
             rest = head + body
@@ -419,7 +600,7 @@ def _iter_length_prefixed(stream: IO[bytes], lazy: bool = False) -> Iterator[Mes
             )
             return
         offset += 4 + n
-        yield _decode_payload(position, body, lazy)
+        yield _decode_payload(position, body, lazy, limits)
 
 
 def _read_varint(stream: IO[bytes]) -> tuple[int, bytes]:
@@ -441,7 +622,7 @@ def _read_varint(stream: IO[bytes]) -> tuple[int, bytes]:
             raise ValueError("varint is longer than 10 bytes")
 
 
-def _iter_raw_proto(stream: IO[bytes]) -> Iterator[Message | FramingError]:
+def _iter_raw_proto(stream: IO[bytes], limits: Limits = DEFAULT_LIMITS) -> Iterator[Message | FramingError]:
     """A single raw protobuf message, streamed one top-level field at a time.
 
     Every OTLP top-level message is ``repeated Resource* = 1``, so each top-level field is yielded
@@ -475,6 +656,15 @@ def _iter_raw_proto(stream: IO[bytes]) -> Iterator[Message | FramingError]:
             rest = stream.read()
             yield FramingError(position, "truncated_message", f"not well-formed protobuf: {e}", rest)
             return
+        if n > limits.max_part_bytes:
+            got = _discard(stream, n)
+            if got < n:
+                yield FramingError(position, "truncated_message",
+                                   f"field declares {n} bytes but the file ends after {got}", head)  # fmt: skip
+                return
+            offset += len(head) + n
+            yield _too_large(position, "the top-level field", f"{n:,}", limits, head)
+            continue
         body = stream.read(n)
         if len(body) < n:
             yield FramingError(
@@ -493,19 +683,165 @@ def _iter_raw_proto(stream: IO[bytes]) -> Iterator[Message | FramingError]:
 STREAM_DOCUMENT_BYTES = 64 << 20
 
 
+# A resource block larger than this (read whole, within max_part_bytes) is not parsed whole: it is
+# cut into messages of the same resource holding ~SPLIT_CHUNK_BYTES of its records each, so that
+# the parsed objects stay small; memory is then bounded by the block's bytes, not ~10x them.
+SPLIT_BLOCK_BYTES = 16 << 20
+SPLIT_CHUNK_BYTES = 4 << 20
+_SCOPE_KEYS = {
+    "resourceSpans": ("scopeSpans", "scope_spans"), "resource_spans": ("scopeSpans", "scope_spans"),
+    "resourceLogs": ("scopeLogs", "scope_logs"), "resource_logs": ("scopeLogs", "scope_logs"),
+    "resourceMetrics": ("scopeMetrics", "scope_metrics"), "resource_metrics": ("scopeMetrics", "scope_metrics"),
+}  # fmt: skip
+_ITEM_KEYS = ("spans", "logRecords", "log_records", "metrics")
+_WS = b" \t\r\n"
+
+
+_SCAN_WINDOW = 4 << 20
+
+
+def _member_events(buf: Any) -> Iterator[tuple]:
+    """The members of the JSON object text ``buf`` (bytes or a memoryview), without parsing their
+    values, scanned a window at a time (so the events never pile up): ("key", name, offset of its
+    opening quote, offset of its value), ("array", name) when that value is an array, and ("item",
+    name, start, end) for each object or array item of it. ValueError if the text is not one
+    balanced object."""
+    if bytes(buf[:1]) != b"{":
+        raise ValueError("not a JSON object")
+    scan = accel.wire.json_scan
+    n = len(buf)
+    pos, depth, in_string, escape, str_start, item_start = 0, 0, False, False, -1, -1
+    name: str | None = None
+    in_array = False
+    while pos < n:
+        end = min(n, pos + _SCAN_WINDOW)
+        events, depth, in_string, escape, str_start, item_start = scan(
+            buf[:end], pos, depth, in_string, escape, str_start, item_start
+        )
+        pos = end
+        for kind, a, b in events:
+            if kind == 0:
+                j = b + 1
+                while j < n and buf[j] in _WS:
+                    j += 1
+                if j < n and buf[j] == 0x3A:  # ':' -- a key, not a string value
+                    name, in_array = bytes(buf[a:b]).decode("utf-8", "replace"), False
+                    yield ("key", name, a - 1, j + 1)
+            elif kind == 1:
+                if name is None:
+                    raise ValueError("an array where a key was expected")
+                in_array = True
+                yield ("array", name)
+            elif in_array:  # (items of an object value's inner arrays are not the member's items)
+                yield ("item", name, a, b)
+    if depth != 0 or in_string:
+        raise ValueError("the object is not closed")
+
+
+def _object_header(buf: Any, big: tuple[str, ...]) -> tuple[dict[str, Any], str | None]:
+    """The members of a JSON object parsed, except the first array member named in ``big``, whose
+    name is returned instead (None if there is none)."""
+    keys: list[tuple[str, int, int]] = []
+    arrays: dict[str, list[Any]] = {}
+    big_name = None
+    for ev in _member_events(buf):
+        if ev[0] == "key":
+            keys.append(ev[1:])
+        elif ev[0] == "array":
+            if ev[1] in big and big_name is None:
+                big_name = ev[1]
+            arrays.setdefault(ev[1], [])
+        elif ev[1] != big_name:
+            arrays[ev[1]].append(_parse_json(buf[ev[2] : ev[3]]))
+    end = len(buf) - 1
+    while end > 0 and buf[end] != 0x7D:  # the closing '}'
+        end -= 1
+    header: dict[str, Any] = {}
+    for k, (name, _, start) in enumerate(keys):
+        if name in arrays:
+            if name != big_name:
+                header[name] = arrays[name]
+            continue
+        stop = keys[k + 1][1] if k + 1 < len(keys) else end
+        header[name] = _parse_json(bytes(buf[start:stop]).strip(_WS).removesuffix(b",").strip(_WS))
+    return header, big_name
+
+
+def _array_items(buf: Any, name: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each item of the first array member ``name`` of a JSON object."""
+    seen = False
+    for ev in _member_events(buf):
+        if ev[0] == "array" and ev[1] == name and not seen:
+            seen = True
+        elif ev[0] == "item" and ev[1] == name and seen:
+            yield ev[2], ev[3]
+        elif ev[0] == "key" and seen:
+            return
+
+
+def _split_block(key: str, block: Any, position: str) -> Iterator[Message | FramingError]:
+    """One large resource block (bytes or a memoryview) as several messages of the same resource
+    (and scope), each with ~SPLIT_CHUNK_BYTES of its records, parsed one chunk at a time. Each
+    level is scanned twice (its other members first, then its big array), so no list of all the
+    records' offsets is ever built."""
+    try:
+        yield from _split_block_parts(key, block, position)
+    except ValueError as e:  # a malformed member: the block as a whole is the bad part
+        yield FramingError(position, json_error_code(e), _json_error(e), bytes(block[:_TOO_LARGE_HEAD]))
+
+
+def _split_block_parts(key: str, block: Any, position: str) -> Iterator[Message | FramingError]:
+    header, scope_key = _object_header(block, _SCOPE_KEYS[key])
+    if scope_key is None:
+        yield Message(position, {key: [_parse_json(block)]}, True)
+        return
+    for si, (sa, sb) in enumerate(_array_items(block, scope_key)):
+        scope = block[sa:sb]
+        sheader, item_key = _object_header(scope, _ITEM_KEYS) if sb - sa > SPLIT_CHUNK_BYTES else ({}, None)
+        if item_key is None:
+            msg = {key: [{**header, scope_key: [_parse_json(scope)]}]}
+            yield Message(f"{position}, {scope_key}[{si}]", msg, True)
+            continue
+        chunk: list[Any] = []
+        size = first = count = 0
+        for ia, ib in _array_items(scope, item_key):
+            chunk.append(_parse_json(scope[ia:ib]))
+            size += ib - ia
+            count += 1
+            if size >= SPLIT_CHUNK_BYTES:
+                msg = {key: [{**header, scope_key: [{**sheader, item_key: chunk}]}]}
+                yield Message(f"{position}, {scope_key}[{si}].{item_key}[{first}:{count}]", msg, True)
+                chunk, size, first = [], 0, count
+        if chunk or not count:
+            msg = {key: [{**header, scope_key: [{**sheader, item_key: chunk}]}]}
+            yield Message(f"{position}, {scope_key}[{si}].{item_key}[{first}:{count}]", msg, True)
+
+
 def _iter_json_document_streamed(
-    stream: IO[bytes], chunk_size: int = 16 << 20
+    stream: IO[bytes], chunk_size: int = 16 << 20, limits: Limits = DEFAULT_LIMITS
 ) -> Iterator[Message | FramingError]:
     """One message per item of each top-level array (``{"resourceSpans": [item, …]}`` yields
-    ``{"resourceSpans": [item]}`` per item), reading the document in chunks."""
+    ``{"resourceSpans": [item]}`` per item), reading the document in chunks.
+
+    An item larger than ``limits.max_part_bytes`` is dropped as it is read (only its first bytes
+    are kept) and reported as ``too_large``; so is a top-level string value that large."""
     scan = accel.wire.json_scan
+    cap = limits.max_part_bytes
+    chunk_size = max(1, min(chunk_size, cap))
     buf = bytearray()
     base = 0  # offset in the document of buf[0]
     pos, depth, in_string, escape, str_start, item_start = 0, 0, False, False, -1, -1
     last_string = key = None
     index = 0
+    skipping = -1  # document offset of the too-large item being dropped, or -1
+    skip_head = b""
+    string_lost = False  # a top-level string too large to keep
+    head = b""  # the document's first bytes, for a report
+    arrays = 0  # top-level arrays seen
     while True:
         data = stream.read(chunk_size)
+        if len(head) < _TOO_LARGE_HEAD:
+            head += data[: _TOO_LARGE_HEAD - len(head)]
         buf += data
         try:
             events, depth, in_string, escape, str_start, item_start = scan(
@@ -517,16 +853,46 @@ def _iter_json_document_streamed(
         pos = len(buf)
         for kind, a, b in events:
             if kind == 0:
-                last_string = buf[a:b].decode("utf-8", "replace")
+                last_string = "<too large>" if string_lost else buf[a:b].decode("utf-8", "replace")
+                string_lost = False
             elif kind == 1:
                 key, index = last_string, 0
+                arrays += 1
             else:
-                position = f"document, {key}[{index}] at byte {base + a}"
+                position = f"document, {key}[{index}] at byte {base + a if skipping < 0 else skipping}"
                 index += 1
+                if skipping >= 0:
+                    size = base + b - skipping
+                    skipping = -1
+                    yield _too_large(position, "the block", f"{size:,}", limits, skip_head)
+                    continue
+                if b - a > SPLIT_BLOCK_BYTES and key in _SCOPE_KEYS:
+                    view = memoryview(buf)[a:b]  # no copy; released before buf is resized
+                    try:
+                        yield from _split_block(key, view, position)
+                    finally:
+                        view.release()
+                    continue
                 try:
                     yield Message(position, {key: [_parse_json(bytes(buf[a:b]))]}, True)
                 except ValueError as e:
-                    yield FramingError(position, "malformed_json", _json_error(e), bytes(buf[a:b]))
+                    yield FramingError(position, json_error_code(e), _json_error(e), bytes(buf[a:b]))
+        if item_start >= 0 and pos - item_start > cap:  # an item too large to hold: drop what is read
+            if skipping < 0:
+                skipping = base + item_start
+                skip_head = bytes(buf[item_start : item_start + _TOO_LARGE_HEAD])
+            item_start = 0  # (the scanner only hands it back in the item's end event)
+            if in_string:
+                str_start = 0
+            base += pos
+            del buf[:]
+            pos = 0
+        elif in_string and item_start < 0 and pos - str_start > cap:  # a huge top-level string
+            string_lost = True
+            str_start = 0
+            base += pos
+            del buf[:]
+            pos = 0
         keep = min(x for x in (item_start, str_start if in_string else -1, pos) if x >= 0)
         if keep:
             del buf[:keep]
@@ -540,14 +906,26 @@ def _iter_json_document_streamed(
         yield FramingError(f"document, byte {base}", "malformed_json",
                            f"malformed JSON: the document ends inside {'a string' if in_string else 'an object or array'}"
                            f" (nesting depth {depth})", bytes(buf))  # fmt: skip
+    elif not arrays:  # nothing that could hold resource blocks: never dropped silently
+        size = base + len(buf)
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+            yield FramingError("document", "not_otlp", f"no resourceSpans / resourceMetrics / resourceLogs "
+                               f"array at the top level of {size:,} bytes", head)  # fmt: skip
+        else:
+            yield FramingError(
+                "document", "malformed_json", f"malformed JSON: no JSON object in {size:,} bytes", head
+            )
 
 
 def iter_messages(
-    path: str | os.PathLike, fmt: Format | None = None, lazy_json: bool = False
+    path: str | os.PathLike, fmt: Format | None = None, lazy_json: bool = False, limits: Limits | None = None
 ) -> Iterator[Message | FramingError]:
     """Split an OTLP file into messages. Raises :class:`UnreadableInput` only if it cannot be opened.
 
-    ``lazy_json``: JSON lines, frames and (not streamed) documents come unparsed (see Message)."""
+    ``lazy_json``: JSON lines, frames and (not streamed) documents come unparsed (see Message).
+    ``limits``: the most any one part may cost (:class:`Limits`); larger parts come as
+    ``too_large`` errors, and memory stays bounded by them whatever the file holds."""
+    limits = limits or DEFAULT_LIMITS
     path = Path(path)
     fmt = fmt or sniff(path)
     if fmt.framing in ("empty", "unknown"):
@@ -558,15 +936,13 @@ def iter_messages(
         raise UnreadableInput(f"{path}: cannot open: {e}") from e
     with stream:
         if fmt.framing == "jsonl":
-            items = _iter_jsonl(stream, lazy_json)
+            items = _iter_jsonl(stream, lazy_json, limits)
         elif fmt.framing == "length_prefixed":
-            items = _iter_length_prefixed(stream, lazy_json)
+            items = _iter_length_prefixed(stream, lazy_json, limits)
         elif fmt.framing == "proto":
-            items = _iter_raw_proto(stream)
-        elif _stream_document(path, fmt, stream):
-            items = _iter_json_document_streamed(stream)
+            items = _iter_raw_proto(stream, limits)
         else:
-            items = _iter_json_document(stream, lazy_json)
+            items = _iter_document(stream, lazy_json, limits)
         last = None
         for item in items:
             if last is not None:
@@ -596,24 +972,42 @@ def iter_messages(
             yield last
 
 
-def _iter_json_document(stream: IO[bytes], lazy: bool = False) -> Iterator[Message | FramingError]:
-    data = stream.read()
+class _Chain:
+    """``first``, then the rest of ``stream``: read(n) only."""
+
+    def __init__(self, first: bytes, stream: IO[bytes]) -> None:
+        self.first = memoryview(first)
+        self.stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if len(self.first):
+            out = bytes(self.first[:n] if n >= 0 else self.first)
+            self.first = self.first[len(out) :]
+            return out
+        return self.stream.read(n)
+
+
+def _iter_document(stream: IO[bytes], lazy: bool, limits: Limits) -> Iterator[Message | FramingError]:
+    """A single JSON document: read whole when it is small, else (with the C scanner, for an
+    object) split into its resource blocks as it is read; never more than the limit in memory."""
+    cap = limits.max_part_bytes
+    streamable = accel.wire is not None and _peek(stream, 4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+    whole = min(STREAM_DOCUMENT_BYTES, cap) if streamable else cap
+    data = stream.read(whole + 1)
+    if len(data) > whole:
+        if streamable:
+            yield from _iter_json_document_streamed(_Chain(data, stream), limits=limits)
+        else:
+            size = len(data) + _discard(stream, 1 << 62)
+            yield _too_large("document", "the document", f"{size:,}", limits, data[:_TOO_LARGE_HEAD])
+        return
     if lazy:
         yield Message("document", None, True, text=data)
         return
     try:
         yield Message("document", _parse_json(data), True)
     except ValueError as e:
-        yield FramingError("document", "malformed_json", _json_error(e), data)
-
-
-def _stream_document(path: Path, fmt: Format, stream: IO[bytes]) -> bool:
-    if accel.wire is None or fmt.framing != "json":
-        return False
-    if _peek(stream, 4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"{":
-        return False
-    size = path.stat().st_size * (1 if fmt.compression == "none" else 8)  # compressed: a rough guess
-    return size > STREAM_DOCUMENT_BYTES
+        yield FramingError("document", json_error_code(e), _json_error(e), data)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,14 +10,17 @@ position and reason). For every file, records read = records written + records q
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import logging
 import os
 import re
-import shutil
+import stat
+import sys
+import threading
+import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +35,19 @@ from otlp_aiops.otlp.context import FileContext
 from otlp_aiops.otlp.decode_json import DECODERS, SIGNAL_KEYS, decode_text
 from otlp_aiops.otlp.decode_proto import decode_message, guess_signal
 from otlp_aiops.otlp.framing import (
+    DEFAULT_LIMITS,
     Format,
     FramingError,
+    Limits,
     UnreadableInput,
     iter_messages,
+    json_error_code,
     json_error_message,
     parse_json,
     sniff,
 )
+from otlp_aiops.executor import LOCAL, ExecutorConfig, run_tasks
+from otlp_aiops.outputs import OutputError, claim_output
 
 log = logging.getLogger(__name__)
 
@@ -76,54 +84,96 @@ class InputFile:
 def discover(
     sources: list[Path], exclude: Path | None = None
 ) -> tuple[list[InputFile], list[dict[str, str]]]:
-    """The OTLP files under ``sources`` (files, or folders searched recursively), and the files that
-    were found in folders but skipped (not OTLP), with the reason. A named file that cannot be read
-    or is not OTLP is fatal."""
+    """The OTLP files under ``sources`` (files, or folders searched recursively), and what was
+    found in folders but skipped, each with a reason code and a reason: files that are not OTLP,
+    not regular files (FIFOs, devices, sockets: never opened, so they cannot hang the run),
+    symlink loops and dangling links, files and folders that cannot be read. A named file that
+    cannot be read, is not a regular file or is not OTLP is fatal."""
     found: list[tuple[Path, bool]] = []
+    skipped: list[dict[str, str]] = []
+
+    def walk_error(e: OSError) -> None:
+        skipped.append({"path": str(e.filename), "code": "unreadable_folder",
+                        "reason": f"cannot read the folder: {e.strerror or e}"})  # fmt: skip
+
     for src in sources:
         src = Path(src)
-        if src.is_dir():
-            for root, dirs, files in os.walk(src):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        try:
+            st = os.stat(src)
+        except OSError as e:
+            raise IngestFatalError(f"{src}: {_stat_problem(e)[1]}") from e
+        if stat.S_ISDIR(st.st_mode):
+            for root, dirs, files in os.walk(src, onerror=walk_error):
                 rootp = Path(root)
                 if exclude is not None and _inside(rootp, exclude):
                     dirs[:] = []
                     continue
+                for d in sorted(dirs):
+                    if not d.startswith(".") and os.path.islink(rootp / d):
+                        skipped.append({"path": str(rootp / d), "code": "symlinked_folder",
+                                        "reason": "a symbolic link to a folder: not followed"})  # fmt: skip
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend((rootp / f, False) for f in sorted(files) if not f.startswith("."))
-        elif src.exists():
-            found.append((src, True))
         else:
-            raise IngestFatalError(f"{src}: no such file or folder")
+            found.append((src, True))
     inputs: list[InputFile] = []
-    skipped: list[dict[str, str]] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for path, explicit in found:
-        real = path.resolve()
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            code, why = _stat_problem(e)
+            if explicit:
+                raise IngestFatalError(f"{path}: {why}") from e
+            skipped.append({"path": str(path), "code": code, "reason": why})
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            why = f"not a regular file ({_file_kind(st.st_mode)}): not read"
+            if explicit:
+                raise IngestFatalError(f"{path}: {why}")
+            skipped.append({"path": str(path), "code": "not_regular", "reason": why})
+            continue
+        real = os.path.realpath(path)
         if real in seen:
             continue
         seen.add(real)
         try:
             fmt = sniff(path)
-            size = path.stat().st_size
         except (UnreadableInput, OSError) as e:
-            raise IngestFatalError(str(e)) from e
+            if explicit:
+                raise IngestFatalError(str(e)) from e
+            skipped.append({"path": str(path), "code": "unreadable", "reason": str(e)})
+            continue
         if fmt.framing == "unknown":
             if explicit:
                 raise IngestFatalError(
                     f"{path}: not an OTLP file in any framing this reader knows ({fmt.why})"
                 )
-            skipped.append({"path": str(path), "reason": f"not OTLP: {fmt.why}"})
+            skipped.append({"path": str(path), "code": "not_otlp", "reason": f"not OTLP: {fmt.why}"})
             continue
-        inputs.append(InputFile(len(inputs), path, str(path), fmt, size))
+        inputs.append(InputFile(len(inputs), path, str(path), fmt, st.st_size))
     return inputs, skipped
 
 
+def _stat_problem(e: OSError) -> tuple[str, str]:
+    if e.errno == errno.ELOOP:
+        return "symlink_loop", "a symbolic link loop: not read"
+    if e.errno == errno.ENOENT:
+        return "missing", "no such file or folder (or a dangling symbolic link)"
+    return "unreadable", f"cannot read: {e.strerror or e}"
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):  # fmt: skip
+        if test(mode):
+            return name
+    return f"mode {mode:o}"
+
+
 def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def signal_from_name(path: Path) -> str | None:
@@ -167,6 +217,16 @@ class _TableWriters:
         for w in self.writers.values():
             w.close()
 
+    def discard(self) -> None:
+        """Close quietly and remove every part file written (a file set aside whole)."""
+        for name, w in self.writers.items():
+            with contextlib.suppress(Exception):
+                w.close()
+            with contextlib.suppress(OSError):
+                (self.out_dir / name / f"part-{self.index:05d}.parquet").unlink()
+        self.writers = {}
+        self.rows = Counter()
+
 
 def _flush_full(batches: dict[str, Any], writers: _TableWriters, batch_rows: int, inp: InputFile) -> None:
     """Write out every batch that has reached ``batch_rows`` records, and start it afresh."""
@@ -179,10 +239,10 @@ def _flush_full(batches: dict[str, Any], writers: _TableWriters, batch_rows: int
 def _quarantine_framing_error(fc: FileContext, err: FramingError, inp: InputFile, hint: str | None) -> None:
     fc.signal = hint
     raw: Any = err.raw
-    if inp.fmt.framing in ("jsonl", "json") or err.code == "malformed_json":
+    if inp.fmt.framing in ("jsonl", "json") or err.code in ("malformed_json", "nested_too_deep"):
         with contextlib.suppress(UnicodeDecodeError):
             raw = raw.decode("utf-8")  # text stays readable in the quarantine
-    if err.code == "malformed_json":
+    if err.code in ("malformed_json", "nested_too_deep", "too_large"):
         m = _JSON_SIGNAL_KEY.search(raw[:4096] if isinstance(raw, str) else "")
         fc.signal = fc.signal or (SIGNAL_KEYS[m.group(1)] if m else None)
     fc.quarantine_message(err.position, err.code, err.message, raw)
@@ -195,34 +255,119 @@ def _write(writers: _TableWriters, tables: dict[str, pa.Table]) -> None:
         raise OutputWriteError(str(e)) from e
 
 
-def _read(inp: InputFile) -> Any:
-    """The messages of an input file; an I/O error while reading it is fatal and names it."""
+class _InputReadError(Exception):
+    """An I/O error while reading an input: that file is set aside, the run goes on."""
+
+
+def _read(inp: InputFile, limits: Limits) -> Any:
+    """The messages of an input file."""
     try:
-        yield from iter_messages(inp.path, inp.fmt, lazy_json=True)
-    except OSError as e:
-        raise IngestFatalError(f"{inp.label}: cannot read: {e}") from e
+        yield from iter_messages(inp.path, inp.fmt, lazy_json=True, limits=limits)
+    except (OSError, UnreadableInput) as e:
+        raise _InputReadError(f"cannot read: {e}") from e
 
 
 def _new_batches(label: str) -> dict[str, Any]:
     return {"traces": SpanBatch(label), "logs": LogBatch(label), "metrics": MetricBatch(label)}
 
 
-def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: int) -> dict[str, Any]:
-    """Convert one input file into part files under ``out_dir``; return its report entry, its
-    resources and scopes, and its quarantine records."""
+class _QuarantineSink:
+    """Quarantine entries of one input file, written to ``quarantine/part-NNNNN.jsonl`` as they
+    occur (opened on the first one), so that millions of bad records never sit in memory."""
+
+    def __init__(self, out_dir: Path, index: int) -> None:
+        self.path = out_dir / "quarantine" / f"part-{index:05d}.jsonl"
+        self.f: Any = None
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        try:
+            if self.f is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.f = open(self.path, "wb", buffering=1 << 20)  # noqa: SIM115 -- closed by close()
+            self.f.write(_dump_quarantine(entry) + b"\n")
+        except OSError as e:
+            raise OutputWriteError(str(e)) from e
+
+    def close(self) -> None:
+        if self.f is not None:
+            try:
+                self.f.close()
+            except OSError as e:
+                raise OutputWriteError(str(e)) from e
+            finally:
+                self.f = None
+
+
+def convert_file(
+    inp: InputFile, out_dir: Path, signal: str | None, batch_rows: int, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """Convert one input file into part files under ``out_dir``; return its report entry and its
+    resources and scopes (quarantined records go straight to ``out_dir/quarantine``).
+
+    Whatever goes wrong inside the file (a parser's recursion limit, memory, a read error, a bug)
+    costs that file only: its part files are removed, every record read from it is counted
+    quarantined, and one quarantine entry and the report say why."""
+    fc = FileContext(inp.label)
+    sink = fc.sink = _QuarantineSink(out_dir, inp.index)
+    writers = _TableWriters(out_dir, inp.index)
+    try:
+        try:
+            result = _convert(inp, fc, writers, signal, batch_rows, limits)
+        finally:
+            sink.close()
+    except (OutputWriteError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # one file never stops the run
+        return _failed_file(inp, fc, writers, sink, e)
+    return result
+
+
+def _failure_reason(e: BaseException) -> tuple[str, str]:
+    if isinstance(e, RecursionError):
+        return "nested_too_deep", f"nested too deep to decode ({e})"
+    if isinstance(e, MemoryError):
+        return "out_of_memory", "ran out of memory while converting it"
+    if isinstance(e, _InputReadError):
+        return "unreadable", str(e)
+    return "internal_error", f"{type(e).__name__}: {e}".replace("\n", " ")
+
+
+def _failed_file(
+    inp: InputFile, fc: FileContext, writers: _TableWriters, sink: _QuarantineSink, e: BaseException
+) -> dict[str, Any]:
+    code, why = _failure_reason(e)
+    log.warning("%s: set aside whole at %s: %s", inp.label, fc.position or "the start", why)
+    writers.discard()
+    fc.sink = sink
+    fc.quarantine_message(fc.position or "file", code,
+                          f"the file was set aside from here on, and its rows written so far removed: {why}", b"")  # fmt: skip
+    sink.close()
+    entry = _entry(inp, fc, set(), Counter(), 0, Counter(), written=0)
+    entry["records_quarantined"] = fc.records_read
+    entry["error"] = {"code": code, "reason": why, "position": fc.position or "file"}
+    return {"entry": entry, "resources": {}, "scopes": {}}
+
+
+def _convert(
+    inp: InputFile,
+    fc: FileContext,
+    writers: _TableWriters,
+    signal: str | None,
+    batch_rows: int,
+    limits: Limits,
+) -> dict[str, Any]:
     hint = signal or signal_from_name(inp.path)
     proto_source = "option" if signal else "file name" if hint else "content"
     signal_sources: set[str] = set()
-    fc = FileContext(inp.label)
     batches = _new_batches(inp.label)
-    writers = _TableWriters(out_dir, inp.index)
     seen_signals: Counter = Counter()
     frames_zstd = 0
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
     try:
-        for msg in _read(inp):
+        for msg in _read(inp, limits):
             fc.messages_read += 1
+            fc.position = msg.position
             if isinstance(msg, FramingError):
                 _quarantine_framing_error(fc, msg, inp, hint)
                 continue
@@ -240,7 +385,7 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
                         payload = parse_json(msg.text)
                     except ValueError as e:
                         text = msg.text.rstrip(b"\r\n") if inp.fmt.framing == "jsonl" else msg.text
-                        err = FramingError(msg.position, "malformed_json", json_error_message(e), text)
+                        err = FramingError(msg.position, json_error_code(e), json_error_message(e), text)
                         _quarantine_framing_error(fc, err, inp, hint)
                         continue
                 objs = payload if isinstance(payload, list) else [payload]
@@ -292,34 +437,29 @@ def convert_file(inp: InputFile, out_dir: Path, signal: str | None, batch_rows: 
         raise AssertionError(
             f"{inp.label}: {fc.records_read} records read but {written} written + {fc.records_quarantined} quarantined"
         )
-    if fc.quarantine:
-        qdir = out_dir / "quarantine"
-        try:
-            qdir.mkdir(parents=True, exist_ok=True)
-            with open(qdir / f"part-{inp.index:05d}.jsonl", "wb") as f:
-                for q in fc.quarantine:
-                    f.write(_dump_quarantine(q) + b"\n")
-        except OSError as e:
-            raise OutputWriteError(str(e)) from e
-    sig_list = sorted(seen_signals)
-    entry = {
+    entry = _entry(inp, fc, signal_sources, seen_signals, frames_zstd, writers.rows, written)
+    return {"entry": entry, "resources": fc.resources, "scopes": fc.scopes}
+
+
+def _entry(inp: InputFile, fc: FileContext, signal_sources: set[str], seen_signals: Counter, frames_zstd: int,
+           rows: Counter, written: int) -> dict[str, Any]:  # fmt: skip
+    return {
         "path": inp.label,
         "bytes": inp.size,
         "compression": inp.fmt.compression,
         "framing": inp.fmt.framing + ("+zstd frames" if frames_zstd else ""),
-        "signals": sig_list,
+        "signals": sorted(seen_signals),
         "signal_source": ", ".join(sorted(signal_sources)) or None,
         "messages_read": fc.messages_read,
         "messages_quarantined": fc.messages_quarantined,
         "records_read": fc.records_read,
         "records_written": written,
         "records_quarantined": fc.records_quarantined,
-        "rows_written": dict(sorted(writers.rows.items())),
+        "rows_written": dict(sorted(rows.items())),
         "quarantined_by_reason": dict(sorted(fc.quarantined_by_reason.items())),
         "unknown_fields": dict(sorted(fc.unknown_fields.items())),
         "ids_base64": fc.ids_base64,
     }
-    return {"entry": entry, "resources": fc.resources, "scopes": fc.scopes}
 
 
 _TOP_KEYS = frozenset(SIGNAL_KEYS)
@@ -345,6 +485,35 @@ def _convert_task(args: tuple) -> dict[str, Any]:
     return convert_file(*args)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker start-up: end this process when the parent dies (killed with -9 included), so no
+    worker goes on converting into a folder nobody will move into place. On Linux the kernel sends
+    SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread polls."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal as _signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(_signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the call
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 # --------------------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------------------
@@ -357,50 +526,63 @@ def ingest_paths(
     signal: str | None = None,
     workers: int | None = None,
     batch_rows: int = 32768,
+    limits: Limits | None = None,
+    executor: ExecutorConfig = LOCAL,
 ) -> dict[str, Any]:
-    """Convert OTLP files to Parquet tables under ``out`` (replaced atomically). Returns the report."""
+    """Convert OTLP files to Parquet tables under ``out`` (replaced atomically). Returns the report.
+
+    ``executor``: where the files are converted (:mod:`otlp_aiops.executor`): a local process pool of
+    ``workers``, or Ray tasks; the tables are the same.
+
+    ``limits``: the most one part of a file may hold (:class:`~otlp_aiops.otlp.framing.Limits`)."""
+    limits = limits or DEFAULT_LIMITS
     if signal is not None and signal not in SIGNALS:
         raise IngestFatalError(f"--signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise IngestFatalError(f"workers must be a whole number ≥ 1 (or unset: the CPU count), not {workers!r}")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise IngestFatalError(f"batch_rows must be a whole number ≥ 1, not {batch_rows!r}")
     out = Path(out)
-    inputs, skipped = discover([Path(s) for s in sources], exclude=out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    sources = [Path(s) for s in sources]
     try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    except OSError as e:
-        raise IngestFatalError(f"{out}: cannot write the output: {e}") from e
-    try:
-        try:
-            results = _run(inputs, tmp, signal, workers, batch_rows)
-            report = _finish(inputs, skipped, results, tmp, out)
-        except OutputWriteError as e:
-            raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
-        except OSError as e:
-            if isinstance(e, IngestFatalError):
-                raise
-            raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # refuses an output that is, holds or lies inside an input, or is not ingest's; locks it;
+        # cleans up after a crashed run; the finished folder replaces `out` atomically
+        with claim_output(out, owner="ingest", inputs=sources, known_files=("ingest_report.json",)) as tmp:
+            inputs, skipped = discover(sources, exclude=out)
+            try:
+                results = _run(inputs, tmp, signal, workers, batch_rows, limits, executor)
+                report = _finish(inputs, skipped, results, tmp, out)
+            except OutputWriteError as e:
+                raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
+            except OSError as e:
+                if isinstance(e, IngestFatalError):
+                    raise
+                raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
+    except OutputError as e:
+        raise IngestFatalError(str(e)) from None
     return report
 
 
 def _run(
-    inputs: list[InputFile], tmp: Path, signal: str | None, workers: int | None, batch_rows: int
-) -> list:
-    tasks = [(inp, tmp, signal, batch_rows) for inp in inputs]
+    inputs: list[InputFile], tmp: Path, signal: str | None, workers: int | None, batch_rows: int,
+    limits: Limits = DEFAULT_LIMITS, executor: ExecutorConfig = LOCAL,
+) -> list:  # fmt: skip
+    from otlp_aiops import progress
+
+    tasks = [(inp, tmp, signal, batch_rows, limits) for inp in inputs]
     n = min(workers or os.cpu_count() or 1, len(tasks))
-    if n <= 1:
-        return [convert_file(*t) for t in tasks]
-    # largest files first, so the last worker does not start a big file at the end
-    order = sorted(range(len(tasks)), key=lambda i: -inputs[i].size)
-    results: list[Any] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=n) as ex:
-        for i, res in zip(order, ex.map(_convert_task, [tasks[i] for i in order]), strict=True):
-            results[i] = res
-    return results
+    # progress by bytes, advanced as each file is done (the bar's note names the last one)
+    with progress.task(f"ingest {len(tasks)} file(s)", total=sum(i.size for i in inputs), as_bytes=True) as bar:
+        # largest files first, so the last worker does not start a big file at the end
+        order = sorted(range(len(tasks)), key=lambda i: -inputs[i].size)
+        if executor.is_ray:  # workers on other nodes: absolute paths (same file system, or a shared one)
+            tasks = [(replace(inp, path=inp.path.resolve()), tmp.resolve(), *rest) for inp, _, *rest in tasks]
+
+        def done(i: int, _result: Any) -> None:
+            bar.advance(inputs[i].size, note=inputs[i].label)
+
+        return run_tasks(convert_file, tasks, executor, workers=n, order=order,
+                         initializer=_die_with_parent, initargs=(os.getpid(),), on_done=done)
 
 
 def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, out: Path) -> dict[str, Any]:
@@ -440,6 +622,8 @@ def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, ou
     rows["scopes"] = len(scopes)
     totals["rows_written"] = dict(sorted(rows.items()))
     totals["quarantined_by_reason"] = dict(sorted(reasons.items()))
+    totals["skipped_by_reason"] = dict(sorted(Counter(k.get("code", "not_otlp") for k in skipped).items()))
+    totals["files_set_aside"] = sum(1 for f in files if f.get("error"))
     report = {
         "schema_version": S.SCHEMA_VERSION,
         "tool": f"otlp-aiops {__version__}",
@@ -452,21 +636,6 @@ def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, ou
     return report
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    try:
-        if out.is_file():
-            raise IngestFatalError(f"{out}: exists and is a file, not a folder")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        raise IngestFatalError(f"{out}: cannot move the finished output into place: {e}") from e
-
-
 def print_summary(report: dict[str, Any], out: Path) -> None:
     """A short human summary on stdout: totals, and every file that had quarantined parts."""
     t = report["totals"]
@@ -477,7 +646,15 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
     )
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in t["rows_written"].items() if v))
     if t["files_skipped"]:
-        print(f"  skipped {t['files_skipped']} file(s) that are not OTLP (see ingest_report.json)")
+        by = dict(t.get("skipped_by_reason") or {"not_otlp": t["files_skipped"]})
+        if by.get("not_otlp"):
+            print(f"  skipped {by.pop('not_otlp')} file(s) that are not OTLP (see ingest_report.json)")
+        if by:
+            why = ", ".join(f"{k} {v}" for k, v in by.items())
+            print(f"  skipped {sum(by.values())} other path(s) found in folders: {why} (see ingest_report.json)")
+    for f in report["files"]:
+        if f.get("error"):
+            print(f"  set aside whole: {f['path']} at {f['error']['position']}: {f['error']['reason']}")
     bad = [f for f in report["files"] if f["records_quarantined"] or f["messages_quarantined"]]
     for f in bad[:20]:
         reasons = ", ".join(f"{k} {v}" for k, v in f["quarantined_by_reason"].items())

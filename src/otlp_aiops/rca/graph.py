@@ -3,8 +3,10 @@ PageRank (``pagerank``) and a CloudRanger / MicroCause-style random walk (``rand
 
 Both weight the caller → callee graph of a case by how anomalous each service is after the onset
 (robust z of its features against the fault-free baseline) and by how strongly the services' anomaly
-series move together, then walk from the symptom service towards its callees: a fault propagates
-from callee to caller, so the walk goes against the propagation, from the symptom to the cause.
+series move together, then walk towards the callees: a fault propagates from callee to caller, so the
+walk goes against the propagation, towards the cause. The random walk starts at every entry service
+and the symptom (:func:`walk_starts`); PageRank restarts ∝ anomaly on every service of the graph, so a
+service outside the symptom's subgraph is still ranked by its evidence.
 The helpers here (``service_anomaly``, ``choose_symptom``…) are shared with :mod:`otlp_aiops.rca.causal`.
 """
 
@@ -138,26 +140,59 @@ def call_edges(case: CaseData) -> list[tuple[int, int]]:
 
 
 def _anomaly_only(case: CaseData, an) -> RankedCauses:
-    """No call graph around the symptom (a metric-only dataset without topology, or a symptom without
-    traced calls): a walk from the symptom could not leave it and would rank the symptom first. The
-    services are ranked by their own anomaly instead."""
+    """No call graph (a metric-only dataset without topology, or no traced call): there is nothing to
+    walk on. The services are ranked by their own anomaly instead."""
     ranked = RankedCauses.from_scores(case.services, an.node_score)
     return RankedCauses(ranked.services, ranked.scores, _indicators(case, an, ranked.services))
 
 
+def walk_starts(case: CaseData, edges: list[tuple[int, int]]) -> np.ndarray:
+    """Where a walk over the call graph starts, as a distribution over the case's services: every
+    *entry* service (one that no service calls and that calls at least one) and the declared symptom
+    (``case.symptom_service``, where the user-facing alarm fires) when it has a call edge, equally
+    weighted; all zeros when the graph has no edge.
+
+    Not the symptom alone: a system has several front doors (PetShop: the web site, a Step Functions
+    trigger, two API clients), and a symptom that is a side entrance (declared so, or chosen as the
+    entry reaching the most services when the real front door has no data) confines a walk to a
+    subgraph without the fault. PetShop without the PetSite series, where the features stage picks
+    the Step Functions client: Avg@5 0.00 for both walks from that start alone, where nsigma scores
+    0.47. With one entry (Online Boutique's frontend, Train Ticket's gateway) nothing changes.
+    """
+    S = len(case.services)
+    start = np.zeros(S)
+    if not edges:
+        return start
+    callers = {a for a, _ in edges}
+    called = {b for _, b in edges}
+    entries = [i for i in sorted(callers) if i not in called]
+    if not entries:  # every caller is also called (a cycle at the top): start from every caller
+        entries = sorted(callers)
+    start[entries] = 1.0
+    if case.symptom_service in case.services:
+        i = case.services.index(case.symptom_service)
+        if i in callers | called:
+            start[i] = 1.0
+    return start / start.sum()
+
+
 def _walk_frame(case: CaseData, c):
-    """What both walks start from: the node anomalies, the call edges, the symptom and the services
-    reachable from it (positions ``idx``, ``local`` maps them to 0..n-1); None when the walk could not
-    leave the symptom."""
+    """What the random walk starts from: the node anomalies, the call edges, the start distribution
+    (:func:`walk_starts`) and the services reachable from it (positions ``idx``, ``local`` maps them to
+    0..n-1); None when there is no call edge."""
     an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat, scale_floor=c.scale_floor)
     edges = call_edges(case)
     S = len(case.services)
-    sym = choose_symptom(case, an.node_score, edges)
-    reached = reachable(sym, edges, S)
+    start = walk_starts(case, edges)
+    if not start.any():
+        return None
+    reached = np.zeros(S, dtype=bool)
+    for i in np.flatnonzero(start):
+        reached |= reachable(int(i), edges, S)
     if reached.sum() <= 1:
         return None
     idx = np.flatnonzero(reached)
-    return an, edges, S, sym, reached, idx, {g: k for k, g in enumerate(idx)}
+    return an, edges, S, start, reached, idx, {g: k for k, g in enumerate(idx)}
 
 
 def choose_symptom(case: CaseData, node_score: np.ndarray, edges: list[tuple[int, int]],
@@ -281,13 +316,17 @@ class PageRankRanker(RootCauseRanker):
 
     * node anomaly a_s: the largest robust z of the service's features after the onset (MicroRCA
       detects anomalous services with BIRCH on response times; a robust z works on every feature kind);
-    * the walk moves along caller → callee edges (against the propagation, from the symptom to the
-      cause) within the services reachable from the symptom; an edge's weight is the |correlation|
+    * the walk moves along caller → callee edges (against the propagation, towards the cause) over
+      the whole call graph; an edge's weight is the |correlation|
       of the two services' anomaly series over the case window (MicroRCA weights edges of its
       anomalous subgraph by response-time correlation), at least ``min_edge_weight``;
-    * personalisation p_s ∝ a_s (default) or a_s · |corr(s, symptom)| (``anomaly_corr``; MicroRCA
-      multiplies a node's anomaly by its correlation with the anomalous front-end response time);
-    * score = PageRank · a_s; services not reachable from the symptom follow, by their anomaly.
+    * personalisation p_s ∝ a_s (default) or a_s · |corr(s, start)| (``anomaly_corr``; MicroRCA
+      multiplies a node's anomaly by its correlation with the anomalous front-end response time; the
+      start is :func:`walk_starts`);
+    * score = PageRank · a_s over every service of the call graph: the restart reaches each, so none
+      is ranked last only because it lies outside the symptom's subgraph (MicroRCA, too, runs
+      PageRank over its whole anomalous subgraph); services without any call edge follow, by their
+      anomaly.
     """
 
     name: ClassVar[str] = "pagerank"
@@ -295,27 +334,36 @@ class PageRankRanker(RootCauseRanker):
 
     def _rank(self, case: CaseData) -> RankedCauses:
         c = self.config
-        w = _walk_frame(case, c)
-        if w is None:
-            return _anomaly_only(case, service_anomaly(case, feature_kinds=c.feature_kinds,
-                                                       window_stat=c.window_stat, scale_floor=c.scale_floor))
-        an, edges, S, sym, reached, idx, local = w
+        an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat,
+                             scale_floor=c.scale_floor)
+        edges = call_edges(case)
+        if not edges:
+            return _anomaly_only(case, an)
+        S = len(case.services)
+        # The walk covers the whole call graph, not only the services below the symptom: the restart
+        # ∝ anomaly reaches every node of it, so a fault outside the symptom's subgraph (a wrong
+        # symptom, a side entrance, calls the traces missed) is still ranked by its evidence. Services
+        # with no call edge at all are outside the graph (no traced call in or out: on Nezha's day, 18
+        # services nobody called, never the cause); they follow, by their own anomaly.
+        in_graph = np.zeros(S, dtype=bool)
+        for i, j in edges:
+            in_graph[i] = in_graph[j] = True
+        idx = np.flatnonzero(in_graph)
+        local = {g: k for k, g in enumerate(idx)}
         corr = abs_corr(an.series)
         W = np.zeros((len(idx), len(idx)))
-        for a, b in edges:
-            if reached[a] and reached[b]:
-                W[local[a], local[b]] = max(c.min_edge_weight, corr[a, b])
+        for i, j in edges:
+            W[local[i], local[j]] = max(c.min_edge_weight, corr[i, j])
         a = an.node_score[idx]
         p = a.copy()
         if c.personalization == "anomaly_corr":
-            p *= np.maximum(c.min_edge_weight, corr[idx, sym])
+            p *= np.maximum(c.min_edge_weight, corr[idx] @ walk_starts(case, edges))
         if not p.sum() > 0:
             p = np.ones(len(idx))
         pr = personalized_pagerank(W, p, c.damping, tol=c.tol, max_iter=c.max_iter)
-        sub = pr * a if c.score_times_anomaly else pr
         scores = np.zeros(S)
-        scores[idx] = sub
-        scores = _after_reached(scores, reached, an.node_score)
+        scores[idx] = pr * a if c.score_times_anomaly else pr
+        scores = _after_reached(scores, in_graph, an.node_score)
         ranked = RankedCauses.from_scores(case.services, scores)
         return RankedCauses(ranked.services, ranked.scores, _indicators(case, an, ranked.services))
 
@@ -328,7 +376,7 @@ class RandomWalkConfig(RankerConfig):
     feature_kinds, window_stat, scale_floor: as for pagerank; rho: weight of a backward move to a
     caller relative to a forward move to a callee; anomaly_weight: λ in the relevance
     R_s = (1 - λ)·|corr(s, symptom)| + λ·a_s / max a; restart: probability of jumping back to the
-    symptom at each step (0 = a plain walk, CloudRanger); tol, max_iter: convergence of the repeated
+    start at each step (0 = a plain walk, CloudRanger); tol, max_iter: convergence of the repeated
     squaring that finds the walk's limit (:func:`walk_visits`).
     """
 
@@ -378,10 +426,10 @@ def walk_transitions(relevance: np.ndarray, edges: list[tuple[int, int]], rho: f
     return W / W.sum(axis=1, keepdims=True)
 
 
-def walk_visits(P: np.ndarray, start: int, restart: float, *, tol: float = 1e-12,
+def walk_visits(P: np.ndarray, start: int | np.ndarray, restart: float, *, tol: float = 1e-12,
                 max_iter: int = 64) -> np.ndarray:
-    """The long-run visit frequencies of the walk from ``start``: its exact stationary distribution
-    instead of a count over sampled steps.
+    """The long-run visit frequencies of the walk from ``start`` (a node, or a distribution over
+    nodes): its exact stationary distribution instead of a count over sampled steps.
 
     With ``restart`` > 0 the walk jumps back to ``start`` with that probability each step; with 0 the
     lazy chain (I + P) / 2 is used, which has the same stationary distribution and is aperiodic (for a
@@ -390,8 +438,12 @@ def walk_visits(P: np.ndarray, start: int, restart: float, *, tol: float = 1e-12
     by more than ``tol``.
     """
     n = len(P)
-    e = np.zeros(n)
-    e[start] = 1.0
+    if np.ndim(start) == 0:
+        e = np.zeros(n)
+        e[int(start)] = 1.0
+    else:
+        e = np.asarray(start, dtype=np.float64)
+        e = e / e.sum()
     if restart > 0:
         M = (1.0 - restart) * P + restart * e[None, :]
     else:
@@ -410,16 +462,22 @@ def walk_visits(P: np.ndarray, start: int, restart: float, *, tol: float = 1e-12
 
 
 class RandomWalkRanker(RootCauseRanker):
-    """A first-order random walk over the call graph from the symptom service, ranking services by
-    how often the walk visits them: CloudRanger (Wang et al., CCGrid 2018) and Microscope (Lin et
-    al., ICSOC 2018) transitions, with MicroCause's (Meng et al., IWQoS 2020) idea of mixing a node's
-    correlation with the symptom and its own anomaly into its relevance.
+    """A first-order random walk over the call graph from the entry services and the symptom
+    (:func:`walk_starts`), ranking services by how often the walk visits them: CloudRanger (Wang et
+    al., CCGrid 2018) and Microscope (Lin et al., ICSOC 2018) transitions, with MicroCause's (Meng et
+    al., IWQoS 2020) idea of mixing a node's correlation with the symptom and its own anomaly into its
+    relevance.
 
-    * relevance R_s = (1 − λ)·|corr(series_s, series_symptom)| + λ·a_s / max a; the symptom's own
-      correlation term is 0 (it is 1 by definition and is no evidence of a cause);
+    * relevance R_s = (1 − λ)·|corr(series_s, series_start)| + λ·a_s / max a (the mean correlation
+      over the starts); the starts' own correlation term is 0 (it is 1 by definition and is no
+      evidence of a cause);
     * transitions: :func:`walk_transitions` (forward to callees, backward ×ρ, self-loop);
     * ranking: the exact visit frequencies (:func:`walk_visits`), so the ranker is deterministic and
-      needs no seed. Services the walk cannot reach follow, by their own anomaly.
+      needs no seed. Services the walk cannot reach (no call edge) follow, by their own anomaly.
+
+    Without restart the visits drain towards deep callees: on PetShop (datastores and queues under
+    every service) this walk ranks below random (Avg@5 0.04–0.08); ``restart: 0.15`` lifts it to 0.49
+    but lowers sim-boutique from 0.68 to 0.58, so the default stays CloudRanger's plain walk.
     """
 
     name: ClassVar[str] = "random_walk"
@@ -431,15 +489,15 @@ class RandomWalkRanker(RootCauseRanker):
         if w is None:
             return _anomaly_only(case, service_anomaly(case, feature_kinds=c.feature_kinds,
                                                        window_stat=c.window_stat, scale_floor=c.scale_floor))
-        an, edges, S, sym, reached, idx, local = w
+        an, edges, S, start, reached, idx, local = w
         sub_edges = [(local[a], local[b]) for a, b in edges if reached[a] and reached[b]]
-        corr = abs_corr(an.series)[idx, sym]
-        corr[local[sym]] = 0.0
+        corr = abs_corr(an.series)[idx] @ start  # with the start (a mean over several starts)
+        corr[start[idx] > 0] = 0.0
         a = an.node_score[idx]
         an_norm = a / a.max() if a.max() > 0 else np.zeros_like(a)
         R = (1.0 - c.anomaly_weight) * corr + c.anomaly_weight * an_norm
         P = walk_transitions(R, sub_edges, c.rho)
-        visits = walk_visits(P, local[sym], c.restart, tol=c.tol, max_iter=c.max_iter)
+        visits = walk_visits(P, start[idx], c.restart, tol=c.tol, max_iter=c.max_iter)
         scores = np.zeros(S)
         scores[idx] = visits
         scores = _after_reached(scores, reached, an.node_score)

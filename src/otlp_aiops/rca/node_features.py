@@ -28,6 +28,7 @@ post-onset value. ``mode="all"`` gives the same four columns for every feature c
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,12 +88,41 @@ def _feature_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return peak, level, shift, usable
 
 
-def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] = DEFAULT_KINDS,
-                  z_clip: float = 100.0, eps: float = 1e-6, rel_eps: float = 1e-3,
-                  std_fallback: bool = True) -> NodeFeatures:
-    """The (S, D) node feature matrix of ``case`` (labels are not read)."""
-    if mode not in MODES:
-        raise ValueError(f"node feature mode {mode!r} is not one of {', '.join(MODES)}")
+def parse_groups(groups: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``"name=pattern|pattern"`` strings → ((name, patterns), ...); patterns are shell globs over
+    feature names (``fnmatch``). Raises ValueError on a malformed or repeated entry."""
+    out, seen = [], set()
+    for g in groups:
+        name, sep, pats = str(g).partition("=")
+        name = name.strip()
+        patterns = tuple(p.strip() for p in pats.split("|") if p.strip())
+        if not sep or not name or not patterns:
+            raise ValueError(f"feature group {g!r} is not 'name=glob|glob'")
+        if name in seen or name in FEATURE_KINDS:
+            raise ValueError(f"feature group name {name!r} repeats or is a feature kind")
+        seen.add(name)
+        out.append((name, patterns))
+    return tuple(out)
+
+
+def selections(features: Sequence[str], feature_kinds: Sequence[str], kinds: Sequence[str] = DEFAULT_KINDS,
+               groups: Sequence[str] = ()) -> list[tuple[str, np.ndarray]]:
+    """The feature sets that node features aggregate over, as (label, boolean mask over ``features``):
+    one per kind in ``kinds`` (by ``feature_kinds``), then one per named group (by glob over the
+    feature names: the features stage names span, trace and log features the same in every dataset,
+    so a group transfers). A set may be empty: its columns then say ``missing``."""
+    unknown = [k for k in kinds if k not in FEATURE_KINDS]
+    if unknown:
+        raise ValueError(f"unknown feature kind(s) {', '.join(unknown)}; known: {', '.join(FEATURE_KINDS)}")
+    fk = np.asarray(feature_kinds, dtype=object)
+    out = [(k, fk == k) for k in kinds]
+    for name, patterns in parse_groups(groups):
+        out.append((name, np.array([any(fnmatch.fnmatchcase(f, p) for p in patterns) for f in features],
+                                   dtype=bool)))
+    return out
+
+
+def _case_z(case: CaseData, *, z_clip: float, eps: float, rel_eps: float, std_fallback: bool) -> np.ndarray:
     values = np.asarray(case.values, dtype=np.float64)
     S, F = len(case.services), len(case.features)
     if values.ndim != 3 or values.shape[1:] != (S, F):
@@ -105,7 +135,42 @@ def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] =
     base = case.baseline()
     if len(base) == 0:
         raise ValueError(f"case {case.case_id}: no baseline windows (no reference and onset=0)")
-    z = robust_z(after, base, z_clip=z_clip, eps=eps, rel_eps=rel_eps, std_fallback=std_fallback)
+    return robust_z(after, base, z_clip=z_clip, eps=eps, rel_eps=rel_eps, std_fallback=std_fallback)
+
+
+def window_features(z: np.ndarray, sels: Sequence[tuple[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window node features for the label-free ranker: from robust z (T, S, F), for each feature
+    set of ``sels`` and window, ``max |z|`` over the set's features and the signed z of that feature
+    → (T, S, 2·G) (0 where the window has no finite value), and (S, G) ``missing`` (1 where the
+    service has no usable feature in the set: no finite z in any window)."""
+    T, S, _ = z.shape
+    ok = np.isfinite(z)
+    za = np.where(ok, np.abs(z), -1.0)
+    zs = np.where(ok, z, 0.0)
+    vals = np.zeros((T, S, 2 * len(sels)))
+    missing = np.ones((S, len(sels)))
+    for g, (_, mask) in enumerate(sels):
+        if not mask.any():
+            continue
+        a = za[:, :, mask]
+        best = a.argmax(axis=2)  # (T, S)
+        top = np.take_along_axis(a, best[..., None], axis=2)[..., 0]
+        has = top >= 0
+        vals[:, :, 2 * g] = np.where(has, top, 0.0)
+        vals[:, :, 2 * g + 1] = np.where(has, np.take_along_axis(zs[:, :, mask], best[..., None], axis=2)[..., 0], 0.0)
+        missing[:, g] = (~ok[:, :, mask].any(axis=(0, 2))).astype(np.float64)
+    return vals, missing
+
+
+def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] = DEFAULT_KINDS,
+                  groups: Sequence[str] = (), z_clip: float = 100.0, eps: float = 1e-6, rel_eps: float = 1e-3,
+                  std_fallback: bool = True) -> NodeFeatures:
+    """The (S, D) node feature matrix of ``case`` (labels are not read). ``groups`` (kinds mode)
+    adds the same four statistics for named sets of features (:func:`parse_groups`)."""
+    if mode not in MODES:
+        raise ValueError(f"node feature mode {mode!r} is not one of {', '.join(MODES)}")
+    S, F = len(case.services), len(case.features)
+    z = _case_z(case, z_clip=z_clip, eps=eps, rel_eps=rel_eps, std_fallback=std_fallback)
     peak, level, shift, usable = _feature_stats(z)
     lv_all = np.where(usable, level, -np.inf)
     top = lv_all.argmax(axis=1) if F else np.zeros(S, dtype=np.int64)
@@ -123,22 +188,28 @@ def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] =
         x = np.concatenate(blocks, axis=1) if blocks else np.zeros((S, 0))
         return NodeFeatures(tuple(case.services), tuple(cols), x, top_feature, top_level)
 
-    unknown = [k for k in kinds if k not in FEATURE_KINDS]
-    if unknown:
-        raise ValueError(f"unknown feature kind(s) {', '.join(unknown)}; known: {', '.join(FEATURE_KINDS)}")
-    fk = np.asarray(case.feature_kinds, dtype=object)
-    x = np.zeros((S, 4 * len(kinds)))
-    cols = []
-    for i, kind in enumerate(kinds):
-        cols += [f"{kind}.{s}" for s in STATS]
-        sel = fk == kind
-        u = usable[:, sel]  # (S, Fk)
+    sels = selections(case.features, case.feature_kinds, kinds, groups)
+    x, cols = set_stats(peak, level, shift, usable, sels)
+    return NodeFeatures(tuple(case.services), cols, x, top_feature, top_level)
+
+
+def set_stats(peak: np.ndarray, level: np.ndarray, shift: np.ndarray, usable: np.ndarray,
+              sels: Sequence[tuple[str, np.ndarray]]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The four statistics of each feature set (``<label>.max_abs/mean_abs/mean/missing``) from the
+    per-feature ``peak``, ``level``, ``shift`` and ``usable`` (N, F) of :func:`_feature_stats`:
+    (N, 4·len(sels)) and the column names. N is services (node features) or edges."""
+    N = peak.shape[0]
+    x = np.zeros((N, 4 * len(sels)))
+    cols: list[str] = []
+    for i, (label, sel) in enumerate(sels):
+        cols += [f"{label}.{s}" for s in STATS]
+        u = usable[:, sel]  # (N, Fk)
         any_u = u.any(axis=1)
         lv = np.where(u, level[:, sel], -np.inf)
         if sel.any():
             x[:, 4 * i] = np.where(u, peak[:, sel], 0.0).max(axis=1)
             x[:, 4 * i + 1] = np.where(any_u, lv.max(axis=1), 0.0)
             best = lv.argmax(axis=1)  # first of the most deviating features
-            x[:, 4 * i + 2] = np.where(any_u, shift[:, sel][np.arange(S), best], 0.0)
+            x[:, 4 * i + 2] = np.where(any_u, shift[:, sel][np.arange(N), best], 0.0)
         x[:, 4 * i + 3] = (~any_u).astype(np.float64)
-    return NodeFeatures(tuple(case.services), tuple(cols), x, top_feature, top_level)
+    return x, tuple(cols)

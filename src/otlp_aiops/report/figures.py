@@ -1,5 +1,5 @@
-"""Figures: critical-difference diagram and AC@k curves. Matplotlib runs on the Agg backend with
-``matplotlib.figure.Figure`` objects (no pyplot state, never a window); files are written atomically.
+"""Figures: critical-difference diagram and AC@k curves, drawn on ``matplotlib.figure.Figure`` objects
+with an Agg canvas (no pyplot state, no backend switch, never a window); files are written atomically.
 
 Critical difference (Demšar, JMLR 2006): methods are ranked within each block (rank 1 = best,
 ties get the average rank), a Friedman test checks that the ranks differ, and a post-hoc test
@@ -10,8 +10,6 @@ joins with bars. The drawing and the post-hoc tests are scikit-posthocs'
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,30 +19,23 @@ import pandas as pd
 from otlp_aiops.report.stats import spec
 
 
-def _agg() -> None:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() != "agg":
-        matplotlib.use("Agg")
-
-
 def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     """Save a matplotlib Figure atomically (format from the suffix)."""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from otlp_aiops.outputs import atomic_write_with
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None} if path.suffix == ".png"
-                    else None)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fmt = path.suffix.lstrip(".").lower()
+    # no version or date stamps, fixed SVG ids: the same figure gives the same bytes (tracked files)
+    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+                "pdf": {"CreationDate": None, "Creator": None, "Producer": None}}.get(fmt)
+    with matplotlib.rc_context({"svg.hashsalt": "otlp-aiops"}):
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
+                                                        metadata=metadata))
     return path
 
 
@@ -95,7 +86,6 @@ def critical_difference(blocks: pd.DataFrame, metric: str, posthoc: str = "nemen
 
 
 def draw_critical_difference(cd: CriticalDifference, title: str, path: str | Path, alpha: float = 0.05) -> Path:
-    _agg()
     import scikit_posthocs as sp
     from matplotlib.figure import Figure
 
@@ -108,7 +98,6 @@ def draw_critical_difference(cd: CriticalDifference, title: str, path: str | Pat
 
 def draw_ac_at_k(curve: pd.DataFrame, title: str, path: str | Path) -> Path:
     """AC@k by k, one line per method."""
-    _agg()
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5, 3.5))

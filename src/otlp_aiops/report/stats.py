@@ -44,6 +44,9 @@ METRICS: dict[str, MetricSpec] = {
     **{f"ac_at_{k}": MetricSpec(f"AC@{k}") for k in range(1, 11)},
     "avg_at_5": MetricSpec("Avg@5"),
     "mrr": MetricSpec("MRR"),
+    # indicator level (evaluate/rca.py): only rankers that name indicators have them ("–" otherwise)
+    **{f"ais_at_{k}": MetricSpec(f"AIS@{k}") for k in (1, 3, 5)},
+    **{f"ind_ac_at_{k}": MetricSpec(f"IAC@{k}") for k in (1, 3, 5)},
     "seconds": MetricSpec("s/case", higher_is_better=False, decimals=3),
     "rank": MetricSpec("rank", higher_is_better=False, decimals=1),
     "auc_pr": MetricSpec("AUC-PR"),
@@ -59,12 +62,13 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 TABLE_METRICS = {
-    "rca": ("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr", "seconds"),
+    # no "seconds": tables are tracked outputs, and a timing differs run to run (MLflow has them)
+    "rca": ("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr", "ais_at_1", "ais_at_3"),
     "detect": ("auc_pr", "vus_pr", "range_f1", "range_precision", "range_recall", "detection_delay_s",
                "false_alarms_per_hour", "pa_f1"),
 }
 FAULT_TABLE_METRICS = {
-    "rca": ("ac_at_1", "ac_at_3", "avg_at_5", "mrr"),
+    "rca": ("ac_at_1", "ac_at_3", "avg_at_5", "mrr", "ais_at_1"),
     "detect": ("detected", "detection_delay_s"),
 }
 

@@ -1,17 +1,20 @@
-"""Publishable tables: Markdown, LaTeX (booktabs) and CSV, written atomically.
+r"""Publishable tables: Markdown, LaTeX (booktabs) and CSV, written atomically.
 
-A cell reads "mean ± std [ci_low, ci_high]": mean ± std over seeds, 95 % bootstrap interval over
-cases. The best method of a column is bold; † marks a method significantly worse than the best
+A Markdown cell reads "mean ± std [ci_low, ci_high]": mean ± std over seeds, 95 % bootstrap interval
+over cases. The best method of a column is bold; † marks a method significantly worse than the best
 (Wilcoxon signed-rank, Holm-adjusted p < alpha). Rows are methods (or fault type × method), columns
 metrics. The CSV holds the same numbers unformatted, one row per method × metric, for re-use.
+
+The LaTeX form is a float ready for a two-column paper: ``table`` with ``\caption`` and ``\label``
+(``tab:<name>``), booktabs rules, cells "mean ± std" (the intervals stay in the Markdown and CSV
+forms) and a ``\resizebox`` that shrinks the tabular to ``\columnwidth`` only when it is wider. It
+needs ``\usepackage{booktabs}`` and ``\usepackage{graphicx}``, which its first line states.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +28,10 @@ MISSING = "–"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """UTF-8 text written atomically (:func:`otlp_aiops.outputs.atomic_write_text`)."""
+    from otlp_aiops.outputs import atomic_write_text as write
+
+    return write(path, text)
 
 
 def safe_name(s: str) -> str:
@@ -48,6 +44,7 @@ class Cell:
     text: str  # "" when there is no value
     best: bool = False
     worse: bool = False
+    short: str = ""  # "mean ± std" without the interval (the LaTeX cell); "" = same as text
 
 
 def cell_text(mean: float, std: float, lo: float, hi: float, decimals: int) -> str:
@@ -91,7 +88,8 @@ def build_table(summary: pd.DataFrame, sig: pd.DataFrame, *, dataset: str, task:
             r = idx.loc[(scope, method, m)]
             row.append(Cell(cell_text(r["mean"], r["std"], r["ci_low"], r["ci_high"], spec(m).decimals),
                             best=method in bests.get((scope, m), set()),
-                            worse=(scope, method, m) in worse))
+                            worse=(scope, method, m) in worse,
+                            short=cell_text(r["mean"], r["std"], math.nan, math.nan, spec(m).decimals)))
         rows.append(row)
     return header, rows
 
@@ -121,26 +119,38 @@ def tex_escape(s: str) -> str:
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in s)
 
 
+def _tex_text(s: str) -> str:
+    return (tex_escape(s).replace("±", r"$\pm$").replace(DAGGER, r"$^{\dagger}$")
+            .replace("–", "--").replace("—", "---"))
+
+
 def _tex_cell(c: object) -> str:
     if not isinstance(c, Cell):
         return tex_escape(str(c))
     if not c.text:
         return "--"
-    t = tex_escape(c.text).replace("±", r"$\pm$")
+    t = _tex_text(c.short or c.text)
     t = rf"\textbf{{{t}}}" if c.best else t
     return t + r"$^{\dagger}$" if c.worse else t
 
 
-def to_latex(header: list[str], rows: list[list[object]], caption: str = "") -> str:
+LATEX_PREAMBLE = r"% Needs \usepackage{booktabs} (rules) and \usepackage{graphicx} (\resizebox)."
+
+
+def to_latex(header: list[str], rows: list[list[object]], caption: str = "", label: str = "") -> str:
+    """A ``table`` float: caption, label, booktabs tabular shrunk to the column width when wider."""
     n_text = sum(1 for c in rows[0] if not isinstance(c, Cell)) if rows else 1
     cols = "l" * n_text + "r" * (len(header) - n_text)
-    lines = []
+    lines = [LATEX_PREAMBLE, r"\begin{table}[tbp]", r"\centering"]
     if caption:
-        lines.append("% " + caption.replace("\n", " "))
-    lines += [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_escape(h) for h in header) + r" \\",
+        lines.append(r"\caption{" + _tex_text(" ".join(caption.split())) + "}")
+    if label:
+        lines.append(r"\label{" + re.sub(r"[^A-Za-z0-9:._-]+", "-", label) + "}")
+    lines += [r"\resizebox{\ifdim\width>\columnwidth\columnwidth\else\width\fi}{!}{%",
+              rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_escape(h) for h in header) + r" \\",
               r"\midrule"]
     lines += [" & ".join(_tex_cell(c) for c in row) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -166,11 +176,14 @@ def numeric_table(summary: pd.DataFrame, sig: pd.DataFrame, *, dataset: str, tas
     return s.sort_values(["fault_type", "metric", "method"]).reset_index(drop=True)
 
 
-def caption_for(dataset: str, task: str, n_seeds: int, by_fault_type: bool, alpha: float) -> str:
+def caption_for(dataset: str, task: str, n_seeds: int, by_fault_type: bool, alpha: float,
+                latex: bool = False) -> str:
     what = "root-cause analysis" if task == "rca" else "anomaly detection"
     scope = " per fault type" if by_fault_type else ""
-    return (f"{dataset}: {what}{scope}. Mean ± std over {n_seeds} seed(s) [95 % bootstrap interval over "
-            f"cases]; bold: best; {DAGGER}: worse than the best (Wilcoxon signed-rank, Holm, p < {alpha:g}).")
+    ci = ("(95 % bootstrap intervals over cases: the CSV form)" if latex
+          else "[95 % bootstrap interval over cases]")
+    return (f"{dataset}: {what}{scope}. Mean ± std over {n_seeds} seed(s) {ci}; bold: best; {DAGGER}: worse "
+            f"than the best (Wilcoxon signed-rank, Holm, p < {alpha:g}).")
 
 
 def write_tables(summary: pd.DataFrame, sig: pd.DataFrame, out_dir: str | Path, name: str, *, dataset: str,
@@ -182,10 +195,12 @@ def write_tables(summary: pd.DataFrame, sig: pd.DataFrame, out_dir: str | Path, 
     if not rows or len(header) <= (2 if by_fault_type else 1):
         return []
     s = summary[(summary["dataset"] == dataset) & (summary["task"] == task)]
-    cap = caption_for(dataset, task, int(s["n_seeds"].max()) if len(s) else 0, by_fault_type, alpha)
+    n_seeds = int(s["n_seeds"].max()) if len(s) else 0
+    cap = caption_for(dataset, task, n_seeds, by_fault_type, alpha)
+    cap_tex = caption_for(dataset, task, n_seeds, by_fault_type, alpha, latex=True)
     out = Path(out_dir)
     paths = [atomic_write_text(out / f"{name}.md", to_markdown(header, rows, cap)),
-             atomic_write_text(out / f"{name}.tex", to_latex(header, rows, cap))]
+             atomic_write_text(out / f"{name}.tex", to_latex(header, rows, cap_tex, label=f"tab:{name}"))]
     num = numeric_table(summary, sig, dataset=dataset, task=task, metrics=metrics, by_fault_type=by_fault_type)
     paths.append(atomic_write_text(out / f"{name}.csv", num.to_csv(index=False, lineterminator="\n")))
     return paths

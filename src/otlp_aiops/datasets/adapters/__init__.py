@@ -18,6 +18,7 @@ ADAPTERS: dict[str, str] = {
     "rcd-sockshop": "otlp_aiops.datasets.adapters.rcd_sockshop",
     "petshop": "otlp_aiops.datasets.adapters.petshop",
     "rcaeval": "otlp_aiops.datasets.adapters.rcaeval",
+    "otlp": "otlp_aiops.datasets.adapters.otlp",  # your own OTLP export + incident file (docs/own-data.md)
 }
 DATASET_ADAPTERS: dict[str, str] = {
     "nezha-tt": "nezha",
@@ -38,4 +39,15 @@ def import_dataset(name: str, src: str | Path, out: str | Path, *, adapter: str 
     src = Path(src)
     if not src.is_dir():
         raise AdapterError(f"{src}: no such folder")
-    return module.convert(src, Path(out), name=name, **options)
+    from otlp_aiops.outputs import OutputError, check_output_vs_inputs
+
+    try:  # an `out` that is, holds or lies inside the source would delete or pollute it
+        check_output_vs_inputs(out, [src])
+    except OutputError as e:
+        raise AdapterError(str(e)) from None
+    if adapter == "otlp":  # reports its own progress (bytes copied)
+        return module.convert(src, Path(out), name=name, **options)
+    from otlp_aiops import progress
+
+    with progress.task(f"import {name}", unit="files"):  # elapsed time; a log line every 10 s
+        return module.convert(src, Path(out), name=name, **options)

@@ -5,11 +5,10 @@ atomically, and the bookkeeping of rejected source rows (file, line, reason) so 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 
 from otlp_aiops.datasets.simulator.emit import RotatingWriter, WrittenFile
 from otlp_aiops.otlp.framing import atomic_write_bytes
+from otlp_aiops.outputs import OutputError, claim_output
 
 ROTATE_BYTES = 16 << 20
 SCOPE_NAME = "otlp_aiops.datasets.adapters"
@@ -225,17 +225,17 @@ class RawDatasetWriter:
     """Builds ``data/raw/<dataset>/`` in a temporary sibling folder and swaps it into place at
     :meth:`commit`, so a failed import never leaves a half-written dataset."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, inputs: Iterable[Path] = ()) -> None:
         self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()) and not (self.out / "dataset.json").exists():
-            raise AdapterError(
-                f"{self.out}: exists, is not empty and holds no dataset.json; refusing to replace it "
-                "(choose an empty or new --out folder)"
+        # the claim refuses an `out` that is not empty and holds no dataset.json, or that overlaps an
+        # input; locks it; cleans up after a crashed import; commit() swaps the folder in atomically
+        self._claim = contextlib.ExitStack()
+        try:
+            self.tmp = self._claim.enter_context(
+                claim_output(self.out, owner="raw", inputs=inputs, known_files=("dataset.json",), marker=False)
             )
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
+        except OutputError as e:
+            raise AdapterError(str(e)) from None
         (self.tmp / "otlp").mkdir(parents=True)
         self.writers = {s: signal_writer(self.tmp, s) for s in ("traces", "metrics", "logs")}
 
@@ -259,17 +259,16 @@ class RawDatasetWriter:
         return [vars(f) for f in files]
 
     def commit(self) -> Path:
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            self._claim.close()  # swaps the finished folder into place and releases the lock
+        except OutputError as e:
+            raise AdapterError(str(e)) from None
         return self.out
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Remove the temporary folder and release the lock; ``out`` stays as it was."""
+        err = RuntimeError("import aborted")
+        self._claim.__exit__(type(err), err, None)
 
     def finish(self, dataset: dict[str, Any], rejects: Rejects) -> Path:
         """Write ``rejected.jsonl`` and ``dataset.json``, then swap the folder into place."""

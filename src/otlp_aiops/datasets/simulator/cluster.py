@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otlp_aiops.datasets.simulator.config import SimulatorConfig
-from otlp_aiops.datasets.simulator.schedule import Schedule
-from otlp_aiops.datasets.simulator.topology import Topology
+from otlp_aiops.datasets.simulator.schedule import Schedule, span_name, wrong_path_template
+from otlp_aiops.datasets.simulator.topology import Topology, iter_calls
 
 MIB = 1024 * 1024
 BACKGROUND_UTIL = 0.05  # idle runtime CPU, as a fraction of the limit
@@ -103,6 +103,7 @@ class ClusterState:
     net_delay_ms: np.ndarray  # (slots, T) added to every packet leaving the pod
     loss: np.ndarray  # (slots, T) packet loss on the pod's interface
     op_fault: np.ndarray  # (ops, T) probability that an operation throws (code fault)
+    op_return: np.ndarray  # (ops, T) probability that an operation takes the wrong code path (code_return)
     throttle: np.ndarray  # (slots, T) share of CFS periods the container spends throttled
     util: np.ndarray  # (slots, T) CPU demand / limit
     cpu_usage: np.ndarray  # (slots, T) cores actually used
@@ -310,6 +311,7 @@ def simulate_cluster(
     net_delay = np.zeros((n_slots, T), np.float32)
     loss = np.zeros((n_slots, T), np.float32)
     op_fault = np.zeros((n_ops, T), np.float32)
+    op_return = np.zeros((n_ops, T), np.float32)
     for inc in schedule.incidents:
         si = topo.service_index[inc.service]
         slot = slots_of[si][min(inc.replica, len(slots_of[si]) - 1)]
@@ -335,6 +337,16 @@ def simulate_cluster(
             p = 0.1 + 0.8 * sev
             op_fault[topo.op_index[inc.operation], a:b] = p
             inc.params = {"error_probability": round(p, 4)}
+        elif inc.fault_type == "code_return":
+            p = 0.5 + 0.5 * sev
+            op_return[topo.op_index[inc.operation], a:b] = p
+            inc.params = {
+                "wrong_path_probability": round(p, 4),
+                "skipped_calls": list(
+                    dict.fromkeys(span_name(topo, c.op) for c in iter_calls(topo.op(inc.operation).steps))
+                ),
+                "log_template": wrong_path_template(topo, inc.operation),
+            }
     demand += hog * (inc_at >= 0)
     demand *= inc_at >= 0
     util = demand / limit
@@ -375,6 +387,7 @@ def simulate_cluster(
         net_delay_ms=net_delay,
         loss=loss,
         op_fault=op_fault,
+        op_return=op_return,
         throttle=throttle,
         util=util.astype(np.float32),
         cpu_usage=cpu_usage,

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-FAULT_TYPES: tuple[str, ...] = (
+# The faults injected when `fault_types` is not set (the default datasets were built with these).
+DEFAULT_FAULT_TYPES: tuple[str, ...] = (
     "cpu_hog",
     "memory_leak",
     "network_delay",
@@ -18,6 +19,9 @@ FAULT_TYPES: tuple[str, ...] = (
     "disk_io_slow",
     "pod_kill",
 )
+# Every fault the simulator can inject: `code_return` (a wrong result: the operation takes another
+# code path, with other log lines and fewer downstream calls, and no error) is opt-in.
+FAULT_TYPES: tuple[str, ...] = (*DEFAULT_FAULT_TYPES, "code_return")
 DISTURBANCE_KINDS: tuple[str, ...] = ("traffic_surge", "deploy_restart")
 
 # CLI framing name -> (framing of otlp.framing.encode_frames, file extension)
@@ -97,7 +101,7 @@ class SimulatorConfig:
     diurnal_amplitude: float = 0.3  # relative swing of the day-shaped request rate
     trace_sample_ratio: float = 0.2  # head sampling at the frontend; metrics count every request
     instances: int | None = None  # replicas per service; None = the topology's own numbers
-    fault_types: tuple[str, ...] = FAULT_TYPES
+    fault_types: tuple[str, ...] = DEFAULT_FAULT_TYPES
     incident_duration: tuple[float, float] = (60.0, 120.0)
     min_gap: float = 40.0  # fault-free seconds between any two incidents / disturbances
     warmup: float | None = None  # fault-free head of the recording; None: min(10 min, 10 % of duration)

@@ -34,7 +34,7 @@ SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
 STATUS_ERROR = 2
 FLAG_SAMPLED = 0x01
 FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE = 0x100, 0x200
-INFO_A, INFO_B, SLOW, RETRY, OPTIONAL, EXC, DEP = range(7)
+INFO_A, INFO_B, SLOW, RETRY, OPTIONAL, EXC, DEP, WRONG = range(8)  # log kinds (at most 8: see _encode)
 LIFE = ("start", "listen", "sigterm", "stopped", "memory", "disk")
 J_LIFECYCLE = 127
 _MAXN = 50_001
@@ -428,9 +428,12 @@ class Emitter:
         served = req.ran & instr
         # (mask, kind, time, duration, code, at caller?, failing child)
         info = served & req.sampled[None, :]
+        # the wrong code path of a code_return fault writes its own line instead of the operation's
+        # last INFO line (the first of two is written before the paths diverge)
+        wrong = info & req.wrong
         events.append(
             (
-                info & (has_info >= 1)[:, None],
+                info & (has_info >= 1)[:, None] & ~(wrong & (has_info == 1)[:, None]),
                 INFO_A,
                 req.srv_start + 0.1 * req.pre,
                 req.srv_dur,
@@ -440,8 +443,17 @@ class Emitter:
             )
         )
         events.append(
-            (info & (has_info >= 2)[:, None], INFO_B, srv_end - 0.01, req.srv_dur, req.srv_code, False, None)
+            (
+                info & (has_info >= 2)[:, None] & ~wrong,
+                INFO_B,
+                srv_end - 0.01,
+                req.srv_dur,
+                req.srv_code,
+                False,
+                None,
+            )
         )
+        events.append((wrong, WRONG, srv_end - 0.01, req.srv_dur, req.srv_code, False, None))
         events.append(
             (
                 served & (req.srv_dur > self.slow_ms[j][:, None]),
@@ -609,6 +621,8 @@ class Emitter:
             }
             if kind in (INFO_A, INFO_B):
                 sev, text = lt.INFO, self.info[tree.op[x]][kind - INFO_A]
+            elif kind == WRONG:
+                sev, text = lt.INFO, lt.WRONG_PATH
             elif kind == SLOW:
                 sev, text = lt.WARN, lt.SLOW
             elif kind in (RETRY, OPTIONAL):

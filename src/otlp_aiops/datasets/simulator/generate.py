@@ -133,22 +133,15 @@ def simulate(cfg: SimulatorConfig, out: str | os.PathLike, progress: bool | None
     t0 = time.perf_counter()
     out = Path(out)
     _check_target(out)
-    staging = out.parent / f".{out.name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    from otlp_aiops.outputs import OutputError, claim_output
+
+    shutil.rmtree(out.parent / f".{out.name}.partial", ignore_errors=True)  # left by earlier versions
     try:
-        summary = _generate(cfg, staging, sys.stderr.isatty() if progress is None else progress)
-        old = out.parent / f".{out.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if out.exists():
-            out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        # locked, cleaned up after a crash, written in a temporary sibling and swapped in atomically
+        with claim_output(out, owner="simulator", known_files=("dataset.json",), marker=False) as staging:
+            summary = _generate(cfg, staging, sys.stderr.isatty() if progress is None else progress)
+    except OutputError as e:
+        raise FileExistsError(str(e)) from None
     summary.out = out
     summary.wall_seconds = time.perf_counter() - t0
     return summary
@@ -357,9 +350,9 @@ def _write_json(path: Path, obj: Any) -> None:
 def _write_parquet(path: Path, table: Any) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    from otlp_aiops.outputs import atomic_write_with
+
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _write_ground_truth(cfg: SimulatorConfig, topo: Topology, schedule: Schedule, root: Path) -> None:
@@ -526,13 +519,14 @@ def dataset_json(
                 "end_time": "fault removed",
                 "root_cause_service": "the faulty service",
                 "root_cause_indicator": "metric name where the fault "
-                "shows first, or the server span name for code faults; null for network faults",
+                "shows first, or the server span name for code faults (the code region); null for network faults",
                 "fault_type": "cpu_hog | memory_leak | network_delay | packet_loss | code_exception | disk_io_slow "
-                "| pod_kill",
+                "| pod_kill | code_return",
                 "severity": "0..1, scales the fault's strength",
                 "root_cause_pod": "the pod hit",
-                "root_cause_operation": "the failing operation (code faults)",
-                "parameters": "JSON: the fault's physical size (hog cores, delay ms, loss, ...)",
+                "root_cause_operation": "the faulty operation (code faults)",
+                "parameters": "JSON: the fault's physical size (hog cores, delay ms, loss, ...); code_return: "
+                "wrong_path_probability, skipped_calls (span names) and log_template (the wrong path's line)",
             },
             "disturbances_note": "benign events that are NOT incidents (traffic surges, rolling restarts); they lie "
             "in fault-free stretches, at least min_gap seconds from any incident: use them to "

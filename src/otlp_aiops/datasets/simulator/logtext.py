@@ -89,6 +89,8 @@ RETRY = "call to {peer} {callee} failed with {code}; retrying (attempt {next}/{a
 OPTIONAL = "{callee} on {peer} failed with {code}; continuing without it"
 EXCEPTION = "unhandled {exc_type} in {name}: {exc_message}"
 DEPENDENCY = "{name} failed: call to {peer} {callee} returned {code}"
+# the other code path of a `code_return` fault: a wrong (default) result, no error
+WRONG_PATH = "{name}: no matching record for request {rid}; returning the default result"
 
 LIFECYCLE: dict[str, tuple[int, str]] = {
     "start": (INFO, "starting {service} version {version}"),

@@ -4,12 +4,14 @@ tree node, one column per request.
 Per node: the callee pod is picked among the pods in the endpoints; the own processing time is a
 heavy-tailed draw (log-normal body, Pareto tail) scaled by the pod's latency factor, plus disk time
 scaled by its I/O factor; an exception happens with the operation's background rate plus any code
-fault. The server side lasts own time + its call groups (sequential groups add, calls in a group
-overlap); a failed non-optional call aborts the handler, which fails too. The client side adds the
-network both ways (plus any delay injected on the sending pod), retransmissions and drops from packet
-loss, a refused connection for a crashed pod, and the caller's timeout; retryable failures
-(UNAVAILABLE, DEADLINE_EXCEEDED) are retried with backoff. Nothing here reads the incident list: the
-cluster state is the only way a fault reaches a request.
+fault; a ``code_return`` fault sends a share of the operation's requests down another code path that
+returns a default result without making its calls (and without an error). The server side lasts own
+time + its call groups (sequential groups add, calls in a group overlap); a failed non-optional call
+aborts the handler, which fails too. The client side adds the network both ways (plus any delay
+injected on the sending pod), retransmissions and drops from packet loss, a refused connection for a
+crashed pod, and the caller's timeout; retryable failures (UNAVAILABLE, DEADLINE_EXCEEDED) are retried
+with backoff. Nothing here reads the incident list: the cluster state is the only way a fault reaches a
+request.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Requests:
     ran: np.ndarray  # (M, N) the server side ran
     own_fail: np.ndarray
     fault_exc: np.ndarray  # the exception is the injected bug's (else a background error)
+    wrong: np.ndarray  # (M, N) the handler took the wrong code path of a code_return fault (no calls)
     srv_code: np.ndarray  # OK / EXCEPTION / DEPENDENCY
     srv_dur: np.ndarray
     srv_start: np.ndarray
@@ -122,6 +125,10 @@ def simulate_requests(
     fault_p = cl.op_fault[op[:, None], secb]
     own_fail = u_fail < ops.error[op][:, None] + fault_p
     fault_exc = u_fail < fault_p  # the bug's own exception, not a background one
+    # a wrong result (code_return): the same uniform, above the exception's share, so the draws of
+    # every other request are unchanged and the two never coincide
+    lo = ops.error[op][:, None] + fault_p
+    wrong = (u_fail >= lo) & (u_fail < lo + cl.op_return[op[:, None], secb])
     pre = own * PRE_FRACTION
     post = own - pre
 
@@ -154,6 +161,7 @@ def simulate_requests(
     timeout = tree.timeout_ms
     for x in range(M - 1, -1, -1):
         alive = ~own_fail[x]
+        goes = ~wrong[x]  # the wrong code path returns before making any call
         elapsed = pre[x].copy()
         failed_by = np.full(N, -1, np.int32)
         for g in tree.groups[x]:
@@ -185,11 +193,12 @@ def simulate_requests(
                     call_fail = last_fail & active
                     gby = np.where(call_fail & ~gfail, last_node, gby)
                     gfail |= call_fail
+            runs = alive & goes
             group_off[x].append(elapsed.copy())
-            group_alive[x].append(alive.copy())
-            elapsed = np.where(alive, elapsed + gdur, elapsed)
-            failed_by = np.where(alive & gfail, gby, failed_by)
-            alive = alive & ~gfail
+            group_alive[x].append(runs)
+            elapsed = np.where(runs, elapsed + gdur, elapsed)
+            failed_by = np.where(runs & gfail, gby, failed_by)
+            alive = alive & ~(runs & gfail)
         ok = alive
         srv_dur[x] = elapsed + np.where(ok, post[x], 0.2 * post[x])
         srv_code[x] = np.where(own_fail[x], EXCEPTION, np.where(ok, OK, DEPENDENCY))
@@ -238,6 +247,7 @@ def simulate_requests(
         ran=ran,
         own_fail=own_fail,
         fault_exc=fault_exc,
+        wrong=wrong,
         srv_code=srv_code,
         srv_dur=srv_dur,
         srv_start=srv_start,

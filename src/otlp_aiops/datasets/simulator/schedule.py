@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from otlp_aiops.datasets.simulator.config import ConfigError, SimulatorConfig
-from otlp_aiops.datasets.simulator.topology import Topology
+from otlp_aiops.datasets.simulator.topology import Topology, iter_calls
 
-# The metric (or, for code faults, the operation) where each fault shows first. Network faults
-# leave no trace in the victim's own metrics, so they carry no indicator.
+CODE_FAULTS = ("code_exception", "code_return")  # faults in the deployed code of one operation
+
+# The metric (or, for code faults, the operation's server span name: the code region) where each
+# fault shows first. Network faults leave no trace in the victim's own metrics: no indicator.
 FAULT_INDICATOR = {
     "cpu_hog": "container.cpu.usage",
     "memory_leak": "container.memory.usage",
@@ -116,15 +118,18 @@ def _incidents(
     instrumented = [s.name for s in topo.services if s.instrumented]
     out = []
     for k, ((start, dur), ftype) in enumerate(zip(slots, types, strict=True)):
-        pool = instrumented if ftype == "code_exception" else any_service
+        pool = instrumented if ftype in CODE_FAULTS else any_service
         service = pool[int(rng.integers(len(pool)))]
         svc = topo.service(service)
         replica = int(rng.integers(svc.replicas))
         severity = float(rng.uniform(*cfg.severity))
         operation = None
         indicator = FAULT_INDICATOR.get(ftype)
-        if ftype == "code_exception":
+        if ftype in CODE_FAULTS:
             ops = [o for o in topo.operations if o.service == service]
+            if ftype == "code_return":
+                # a wrong result shows in the calls the operation makes: prefer one that makes calls
+                ops = [o for o in ops if any(True for _ in iter_calls(o.steps))] or ops
             op = ops[int(rng.integers(len(ops)))]
             operation = op.key
             indicator = span_name(topo, op.key)
@@ -188,3 +193,11 @@ def span_name(topo: Topology, op_key: str) -> str:
     if svc.protocol == "grpc" and svc.rpc_service:
         return f"{svc.rpc_service}/{op.name}"
     return op.name
+
+
+def wrong_path_template(topo: Topology, op_key: str) -> str:
+    """The log line an operation writes on the wrong code path of a ``code_return`` fault, as a
+    template (``<*>`` where each record has its own value): the fault's log-side indicator."""
+    from otlp_aiops.datasets.simulator.logtext import WRONG_PATH
+
+    return WRONG_PATH.format(name=span_name(topo, op_key), rid="<*>")

@@ -1,0 +1,178 @@
+"""A label-free multi-modal root-cause ranker: per service, the strongest evidence among log content,
+trace structure and resource metrics, each measured against its own normal peak.
+
+The evidence (features of ``docs/features.md``):
+
+* log content: a line that the spans of an operation always wrote and no longer write
+  (``log.pattern_drop``), the service's log-key mix losing a usual line (``log.mix_drop``) — what a
+  ``return`` or ``exception`` fault changes — and lines never seen in the reference
+  (``log.pattern_unseen``, ``log.mix_unseen_error``; counts, square-rooted: Anscombe's
+  variance-stabilising transform of a Poisson count, so they sit on the scale of a z);
+* trace structure: calls into the service whose client–server gap exceeds the edge's reference
+  quantile (``span.in_gap_excess``: a network delay at the callee);
+* resources: robust z of the service's ``cpu`` and ``memory`` metrics against the case's fault-free
+  baseline (median, 1.4826·MAD, the standard deviation where the MAD is 0).
+
+The content and trace features are already statistics against the reference (Poisson z-scores);
+every one of them, and every resource z, is then set against its own behaviour in the baseline
+windows: ``evidence = post-onset statistic / (1 + the largest |value| in the baseline windows)``
+(the post-onset peak for the statistics, the post-onset mean for the resource z) — how many times the
+normal extreme the fault window reaches. This puts a Poisson z of a vanished log line and a CPU z on
+one scale without a weight per signal, and a service that is noisy in normal times (its mix varies)
+does not outrank one that never moves. A service scores its strongest evidence; the indicator is the
+feature that gave it.
+
+On metrics-only data (no log or span features) every metric feature counts as resource evidence
+(``fallback_kinds``), so the ranker degrades to a robust n-sigma. The trace rankers of
+:mod:`otlp_aiops.rca.trace` cite the papers this builds on (MicroRank, TraceRCA); the span-to-log
+patterns follow Nezha (Yu et al., "Nezha: Interpretable Fine-Grained Root Causes Analysis for
+Microservices on Multi-modal Observability Data", ESEC/FSE 2023), here counted per window rather
+than mined per trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from otlp_aiops.config import ConfigError
+from otlp_aiops.features.data import FEATURE_KINDS, CaseData
+from otlp_aiops.rca.base import RankedCauses, RankerConfig, RootCauseRanker
+
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalConfig(RankerConfig):
+    # statistics against the reference (Poisson z): post-onset peak over (1 + baseline peak)
+    statistic_features: tuple[str, ...] = ("log.pattern_drop", "log.mix_drop")
+    # statistics whose evidence is summed: a pod's network delay slows the calls into it and out of it,
+    # a victim downstream sees only the calls from the faulty pod
+    summed_features: tuple[str, ...] = ("span.in_gap_excess", "span.out_gap_excess")
+    # statistics of a sustained change (median over the post-onset windows), each on its own
+    sustained_features: tuple[str, ...] = ("span.self_time_excess",)
+    # counts of never-seen items: square-rooted first
+    count_features: tuple[str, ...] = ("log.pattern_unseen", "log.mix_unseen_error")
+    # metrics of these kinds: robust z, post-onset mean over (1 + baseline peak |z|)
+    resource_kinds: tuple[str, ...] = ("cpu", "memory")
+    # when a case has none of the features above with data: every metric of these kinds
+    fallback_kinds: tuple[str, ...] = ("latency", "errors", "traffic", "cpu", "memory", "saturation", "other")
+    resource_stat: str = "median"  # of the post-onset resource z: median (sustained) | mean
+    baseline_quantile: float = 1.0  # evidence = statistic / (1 + this quantile of the baseline |values|); 1 = the peak
+    min_baseline: int = 3  # baseline windows with a value a resource z needs
+    scale_floor: float = 1e-3  # relative floor of the z scale (x |median|)
+    top_indicators: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("resource_kinds", "fallback_kinds"):
+            bad = [k for k in getattr(self, name) if k not in FEATURE_KINDS]
+            if bad:
+                raise ConfigError(f"{name}: unknown feature kind(s) {', '.join(bad)}; known: {', '.join(FEATURE_KINDS)}")
+        if self.resource_stat not in ("median", "mean"):
+            raise ConfigError(f"resource_stat: expected median or mean, got {self.resource_stat!r}")
+        if not 0 <= self.baseline_quantile <= 1:
+            raise ConfigError(f"baseline_quantile: must be in [0, 1], got {self.baseline_quantile}")
+        if self.min_baseline < 1:
+            raise ConfigError(f"min_baseline: must be >= 1, got {self.min_baseline}")
+        if not self.scale_floor >= 0:
+            raise ConfigError(f"scale_floor: must be >= 0, got {self.scale_floor}")
+
+
+def robust_z(x: np.ndarray, base: np.ndarray, scale_floor: float, min_baseline: int) -> np.ndarray:
+    """z of ``x`` (T, S, F) against ``base`` (R, S, F): median and 1.4826·MAD (the standard deviation
+    where the MAD is 0; never below ``scale_floor``·|median| nor 1e-9); NaN where the baseline has
+    fewer than ``min_baseline`` values."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        n = np.isfinite(base).sum(axis=0)
+        med = np.nanmedian(base, axis=0)
+        mad = MAD_TO_SIGMA * np.nanmedian(np.abs(base - med), axis=0)
+        sd = np.nanstd(base, axis=0)
+    scale = np.where(mad > 0, mad, sd)
+    scale = np.fmax(np.nan_to_num(scale, nan=0.0), np.fmax(scale_floor * np.abs(np.nan_to_num(med)), 1e-9))
+    z = (x - med) / scale
+    z[..., n < min_baseline] = np.nan
+    return z
+
+
+def _peak(a: np.ndarray) -> np.ndarray:
+    """Largest finite value over axis 0, at least 0 (0 where there is none)."""
+    if len(a) == 0:
+        return np.zeros(a.shape[1:])
+    m = np.where(np.isfinite(a), a, -np.inf).max(axis=0)
+    return np.clip(np.where(np.isfinite(m), m, 0.0), 0.0, None)
+
+
+class MultimodalRanker(RootCauseRanker):
+    """Strongest calibrated evidence per service over log content, trace structure and resources
+    (module docstring). Label-free: ``fit`` learns nothing; every reference is the case's own."""
+
+    name = "multimodal"
+    Config = MultimodalConfig
+
+    def evidence(self, case: CaseData) -> tuple[np.ndarray, np.ndarray]:
+        """(S, F) evidence of every (service, feature) — 0 where the feature is not used — and the
+        (F,) mask of the features whose evidence is summed (``summed_features``)."""
+        cfg = self.config
+        base, after = case.baseline(), case.after()
+        if len(after) == 0:
+            raise ValueError(f"case {case.case_id}: no windows after the onset")
+        F = len(case.features)
+        feats = np.asarray(case.features, dtype=object)
+        kinds = np.asarray(case.feature_kinds, dtype=object)
+        stat = np.isin(feats, list(cfg.statistic_features))
+        count = np.isin(feats, list(cfg.count_features))
+        summed = np.isin(feats, list(cfg.summed_features))
+        sustained = np.isin(feats, list(cfg.sustained_features)) & ~summed
+        resource = np.isin(kinds, list(cfg.resource_kinds)) & np.array([f.startswith("metric.") for f in feats], bool)
+        has_after = np.isfinite(after).any(axis=(0, 1)) if F else np.zeros(0, bool)
+        if not ((stat | count | summed | sustained) & has_after).any():  # metrics-only data: every metric of the fallback kinds
+            resource = np.isin(kinds, list(cfg.fallback_kinds))
+        ev = np.zeros((len(case.services), F))
+        empty = np.zeros((0, len(case.services), 0))
+        for sel, is_sustained in ((stat | count, False), (summed | sustained, True)):
+            if not sel.any():
+                continue
+            a, b = after[:, :, sel], base[:, :, sel] if len(base) else empty[:, :, :0].repeat(sel.sum(), axis=2)
+            is_count = count[sel]
+            a = np.where(is_count, np.sqrt(np.clip(a, 0, None)), a)
+            b = np.where(is_count, np.sqrt(np.clip(b, 0, None)), b)
+            # transient evidence (a vanished line) counts at its peak; sustained evidence (a slower
+            # network) at the median of the post-onset windows, as the resource z
+            level = self._sustained(np.clip(a, 0, None)) if is_sustained else _peak(a)
+            ev[:, sel] = level / (1.0 + self._normal(np.abs(b)))
+        if resource.any() and len(base):
+            z = robust_z(case.values[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline)
+            za = np.clip(z[case.onset:], 0, None)
+            level = self._sustained(za)
+            zb = robust_z(base[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline)
+            ev[:, resource] = level / (1.0 + self._normal(np.abs(zb)))
+        return np.nan_to_num(ev, nan=0.0, posinf=0.0), summed
+
+    def _normal(self, b: np.ndarray) -> np.ndarray:
+        """The normal extreme of baseline values ``b`` (R, S, F): their ``baseline_quantile`` (NaN
+        skipped; 0 where none)."""
+        q = self.config.baseline_quantile
+        if q >= 1.0 or len(b) == 0:
+            return _peak(b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nan_to_num(np.nanquantile(b, q, axis=0), nan=0.0)
+
+    def _sustained(self, a: np.ndarray) -> np.ndarray:
+        """``resource_stat`` (median or mean) of ``a`` over axis 0, NaN skipped (0 where none)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stat = np.nanmedian if self.config.resource_stat == "median" else np.nanmean
+            return np.nan_to_num(stat(a, axis=0), nan=0.0) if len(a) else np.zeros(a.shape[1:])
+
+    def _rank(self, case: CaseData) -> RankedCauses:
+        ev, summed = self.evidence(case)
+        score = ev[:, ~summed].max(axis=1, initial=0.0) if ev.shape[1] else np.zeros(len(case.services))
+        if summed.any():
+            score = np.maximum(score, ev[:, summed].sum(axis=1))
+        flat = [(case.services[i], case.features[j], float(ev[i, j])) for i, j in zip(*np.nonzero(ev > 0), strict=True)]
+        flat.sort(key=lambda t: (-t[2], t[0], t[1]))
+        return RankedCauses.from_scores(case.services, score, flat[: self.config.top_indicators])
