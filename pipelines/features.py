@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import yaml
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.build import FeaturesError, build_features
 from otlp_aiops.features.config import resolve_config
-from otlp_aiops.outputs import OutputError, check_name
+from otlp_aiops.outputs import OutputError, atomic_write_json, check_name
 
 
 def main() -> int:
@@ -43,10 +42,9 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     metrics = Path("metrics") / "features" / f"{dataset}.json"
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    # timings stay in data/features/<dataset>/summary.json: DVC metrics change only with the data
+    # timings are printed, never stored: DVC metrics and outputs change only with the data
     counts = {k: v for k, v in summary.items() if k not in ("seconds", "timings")}
-    metrics.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(metrics, counts)
     print(f"features {dataset}: {summary['windows']} windows x {summary['services']} services x "
           f"{summary['features']} features, {summary['cases']} cases, {summary['graph_edges']} graph edges "
           f"({summary['seconds']:.1f} s)")

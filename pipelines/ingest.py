@@ -4,7 +4,6 @@ report)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import yaml
 from otlp_aiops.executor import ExecutorError, executor_config
 from otlp_aiops.otlp.framing import DEFAULT_LIMITS, Limits
 from otlp_aiops.otlp.ingest import IngestFatalError, ingest_paths, print_summary
-from otlp_aiops.outputs import OutputError, check_name
+from otlp_aiops.outputs import OutputError, atomic_write_json, check_name
 
 
 def main() -> int:
@@ -45,8 +44,7 @@ def main() -> int:
         return 1
     print_summary(report, out)
     metrics = Path("metrics") / "ingest" / f"{args.dataset}.json"
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps({"dataset": args.dataset, **report["totals"]}, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(metrics, {"dataset": args.dataset, **report["totals"]})
     return 0
 
 

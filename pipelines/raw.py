@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from otlp_aiops.outputs import OutputError, check_name
+from otlp_aiops.outputs import OutputError, atomic_write_json, check_name
 
 
 def simulate(name: str, params: dict, out: Path) -> dict:
@@ -160,8 +160,7 @@ def main() -> int:
             return 2
         metrics = import_public(args.dataset, out)
     path = Path("metrics") / "raw" / f"{args.dataset}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_json(path, metrics, default=str)
     return 0
 
 

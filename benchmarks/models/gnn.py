@@ -162,7 +162,9 @@ def run_quality(args: argparse.Namespace) -> None:
                     ranked[c.case_id] = rca_case_result(c.case_id, r, c.root_cause_service, fault_type=c.fault_type)
             per_seed.append(aggregate_rca(ranked.values()))
         keys = ("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr")
-        mean = lambda dicts: {k: statistics.fmean(d[k] for d in dicts) for k in keys}  # noqa: E731
+        def mean(dicts: list[dict[str, float]], keys: tuple[str, ...] = keys) -> dict[str, float]:
+            return {k: statistics.fmean(d[k] for d in dicts) for k in keys}
+
         res = {"config": cfg, "overall": mean([s.overall for s in per_seed]),
                "overall_std": {k: statistics.pstdev(s.overall[k] for s in per_seed) for k in keys},
                "by_fault_type": {ft: mean([s.by_fault_type[ft] for s in per_seed]) | {

@@ -62,8 +62,10 @@ def _main(
 
 @app.command()
 def ingest(
-    sources: Annotated[list[Path], typer.Argument(help="OTLP files or folders (searched recursively).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Parquet tables.")],
+    sources: Annotated[list[str], typer.Argument(help="OTLP files or folders (searched recursively); "
+                                                 "local paths or s3://bucket/prefix.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder for the Parquet tables (a local path, "
+                                     "or s3://bucket/prefix: built locally, then uploaded and committed).")],
     signal: Annotated[
         str | None,
         typer.Option(
@@ -82,6 +84,12 @@ def ingest(
     max_empty_frames: Annotated[
         int, typer.Option(min=1, help="Zero-length frames in a row after which a stream is not read further.")
     ] = 4096,
+    executor: Annotated[
+        str | None, typer.Option(help="local | ray: where files are converted (default: local; docs/scale.md).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="The Ray cluster to join: auto, host:port or ray://host:port.")
+    ] = None,
 ) -> None:
     """Convert OTLP exports (JSON lines, JSON, protobuf, length-prefixed, zstd, gzip) to Parquet tables.
 
@@ -97,11 +105,15 @@ def ingest(
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    from otlp_aiops.executor import ExecutorError, executor_config
+    from otlp_aiops.storage import StorageError, remote_io, staged_labels
+
     try:
-        report = ingest_paths(
-            sources, out, signal=signal, workers=workers, batch_rows=batch_rows, limits=limits
-        )
-    except IngestFatalError as e:
+        cfg = executor_config({}, kind=executor, address=ray_address)
+        report = remote_io(lambda ins, o: ingest_paths(ins, o, signal=signal, workers=workers, batch_rows=batch_rows,
+                                                       limits=limits, executor=cfg,
+                                                       source_labels=staged_labels(ins, sources)), sources, out)
+    except (IngestFatalError, ExecutorError, StorageError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     print_summary(report, out)
@@ -213,30 +225,22 @@ def detect(
     _benchmark("detect", dataset, method, params, track, all_)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def report(
+    ctx: typer.Context,
     params: Annotated[Path, typer.Option(help="Settings file (sections report and benchmark).")] = Path("params.yaml"),
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for tables/, figures/, plots/ (default: benchmarks).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for tables/, figures/, report/ (default: benchmarks).")] = None,
 ) -> None:
-    """Build the benchmark tables, figures and leaderboard from the results (the report stage;
-    run it from the repository root)."""
-    import runpy
-    import sys
+    """Build the benchmark tables, figures, leaderboard and HTML report from the results (the report stage).
 
-    script = Path("pipelines") / "report.py"
-    if not script.is_file():
-        typer.echo(f"error: {script} not found: run `otlp-aiops report` from the repository root", err=True)
-        raise typer.Exit(2)
-    argv = [str(script), "--params", str(params), *(["--out", str(out)] if out else [])]
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as e:
-        if e.code not in (None, 0):
-            raise typer.Exit(e.code if isinstance(e.code, int) else 1) from None
-    finally:
-        sys.argv = saved
+    Run it from the repository root. Further options go to the stage as they are, e.g. --datasets a,b
+    or --readme README.md (python pipelines/report.py --help lists them)."""
+    from otlp_aiops.report.stage import main as report_main
+
+    argv = ["--params", str(params), *(["--out", str(out)] if out else []), *ctx.args]
+    rc = report_main(argv)
+    if rc:
+        raise typer.Exit(rc)
 
 
 @app.command()
@@ -249,8 +253,10 @@ def quickstart(
         list[str] | None, typer.Option("--method", "-m", help="Ranker to run (repeatable; default: random, baro, pagerank).")
     ] = None,
 ) -> None:
-    """The whole path in under a minute: simulate 10 minutes of Online Boutique with incidents, ingest,
-    build the features, run three root-cause rankers and print their table (no repository needed)."""
+    """The whole path in under a minute, into one folder: simulate, ingest, features, three rankers, a table.
+
+    Simulates 10 minutes of Online Boutique with injected incidents, ingests the OTLP, builds the
+    feature tables, runs three root-cause rankers and prints their table (no repository needed)."""
     from otlp_aiops.quickstart import DEFAULT_METHODS, QuickstartError, run_quickstart
 
     try:
@@ -285,7 +291,7 @@ def _mount_sub_apps() -> None:
     from otlp_aiops.datasets.cli import app as datasets_app
     from otlp_aiops.features.cli import app as features_app
 
-    app.add_typer(datasets_app, name="datasets", help="Public failure datasets: list, fetch, import.")
+    app.add_typer(datasets_app, name="datasets", help="Datasets: list, fetch, import (public ones or your own OTLP export).")
     app.add_typer(features_app, name="features", help="Feature tables: service windows, edges, cases.")
 
 

@@ -36,8 +36,9 @@ _HASHED = re.compile(r"-[0-9a-f]{10}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-class OutputError(Exception):
-    """An output that may not be written (the message is one line and names the path and the fix)."""
+class OutputError(OSError):
+    """An output that may not be written (the message is one line and names the path and the fix).
+    An ``OSError``, so every stage that reports "cannot write" errors in one line reports these too."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,9 +214,9 @@ def check_replaceable(out: str | os.PathLike, owner: str, known_files: Sequence[
         raise OutputError(f"{out}: cannot read the output folder: {e}") from None
     if empty or _is_ours(out, owner, known_files):
         return
-    found = OWNER_FILE if (out / OWNER_FILE).exists() else " or ".join([OWNER_FILE, *known_files])
+    what = " or ".join([f"{OWNER_FILE} naming {owner}", *known_files])
     raise OutputError(
-        f"{out}: not empty and not written by {owner} (no {found} of {owner}'s); refusing to replace it: "
+        f"{out}: not empty and not written by {owner} (it holds no {what}); refusing to replace it: "
         "choose an empty or new output folder"
     )
 

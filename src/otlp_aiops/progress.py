@@ -146,12 +146,12 @@ class Task:
 
     def _emit(self, final: bool = False) -> None:
         stream = self.stream or sys.stderr
-        with _lock:
+        with _lock:  # printed under the lock: a fork (see _before_fork) never sees a half-written line
             text = self.line(final)
             self.last_line = time.monotonic()
             self.lines += 1
-        with contextlib.suppress(OSError, ValueError):  # a closed stream must not break the work
-            print(text, file=stream, flush=True)
+            with contextlib.suppress(OSError, ValueError):  # a closed stream must not break the work
+                print(text, file=stream, flush=True)
 
     def _heartbeat(self) -> None:
         tick = min(1.0, self.interval / 4)
@@ -237,6 +237,29 @@ def _rich_release() -> None:
             _rich["users"] = 0
             if p is not None:
                 p.stop()
+
+
+_fork_held: list[Any] = []
+
+
+def _before_fork() -> None:
+    """Worker pools fork while a heartbeat or rich refresh thread may be writing to stderr: hold both
+    locks across the fork, so the child never inherits a lock (or a stream buffer) held mid-write."""
+    _lock.acquire()
+    live_lock = getattr(getattr(_rich["progress"], "live", None), "_lock", None)
+    if live_lock is not None:
+        live_lock.acquire()
+        _fork_held.append(live_lock)
+
+
+def _after_fork() -> None:
+    while _fork_held:
+        _fork_held.pop().release()
+    _lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
 @contextmanager

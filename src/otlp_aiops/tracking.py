@@ -5,6 +5,14 @@ repository root (``mlflow.db``, artifacts in ``mlartifacts/`` beside it), found 
 when DVC runs the stage, so ``dvc exp run --queue`` workers (which run in temporary copies of the
 repository) log into the same store as the workspace. Tags: the git commit, ``DVC_EXP_NAME`` and
 the ``dvc.lock`` hashes of the stage's inputs.
+
+* Experiments are created with ``mlflow.experimentKind = custom_model_development`` (the
+  model-training kind of the MLflow 3 UI; 3.17's UI also honours a global GenAI / model-training
+  switch, ``?workflowType=machine_learning`` in the URL).
+* Run names carry stage, dataset (label), method (variant), offset and ``DVC_EXP_NAME``
+  (:func:`run_name`); metric names are those of the stage's JSON (:func:`metric_key`).
+* MLflow stores absolute artifact URIs; :func:`relocate_store` re-points them at
+  ``<root>/mlartifacts`` when the repository was moved or copied, before every stage run.
 """
 
 from __future__ import annotations
@@ -238,6 +246,16 @@ class StageRun:
 
     def log_dict(self, d: Mapping[str, Any], name: str) -> None:
         self._mlflow.log_dict(dict(d), name)
+
+
+    @contextlib.contextmanager
+    def trial_run(self, name: str, params: Mapping[str, Any]) -> Iterator[SeedRun]:
+        """A nested run for one trial of a sweep: its name, and the settings it tried as params."""
+        tags = {k: v for k, v in self.run.data.tags.items() if not k.startswith("mlflow.")}
+        tags.update({"mlflow.parentRunId": self.run_id, "trial": name})
+        with self._mlflow.start_run(run_name=name, nested=True, experiment_id=self.experiment_id, tags=tags) as r:
+            self._mlflow.log_params(_flat("", params))
+            yield SeedRun(self._mlflow, r, self._names)
 
 
 class SeedRun(StageRun):

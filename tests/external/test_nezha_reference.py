@@ -42,10 +42,10 @@ def test_nezha_matches_the_reference_run(real_dataset, external_root: Path) -> N
     assert ranker.interim_dir_, "the ingest tables beside the features folder were not found"
     ref_ranks = [int(x["nezha_rank"]) for x in ref]
     as1 = sum(r == 1 for r in ranks) / 28
-    assert as1 >= 0.893 - 0.05, ranks  # measured: 0.857 (24 of 28)
-    assert sum(a == b for a, b in zip(ranks, ref_ranks, strict=True)) >= 21, ranks  # measured: 22
-    assert sum(r is not None and r <= 3 for r in ranks) >= 26, ranks  # measured: 27
-    assert sum(a == 1 for a in ais) >= 22, ais  # AIS@1, measured: 24 of 28
+    assert as1 >= 0.893 - 0.05, ranks  # measured: 0.893 (25 of 28), as the reference
+    assert sum(a == b for a, b in zip(ranks, ref_ranks, strict=True)) >= 25, ranks  # measured: 26
+    assert all(r is not None and r <= 3 for r in ranks), ranks  # measured: AS@3 1.0
+    assert sum(a == 1 for a in ais) >= 23, ais  # AIS@1, measured: 25 of 28
     # the code-path faults: the labelled log pair is the top pattern of the right service
     for c, a in zip(cases, ais, strict=True):
         if c.case_id.endswith(("-04", "-05", "-06", "-13", "-14", "-19", "-20", "-23")):

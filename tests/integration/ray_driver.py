@@ -82,6 +82,7 @@ def main() -> int:
     from otlp_aiops.features.build import build_features
     from otlp_aiops.features.config import resolve_config
     from otlp_aiops.otlp.ingest import ingest_paths
+    from otlp_aiops.sweep import run_sweep
 
     ray_cfg = ExecutorConfig(kind="ray", address=args.address)
     raw = args.work / "raw"
@@ -117,7 +118,14 @@ def main() -> int:
             run_rca("toy", method, PARAMS, root=root, track=False, executor=cfg)
             timings[f"rca_{method}_{name}_s"] = round(time.perf_counter() - t0, 2)
         run_detect("toy", "nsigma", PARAMS, root=root, track=False, executor=cfg)
+        # a sweep: Ray Tune trials on the cluster, one after another locally
+        sweep = {**PARAMS, "sweep": {"task": "rca", "dataset": "toy", "method": "baro", "metric": "avg_at_5",
+                                     "grid": {"absolute": [False, True]}}}
+        t0 = time.perf_counter()
+        outs[f"sweep_{name}"] = run_sweep(sweep, root=root, track=False, executor=cfg)["trials"]
+        timings[f"sweep_{name}_s"] = round(time.perf_counter() - t0, 2)
 
+    result["sweep_identical"] = outs["sweep_local"] == outs["sweep_ray"] and len(outs["sweep_ray"]) == 2
     result["ingest_identical"] = outs["local"] == outs["ray"]
     result["ingest_files_compared"] = len(outs["local"])
     result["features_identical"] = (tree_digest(args.work / "local/data/features/toy")

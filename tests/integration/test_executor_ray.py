@@ -1,8 +1,8 @@
 """The executor setting (:mod:`otlp_aiops.executor`): validation, the local paths, and — marked slow —
 a real two-node Ray cluster on this machine (``ray start --head`` + ``ray start --address``, one CPU
 each, in a private network namespace so that nothing binds outside the loopback), through which the
-ingest, one rca and one detect stage run and must give the local executor's outputs, with one Ray
-worker killed in the middle of the ingest."""
+ingest, one rca and one detect stage and a Ray Tune sweep run and must give the local executor's
+outputs, with one Ray worker killed in the middle of the ingest."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ def test_two_node_ray_cluster_gives_the_local_outputs(tmp_path: Path) -> None:
     assert result["ingest_identical"] and result["ingest_files_compared"] >= 11
     assert result["ingest_ray_records"] == result["ingest_local_records"] > 0
     assert result["rca_random_identical"] and result["rca_baro_identical"] and result["detect_nsigma_identical"]
+    assert result["sweep_identical"]  # Ray Tune trials on the cluster = the same trials run locally
     # a worker was killed in the middle of the ingest, the task retried, and the tables are the same
     assert result["killed_worker_pid"] is not None
     assert proc.returncode == 0, proc.stderr[-3000:]

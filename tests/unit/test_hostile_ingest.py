@@ -382,8 +382,10 @@ def test_unexpected_error_sets_one_file_aside(tmp_path, monkeypatch):
     monkeypatch.setattr(ingest, "decode_message", boom)
     src = tmp_path / "in"
     src.mkdir()
-    (src / "a.traces.binpb").write_bytes(b"".join(struct.pack(">I", len(p)) + p for p in
-                                                  (traces(0).SerializeToString(), traces(1).SerializeToString())))  # fmt: skip
+    first = traces(0)
+    first.resource_spans[0].scope_spans[0].spans[0].trace_id = b"abc"  # one bad record before the failure
+    frames = (first.SerializeToString(), traces(1).SerializeToString())
+    (src / "a.traces.binpb").write_bytes(b"".join(struct.pack(">I", len(p)) + p for p in frames))
     (src / "b.traces.binpb").write_bytes(struct.pack(">I", len(p := traces(2).SerializeToString())) + p)
     res = CliRunner().invoke(app, ["ingest", str(src), "--out", str(tmp_path / "out"), "--workers", "1"])
     assert res.exit_code == 0, res.output
@@ -396,6 +398,7 @@ def test_unexpected_error_sets_one_file_aside(tmp_path, monkeypatch):
     assert span_names(tmp_path / "out") == ["op2.0", "op2.1"]  # nothing of a's rows is left
     assert report["totals"]["files_set_aside"] == 1
     assert "set aside whole" in res.output
+    assert [q["reason_code"] for q in quarantine(tmp_path / "out")] == ["invalid_id", "internal_error"]
 
 
 def test_symlink_loop_fifo_and_dangling_link_are_skipped_and_listed(tmp_path):

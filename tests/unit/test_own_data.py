@@ -531,15 +531,17 @@ def test_cli_rca_all_runs_the_params_methods(tmp_path: Path, monkeypatch: pytest
     assert r.exit_code == 2
 
 
-def test_cli_report_needs_the_repository_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_report_calls_the_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     from otlp_aiops.cli import app
+    from otlp_aiops.report import stage
 
-    monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["report"])
-    assert r.exit_code == 2 and "run `otlp-aiops report` from the repository root" in r.output
-    write(tmp_path / "pipelines/report.py", "import sys\nprint('ARGS', sys.argv[1:])\nsys.exit(3)\n")
-    r = CliRunner().invoke(app, ["report", "--params", "p.yaml", "--out", "o"])
-    assert "ARGS ['--params', 'p.yaml', '--out', 'o']" in r.output and r.exit_code == 3
+    calls = []
+    monkeypatch.setattr(stage, "main", lambda argv: calls.append(argv) or 0)
+    r = CliRunner().invoke(app, ["report", "--params", "p.yaml", "--out", "o", "--datasets", "a,b"])
+    assert r.exit_code == 0, r.output
+    assert calls == [["--params", "p.yaml", "--out", "o", "--datasets", "a,b"]]
+    monkeypatch.setattr(stage, "main", lambda argv: 1)
+    assert CliRunner().invoke(app, ["report"]).exit_code == 1
 
 
 # --------------------------------------------------------------------------------------------------

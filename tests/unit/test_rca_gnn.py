@@ -334,7 +334,7 @@ def test_edge_case_features_exact_and_missing():
     assert x[k, 2] == pytest.approx([z.mean(), z99.mean()][best], rel=1e-12)
     assert np.abs(x[[i for i in range(5) if i != k], 0]).max() < 10  # the other gaps are normal
     # an edge the data lack is missing; data on a pair outside the graph is ignored
-    part = _attach(e, _Edges(e.edges.pairs[1:] + (("x", "y"),), e.edges.features,
+    part = _attach(e, _Edges((*e.edges.pairs[1:], ("x", "y")), e.edges.features,
                              np.concatenate([e.edges.values[:, 1:], e.edges.values[:, :1]], 1),
                              np.concatenate([e.edges.reference[:, 1:], e.edges.reference[:, :1]], 1)))
     xp = edge_case_features(part, pairs, groups)
@@ -406,7 +406,7 @@ def unsup():
 
 
 def test_unsup_shapes_and_train_info(unsup):
-    ref, cases, m = unsup
+    _, cases, m = unsup
     ws, z = m.case_windows(cases[0])
     G, Ge = 5 + 3, 3  # five kinds and the incoming-edge sets; gap, calls, failed
     assert ws.x.shape == (20, 6, 2 * G) and ws.missing.shape == (20, 6, G)
@@ -445,7 +445,7 @@ def test_unsup_deterministic_and_seeded(unsup, tmp_path):
 
 def test_unsup_uses_edge_data_where_present():
     # a fault that shows only on the calls into payment (the client-server gap): the node features are flat
-    ref, cases = _chain_data(n_ref=200, n_cases=0)
+    ref, _ = _chain_data(n_ref=200, n_cases=0)
     from otlp_aiops.features.data import ReferenceData
 
     rng = np.random.default_rng(1)
@@ -511,7 +511,7 @@ def test_store_puts_edge_windows_on_cases_and_reference(tmp_path):
                      "root_cause_service": "b", "fault_type": "delay"}])
     build_features(interim, raw, out, FeaturesConfig(window="10s", before="20s", after="20s", margin=0,
                                                      reference="20s", segment_gap=5))
-    grid, series = load_edge_series(out)
+    _, series = load_edge_series(out)
     assert series.pairs == (("a", "b"),) and series.values.shape == (8, 1, len(series.features))
     f = {n: i for i, n in enumerate(series.features)}
     (case,) = load_cases(out)

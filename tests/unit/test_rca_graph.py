@@ -156,6 +156,19 @@ def test_a_side_entrance_as_symptom_does_not_hide_the_root_cause(name):
     assert not reach[case.services.index("api")]
 
 
+def test_pagerank_anomaly_corr_personalises_by_the_correlation_with_the_starts():
+    r = registry.create("ranker", "pagerank", {"personalization": "anomaly_corr"}).fit(None)
+    plain = registry.create("ranker", "pagerank").fit(None)
+    for sym in ("web", "cron", None):
+        case = _two_doors_case(sym)
+        rk = r.rank(case)
+        assert rk.services[0] == "api"
+        # the starts (web and cron) are the same whatever the declared symptom: the same ranking
+        assert rk.services == r.rank(_two_doors_case("web")).services
+        # and the correlation term changes the scores (every series here is noise plus a step)
+        assert rk.scores != plain.rank(case).scores
+
+
 @pytest.mark.parametrize(("name", "floor"), [("pagerank", 10), ("random_walk", 10)])
 def test_quality_floor_on_synthetic_cases(name, floor):
     # measured: 12/12 for both at magnitude 12 and 3 (seeds 0-2); random top-1 is 2/12

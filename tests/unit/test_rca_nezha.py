@@ -215,3 +215,22 @@ def test_helpers():
     # chi2.ppf(0.9, 2) / 2 = -ln(0.1) = 2.302585: the 90 % upper limit of a Poisson mean after 0 events
     assert _score_bound(10.0, 0.0) == pytest.approx(10.0 / (10.0 + 2.302585), abs=1e-6)
     assert _score_bound(0.0, 0.0) == 0.0
+
+
+def test_rankers_without_indicators_show_a_dash_in_the_tables():
+    import math
+
+    import pandas as pd
+
+    from otlp_aiops.report import stats, tables
+
+    assert "ais_at_1" in stats.TABLE_METRICS["rca"] and stats.spec("ais_at_1").label == "AIS@1"
+    summ = pd.DataFrame([
+        ("d", "rca", "all", "nezha", "ac_at_1", 0.9, math.nan, 1, 28, 0.8, 1.0),
+        ("d", "rca", "all", "nezha", "ais_at_1", 0.8, math.nan, 1, 28, 0.7, 0.9),
+        ("d", "rca", "all", "pagerank", "ac_at_1", 0.4, math.nan, 1, 28, 0.3, 0.5),
+    ], columns=[*stats.GROUP, "mean", "std", "n_seeds", "n_cases", "ci_low", "ci_high"])  # fmt: skip
+    header, rows = tables.build_table(summ, pd.DataFrame(), dataset="d", task="rca", metrics=["ac_at_1", "ais_at_1"])
+    md = tables.to_markdown(header, rows)
+    assert "| method | AC@1 | AIS@1 |" in md
+    assert f"| pagerank | 0.40 [0.30, 0.50] | {tables.MISSING} |" in md

@@ -16,9 +16,11 @@ app = typer.Typer(help="Feature tables, dependency graph and incident cases.", n
 def build(
     dataset: Annotated[str | None, typer.Option(help="Dataset name (default: params.yaml `dataset`).")] = None,
     params: Annotated[Path, typer.Option(help="params.yaml to read section `features` from.")] = Path("params.yaml"),
-    interim: Annotated[Path | None, typer.Option(help="Ingest tables (default data/interim/DATASET).")] = None,
-    raw: Annotated[Path | None, typer.Option(help="Raw dataset (default data/raw/DATASET).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output (default data/features/DATASET).")] = None,
+    interim: Annotated[str | None, typer.Option(help="Ingest tables (default data/interim/DATASET; "
+                                                "or s3://bucket/prefix).")] = None,
+    raw: Annotated[str | None, typer.Option(help="Raw dataset (default data/raw/DATASET; or s3://…).")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Output (default data/features/DATASET; or "
+                                            "s3://…: built locally, then uploaded and committed).")] = None,
     settings: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (YAML).")] = None,
 ) -> None:
     """Build service_windows, log templates, edges, graph, cases and feature matrices."""
@@ -50,9 +52,12 @@ def build(
     section["overrides"] = {**overrides, name: own}
     try:
         cfg = resolve_config(section, name, where="features: ")
-        summary = build_features(interim or Path("data/interim") / name, raw or Path("data/raw") / name,
-                                 out or Path("data/features") / name, cfg, dataset=name)
-    except (ConfigError, FeaturesError, FileNotFoundError) as e:
+        from otlp_aiops.storage import StorageError, remote_io
+
+        summary = remote_io(lambda ins, o: build_features(ins[0], ins[1], o, cfg, dataset=name),
+                            [interim or str(Path("data/interim") / name), raw or str(Path("data/raw") / name)],
+                            out or str(Path("data/features") / name))
+    except (ConfigError, FeaturesError, FileNotFoundError, StorageError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(summary, indent=2, sort_keys=True))

@@ -227,14 +227,19 @@ def pattern_features(con: duckdb.DuckDBPyConnection, windows: np.ndarray) -> Non
         WITH e AS (
             SELECT p.w, p.service, r.kind, r.operation, r.item, p.n * r.rate AS e
             FROM pattern_parents AS p JOIN pattern_ref AS r USING (service, operation)),
-        o AS (SELECT e.*, coalesce(c.n, 0) AS o FROM e
-              LEFT JOIN pattern_counts AS c USING (w, service, operation, kind, item))
-        SELECT w, service, kind, greatest(max((e - o) / sqrt(e + 1)), 0) AS drop_z,
-               greatest(max((o - e) / sqrt(e + 1)), 0) AS rise_z
-        FROM o GROUP BY ALL""")
+        o AS (SELECT e.*, coalesce(c.n, 0) AS o, (e - coalesce(c.n, 0)) / sqrt(e + 1) AS dz FROM e
+              LEFT JOIN pattern_counts AS c USING (w, service, operation, kind, item)),
+        -- each pair's own normal extreme: its largest drop z over the reference windows
+        pk AS (SELECT service, operation, kind, item, greatest(max(dz), 0) AS ref_peak
+               FROM o JOIN _pattern_ref_w USING (w) GROUP BY ALL)
+        SELECT w, service, kind, greatest(max(dz), 0) AS drop_z,
+               greatest(max(-dz), 0) AS rise_z,
+               greatest(max(dz / (1 + coalesce(pk.ref_peak, 0))), 0) AS drop_rel
+        FROM o LEFT JOIN pk USING (service, operation, kind, item) GROUP BY ALL""")
     con.sql("""
         INSERT INTO sw_long
         SELECT w, service, kind || '.pattern_drop', drop_z FROM pattern_scored
+        UNION ALL SELECT w, service, kind || '.pattern_drop_rel', drop_rel FROM pattern_scored
         UNION ALL SELECT w, service, kind || '.pattern_rise', rise_z FROM pattern_scored
         UNION ALL
         SELECT c.w, c.service, c.kind || '.pattern_unseen', sum(c.n)

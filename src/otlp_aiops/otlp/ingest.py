@@ -278,12 +278,15 @@ class _QuarantineSink:
     def __init__(self, out_dir: Path, index: int) -> None:
         self.path = out_dir / "quarantine" / f"part-{index:05d}.jsonl"
         self.f: Any = None
+        self.opened = False
 
     def __call__(self, entry: dict[str, Any]) -> None:
         try:
             if self.f is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.f = open(self.path, "wb", buffering=1 << 20)  # noqa: SIM115 -- closed by close()
+                mode = "ab" if self.opened else "wb"  # (reopened for a file set aside after closing)
+                self.f = open(self.path, mode, buffering=1 << 20)  # noqa: SIM115 -- closed by close()
+                self.opened = True
             self.f.write(_dump_quarantine(entry) + b"\n")
         except OSError as e:
             raise OutputWriteError(str(e)) from e
@@ -528,11 +531,13 @@ def ingest_paths(
     batch_rows: int = 32768,
     limits: Limits | None = None,
     executor: ExecutorConfig = LOCAL,
+    source_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Convert OTLP files to Parquet tables under ``out`` (replaced atomically). Returns the report.
 
     ``executor``: where the files are converted (:mod:`otlp_aiops.executor`): a local process pool of
-    ``workers``, or Ray tasks; the tables are the same.
+    ``workers``, or Ray tasks; the tables are the same. ``source_labels``: a local source folder ->
+    the name recorded for it in ``_source_file`` and the report (e.g. the ``s3://`` URI it was staged from).
 
     ``limits``: the most one part of a file may hold (:class:`~otlp_aiops.otlp.framing.Limits`)."""
     limits = limits or DEFAULT_LIMITS
@@ -549,6 +554,8 @@ def ingest_paths(
         # cleans up after a crashed run; the finished folder replaces `out` atomically
         with claim_output(out, owner="ingest", inputs=sources, known_files=("ingest_report.json",)) as tmp:
             inputs, skipped = discover(sources, exclude=out)
+            if source_labels:
+                inputs = [replace(i, label=_relabel(i.label, source_labels)) for i in inputs]
             try:
                 results = _run(inputs, tmp, signal, workers, batch_rows, limits, executor)
                 report = _finish(inputs, skipped, results, tmp, out)
@@ -561,6 +568,13 @@ def ingest_paths(
     except OutputError as e:
         raise IngestFatalError(str(e)) from None
     return report
+
+
+def _relabel(label: str, labels: dict[str, str]) -> str:
+    for local, name in labels.items():
+        if label == local or label.startswith(local.rstrip("/") + "/"):
+            return name.rstrip("/") + label[len(local.rstrip("/")):]
+    return label
 
 
 def _run(
@@ -636,7 +650,7 @@ def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, ou
     return report
 
 
-def print_summary(report: dict[str, Any], out: Path) -> None:
+def print_summary(report: dict[str, Any], out: Path | str) -> None:
     """A short human summary on stdout: totals, and every file that had quarantined parts."""
     t = report["totals"]
     print(
@@ -662,4 +676,4 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
     if len(bad) > 20:
         print(f"  … and {len(bad) - 20} more files with quarantined records")
     if bad:
-        print(f"  rejected records with file, position and reason: {out / 'quarantine'}")
+        print(f"  rejected records with file, position and reason: {str(out).rstrip('/')}/quarantine")

@@ -53,7 +53,15 @@ from otlp_aiops.config import ConfigError
 from otlp_aiops.features.data import FEATURE_KINDS, CaseData, ReferenceData
 from otlp_aiops.rca.base import RankedCauses, RankerConfig, RootCauseRanker
 from otlp_aiops.rca.node_features import (
-    DEFAULT_KINDS, MODES, _feature_stats, node_features, parse_groups, robust_z, selections, set_stats,
+    DEFAULT_KINDS,
+    MODES,
+    _feature_stats,
+    node_features,
+    parse_groups,
+    raw_scores,
+    robust_z,
+    selections,
+    set_stats,
     window_features,
 )
 
@@ -77,6 +85,7 @@ class NodeRankerConfig(RankerConfig):
     feature_mode: str = "kinds"  # kinds: dataset-agnostic (transferable) | all: every feature column
     kinds: tuple[str, ...] = DEFAULT_KINDS  # feature kinds used by feature_mode=kinds
     groups: tuple[str, ...] = ()  # extra feature sets "name=glob|glob" (feature_mode=kinds), e.g. "self=span.self_time_*"
+    raw_groups: tuple[str, ...] = ()  # sets of features that already are scores vs the reference (log.mix_*): used as they are
     z_clip: float = 100.0  # robust z-scores are clipped to ±z_clip, then compressed by sign·log1p
     std_fallback: bool = True  # scale by the baseline's std where its MAD is 0 (sparse counts)
     hidden: int = 32
@@ -97,10 +106,7 @@ class NodeRankerConfig(RankerConfig):
         bad = [k for k in self.kinds if k not in FEATURE_KINDS]
         if bad or not self.kinds or len(set(self.kinds)) != len(self.kinds):
             raise ConfigError(f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}")
-        try:
-            parse_groups(self.groups)
-        except ValueError as e:
-            raise ConfigError(f"groups: {e}") from None
+        _check_groups(self.groups, self.raw_groups)
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"device {self.device!r} is not cpu, cuda or cuda:<n>")
         for name in ("hidden", "layers", "epochs"):
@@ -112,6 +118,15 @@ class NodeRankerConfig(RankerConfig):
             raise ConfigError("dropout and val_fraction must lie in [0, 1)")
         if self.lr <= 0 or self.weight_decay < 0 or self.z_clip <= 0:
             raise ConfigError("lr and z_clip must be > 0, weight_decay >= 0")
+
+
+def _check_groups(groups: Sequence[str], raw_groups: Sequence[str]) -> None:
+    try:
+        names = [n for n, _ in parse_groups(groups)] + [n for n, _ in parse_groups(raw_groups)]
+    except ValueError as e:
+        raise ConfigError(f"groups: {e}") from None
+    if len(set(names)) != len(names):
+        raise ConfigError(f"groups: a name appears twice in groups and raw_groups ({', '.join(names)})")
 
 
 def _check_edge_groups(groups: Sequence[str]) -> None:
@@ -147,6 +162,7 @@ class GNNUnsupConfig(RankerConfig):
 
     kinds: tuple[str, ...] = DEFAULT_KINDS  # feature kinds, one node input set each
     groups: tuple[str, ...] = ()  # extra feature sets "name=glob|glob"
+    raw_groups: tuple[str, ...] = ()  # sets of features that already are scores vs the reference: used as they are
     edge_groups: tuple[str, ...] = DEFAULT_EDGE_GROUPS  # edge feature sets (conv edge | gatv2)
     z_clip: float = 100.0
     std_fallback: bool = True
@@ -172,12 +188,9 @@ class GNNUnsupConfig(RankerConfig):
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in FEATURE_KINDS]
-        if bad or len(set(self.kinds)) != len(self.kinds) or not (self.kinds or self.groups):
+        if bad or len(set(self.kinds)) != len(self.kinds) or not (self.kinds or self.groups or self.raw_groups):
             raise ConfigError(f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}")
-        try:
-            parse_groups(self.groups)
-        except ValueError as e:
-            raise ConfigError(f"groups: {e}") from None
+        _check_groups(self.groups, self.raw_groups)
         _check_edge_groups(self.edge_groups)
         if self.conv not in CONVS:
             raise ConfigError(f"conv {self.conv!r} is not one of {', '.join(CONVS)}")
@@ -491,8 +504,8 @@ class _NodeRanker(RootCauseRanker):
 
     def _case_graph(self, case: CaseData, target: int = -1) -> tuple[CaseGraph, Any]:
         cfg = self.config
-        nf = node_features(case, cfg.feature_mode, kinds=cfg.kinds, groups=cfg.groups, z_clip=cfg.z_clip,
-                           std_fallback=cfg.std_fallback)
+        nf = node_features(case, cfg.feature_mode, kinds=cfg.kinds, groups=cfg.groups, raw_groups=cfg.raw_groups,
+                           z_clip=cfg.z_clip, std_fallback=cfg.std_fallback)
         x = nf.x
         trained = getattr(self, "feature_columns_", None)
         if cfg.feature_mode == "all" and trained is not None and nf.columns != trained:
@@ -634,7 +647,11 @@ def _window_block(after: np.ndarray, base: np.ndarray, sels, edge_after: np.ndar
     of each graph edge). Node values: the node sets, then the incoming-edge sets."""
     n_edges = len(edge_dst)
     z = robust_z(after, base, z_clip=z_clip, std_fallback=std_fallback)
+    sels, raw_sels = sels
     vx, miss = window_features(z, sels)
+    if raw_sels:
+        rx, rmiss = window_features(raw_scores(after, z_clip), raw_sels)
+        vx, miss = np.concatenate([vx, rx], axis=2), np.concatenate([miss, rmiss], axis=1)
     T, S = len(after), z.shape[1]
     Ge = len(edge_sels) if edge_sels is not None else 0
     ex = np.zeros((T, n_edges, 2 * Ge))
@@ -691,8 +708,9 @@ def _node_errors(module: nn.Module, ws_x: torch.Tensor, ws_miss: torch.Tensor, w
     for lo in range(0, N, chunk):
         sl = slice(lo, min(N, lo + chunk))
         n = sl.stop - sl.start
-        rep = lambda t: t[sl].repeat_interleave(S, dim=0)  # noqa: E731 - (n·S, S or E, ·): S copies per window
-        x, ei, ea = _masked_inputs(rep(ws_x), rep(ws_miss), rep(ws_ex), rep(ws_em), edge_index, eye.repeat(n, 1))
+        # S copies of each window: (n·S, S or E, ·)
+        x, ei, ea = _masked_inputs(*(t[sl].repeat_interleave(S, dim=0) for t in (ws_x, ws_miss, ws_ex, ws_em)),
+                                   edge_index, eye.repeat(n, 1))
         pred = module(x, ei, ea).reshape(n, S, S, -1)
         diag = pred[:, torch.arange(S), torch.arange(S)]  # (n, S, 2G): copy k's prediction of service k
         w = (1 - ws_miss[sl]).repeat_interleave(2, dim=-1)
@@ -728,8 +746,10 @@ class GNNUnsupRanker(RootCauseRanker):
 
     # ------------------------------------------------------------------ inputs
 
-    def _sels(self, features: Sequence[str], feature_kinds: Sequence[str]) -> list:
-        return selections(features, feature_kinds, self.config.kinds, self.config.groups)
+    def _sels(self, features: Sequence[str], feature_kinds: Sequence[str]) -> tuple[list, list]:
+        """(z-scored sets: kinds and groups; raw sets)."""
+        return (selections(features, feature_kinds, self.config.kinds, self.config.groups),
+                selections(features, feature_kinds, (), self.config.raw_groups) if self.config.raw_groups else [])
 
     def _edge_sels(self, e: Any) -> list | None:
         if e is None:
@@ -738,8 +758,9 @@ class GNNUnsupRanker(RootCauseRanker):
 
     def _n_groups(self) -> tuple[int, int]:
         """(node value sets: kinds, groups and the incoming-edge sets; edge sets)."""
-        Ge = len(self.config.edge_groups)
-        return len(self.config.kinds) + len(self.config.groups) + Ge, Ge
+        c = self.config
+        Ge = len(c.edge_groups)
+        return len(c.kinds) + len(c.groups) + len(c.raw_groups) + Ge, Ge
 
     def _training_windows(self, reference: ReferenceData) -> tuple[WindowSet, int]:
         cfg = self.config
@@ -749,7 +770,7 @@ class GNNUnsupRanker(RootCauseRanker):
         ei, pairs = graph_edges(reference)
         e = _edge_series(reference)
         esels = self._edge_sels(e)
-        G, Ge = self._n_groups()
+        G, _ = self._n_groups()
         if esels is None:
             esels = [(lbl, np.zeros(0, dtype=bool)) for lbl, _ in parse_groups(cfg.edge_groups)]
         evalues = np.asarray(e.values, dtype=np.float64) if e is not None else None
@@ -807,7 +828,7 @@ class GNNUnsupRanker(RootCauseRanker):
                              "(fault-free) windows")
         t0 = time.perf_counter()
         device = self._device()
-        ws, G = self._training_windows(reference)
+        ws, _ = self._training_windows(reference)
         rng = np.random.default_rng(self.seed)
         n = len(ws.x)
         order = rng.permutation(n)
@@ -889,8 +910,8 @@ class GNNUnsupRanker(RootCauseRanker):
             "epochs_run": epoch, "best_epoch": best[1] if best[2] is not None else epoch,
             "best_val_loss": best[0] if best[2] is not None else None,
             "final_train_loss": history[-1][0] if history else None,
-            "n_windows": int(len(ws.x)), "n_train": int(len(train_idx)), "n_val": int(n_val),
-            "n_calibration": int(len(cal)), "has_edge_data": _edge_series(reference) is not None,
+            "n_windows": len(ws.x), "n_train": len(train_idx), "n_val": int(n_val),
+            "n_calibration": len(cal), "has_edge_data": _edge_series(reference) is not None,
             "device": str(device), "train_seconds": time.perf_counter() - t0,
             "history": [[float(a), float(v)] for a, v in history]}
         self._module = None

@@ -4,19 +4,24 @@ trace structure and resource metrics, each measured against its own normal peak.
 The evidence (features of ``docs/features.md``):
 
 * log content: a line that the spans of an operation always wrote and no longer write
-  (``log.pattern_drop``), the service's log-key mix losing a usual line (``log.mix_drop``) — what a
+  (``log.pattern_drop``, and ``log.pattern_drop_rel``: each (operation, line) pair against its own
+  normal extreme), the service's log-key mix losing a usual line (``log.mix_drop``) — what a
   ``return`` or ``exception`` fault changes — and lines never seen in the reference
   (``log.pattern_unseen``, ``log.mix_unseen_error``; counts, square-rooted: Anscombe's
   variance-stabilising transform of a Poisson count, so they sit on the scale of a z);
 * trace structure: calls into the service whose client–server gap exceeds the edge's reference
   quantile (``span.in_gap_excess``: a network delay at the callee);
-* resources: robust z of the service's ``cpu`` and ``memory`` metrics against the case's fault-free
-  baseline (median, 1.4826·MAD, the standard deviation where the MAD is 0).
+* resources (the USE method's utilisation and saturation): robust z of the service's ``cpu`` and
+  ``saturation`` metrics against the case's fault-free baseline (median, 1.4826·MAD, the standard
+  deviation where the MAD is 0; clipped at ``z_clip``);
+* slower inside the service: traces whose exclusive time exceeds the reference quantile of their
+  operation (``span.self_time_excess``).
 
 The content and trace features are already statistics against the reference (Poisson z-scores);
 every one of them, and every resource z, is then set against its own behaviour in the baseline
 windows: ``evidence = post-onset statistic / (1 + the largest |value| in the baseline windows)``
-(the post-onset peak for the statistics, the post-onset mean for the resource z) — how many times the
+(the post-onset peak for transient evidence — a vanished or new line —, the post-onset median for
+sustained evidence — gaps, exclusive time, resources) — how many times the
 normal extreme the fault window reaches. This puts a Poisson z of a vanished log line and a CPU z on
 one scale without a weight per signal, and a service that is noisy in normal times (its mix varies)
 does not outrank one that never moves. A service scores its strongest evidence; the indicator is the
@@ -47,7 +52,7 @@ MAD_TO_SIGMA = 1.4826
 @dataclasses.dataclass(frozen=True)
 class MultimodalConfig(RankerConfig):
     # statistics against the reference (Poisson z): post-onset peak over (1 + baseline peak)
-    statistic_features: tuple[str, ...] = ("log.pattern_drop", "log.mix_drop")
+    statistic_features: tuple[str, ...] = ("log.pattern_drop_rel", "log.pattern_drop", "log.mix_drop")
     # statistics whose evidence is summed: a pod's network delay slows the calls into it and out of it,
     # a victim downstream sees only the calls from the faulty pod
     summed_features: tuple[str, ...] = ("span.in_gap_excess", "span.out_gap_excess")
@@ -56,13 +61,16 @@ class MultimodalConfig(RankerConfig):
     # counts of never-seen items: square-rooted first
     count_features: tuple[str, ...] = ("log.pattern_unseen", "log.mix_unseen_error")
     # metrics of these kinds: robust z, post-onset mean over (1 + baseline peak |z|)
-    resource_kinds: tuple[str, ...] = ("cpu", "memory")
+    # memory is left out by default: memory levels drift (caches, GC), and a case's fault-free
+    # baseline can lie far in time (incidents every few minutes); its z then mostly measures the drift
+    resource_kinds: tuple[str, ...] = ("cpu", "saturation")
     # when a case has none of the features above with data: every metric of these kinds
     fallback_kinds: tuple[str, ...] = ("latency", "errors", "traffic", "cpu", "memory", "saturation", "other")
     resource_stat: str = "median"  # of the post-onset resource z: median (sustained) | mean
     baseline_quantile: float = 1.0  # evidence = statistic / (1 + this quantile of the baseline |values|); 1 = the peak
     min_baseline: int = 3  # baseline windows with a value a resource z needs
     scale_floor: float = 1e-3  # relative floor of the z scale (x |median|)
+    z_clip: float = 1e6  # resource z clipped to +-z_clip (a constant baseline that moves gives a huge but finite z)
     top_indicators: int = 10
 
     def __post_init__(self) -> None:
@@ -76,6 +84,8 @@ class MultimodalConfig(RankerConfig):
             raise ConfigError(f"baseline_quantile: must be in [0, 1], got {self.baseline_quantile}")
         if self.min_baseline < 1:
             raise ConfigError(f"min_baseline: must be >= 1, got {self.min_baseline}")
+        if not self.z_clip > 0:
+            raise ConfigError(f"z_clip: must be positive, got {self.z_clip}")
         if not self.scale_floor >= 0:
             raise ConfigError(f"scale_floor: must be >= 0, got {self.scale_floor}")
 
@@ -144,10 +154,12 @@ class MultimodalRanker(RootCauseRanker):
             level = self._sustained(np.clip(a, 0, None)) if is_sustained else _peak(a)
             ev[:, sel] = level / (1.0 + self._normal(np.abs(b)))
         if resource.any() and len(base):
-            z = robust_z(case.values[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline)
+            z = np.clip(robust_z(case.values[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline),
+                        -cfg.z_clip, cfg.z_clip)
             za = np.clip(z[case.onset:], 0, None)
             level = self._sustained(za)
-            zb = robust_z(base[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline)
+            zb = np.clip(robust_z(base[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline),
+                         -cfg.z_clip, cfg.z_clip)
             ev[:, resource] = level / (1.0 + self._normal(np.abs(zb)))
         return np.nan_to_num(ev, nan=0.0, posinf=0.0), summed
 

@@ -68,7 +68,7 @@ class NezhaConfig(RankerConfig):
     # cases come from (<root>/data/features/<ds> -> <root>/data/interim/<ds>)
     interim_root: str = ""
     fault_delay_s: float = 0.0  # the fault phase starts this long after the end of the onset window ...
-    fault_length_s: float = 60.0  # ... and lasts this long (Nezha: one minute)
+    fault_length_s: float = 120.0  # ... and lasts this long (Nezha: one minute; see docs/rca-methods.md)
     min_support: float = 3.0  # an expected pattern counts when its scaled fault-free support exceeds this
     min_score: float = 0.67  # Nezha's threshold: 1 / (1 + 0.5)
     min_presence: float = 0.7  # ... and occurs in at least this share of the reference windows with traces
@@ -171,6 +171,7 @@ class NezhaRanker(RootCauseRanker):
         windows = self.ref_windows_
         tel = self._telemetry()
         if tel.empty:
+            log.info("nezha: %s holds no spans; ranking by metric alarms only", d)
             return
         w = (pl.col("trace_t0") // self.window_ns_) * self.window_ns_
         spans = tel.spans.with_columns(w=w).filter(pl.col("w").is_in(windows.tolist()))

@@ -163,10 +163,15 @@ def window_features(z: np.ndarray, sels: Sequence[tuple[str, np.ndarray]]) -> tu
 
 
 def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] = DEFAULT_KINDS,
-                  groups: Sequence[str] = (), z_clip: float = 100.0, eps: float = 1e-6, rel_eps: float = 1e-3,
-                  std_fallback: bool = True) -> NodeFeatures:
+                  groups: Sequence[str] = (), raw_groups: Sequence[str] = (), z_clip: float = 100.0,
+                  eps: float = 1e-6, rel_eps: float = 1e-3, std_fallback: bool = True) -> NodeFeatures:
     """The (S, D) node feature matrix of ``case`` (labels are not read). ``groups`` (kinds mode)
-    adds the same four statistics for named sets of features (:func:`parse_groups`)."""
+    adds the same four statistics for named sets of features (:func:`parse_groups`); ``raw_groups``
+    for sets of features that already are scores against the dataset's reference (the features
+    stage's ``log.mix_*``, ``log.pattern_*``, ``*_excess``: Poisson z-scores, ≈ 0 in normal windows),
+    taken as they are (clipped to ±z_clip) instead of being standardised again against the case's
+    baseline — a second standardisation against a short baseline of mostly-zero scores turns any
+    small value into a huge z."""
     if mode not in MODES:
         raise ValueError(f"node feature mode {mode!r} is not one of {', '.join(MODES)}")
     S, F = len(case.services), len(case.features)
@@ -190,7 +195,16 @@ def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] =
 
     sels = selections(case.features, case.feature_kinds, kinds, groups)
     x, cols = set_stats(peak, level, shift, usable, sels)
+    if raw_groups:
+        rsels = selections(case.features, case.feature_kinds, (), raw_groups)
+        xr, cr = set_stats(*_feature_stats(raw_scores(case.after(), z_clip)), rsels)
+        x, cols = np.concatenate([x, xr], axis=1), cols + cr
     return NodeFeatures(tuple(case.services), cols, x, top_feature, top_level)
+
+
+def raw_scores(values: np.ndarray, z_clip: float = 100.0) -> np.ndarray:
+    """Feature values that already are scores, clipped to ±z_clip (NaN stays NaN)."""
+    return np.clip(np.asarray(values, dtype=np.float64), -z_clip, z_clip)
 
 
 def set_stats(peak: np.ndarray, level: np.ndarray, shift: np.ndarray, usable: np.ndarray,

@@ -1,0 +1,132 @@
+"""Records per CPU-second of ``ingest_paths`` for each signal: spans, log records, metric points.
+
+``run.py`` measures spans from the generated shop traffic; this measures all three signals on the
+simulator's OTLP output (``otlp-aiops simulate``, length-prefixed protobuf), which carries logs and
+metrics as well (number points, histograms, exemplars). Each measurement runs in a fresh
+interpreter (``python signals.py --one ...``): imports are done and one warm-up conversion of the
+first file is thrown away before the timed conversion; the figure is records written per CPU-second
+of the process (robust to other jobs on the shared machine) and per wall second. The repeats of the
+C decoder and of the pure-Python decoder (``OTLP_AIOPS_PURE_PYTHON=1``) are interleaved, and the
+median of each is reported with their ratio.
+
+    .venv/bin/python benchmarks/ingest/signals.py                       # data/raw/sim-boutique/otlp
+    .venv/bin/python benchmarks/ingest/signals.py --input DIR --repeats 5
+
+Writes ``benchmarks/results/ingest_signals.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results" / "ingest_signals.json"
+DEFAULT_INPUT = ROOT / "data" / "raw" / "sim-boutique" / "otlp"
+SIGNALS = {"traces": ("spans",), "logs": ("logs",), "metrics": ("metrics_number", "metrics_histogram",
+                                                                 "metrics_exp_histogram", "metrics_summary")}
+COLLECTOR_SPANS_PER_CORE = 137_000  # the Go Collector's OTLP -> ClickHouse path (issue 17)
+
+
+def _one(paths: list[str], signal: str) -> dict:
+    """In a fresh interpreter: a warm-up conversion, then the timed one."""
+    import gc
+
+    from otlp_aiops.otlp import accel
+    from otlp_aiops.otlp.ingest import ingest_paths
+
+    tmp = Path(tempfile.mkdtemp(prefix="ingest-signals-"))
+    try:
+        ingest_paths(paths[:1], tmp / "warm", workers=1)
+        gc.collect()
+        c0, t0 = time.process_time(), time.perf_counter()
+        r = ingest_paths(paths, tmp / "out", workers=1)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = r["totals"]["rows_written"]
+    n = sum(rows.get(t, 0) for t in SIGNALS[signal])
+    return {"records": n, "rows": rows, "cpu_s": cpu, "wall_s": wall, "decoder": accel.implementation(),
+            "bytes": r["totals"]["bytes"]}  # fmt: skip
+
+
+def _measure(paths: list[str], signal: str, pure: bool) -> dict:
+    env = dict(os.environ)
+    env.pop("OTLP_AIOPS_PURE_PYTHON", None)
+    if pure:
+        env["OTLP_AIOPS_PURE_PYTHON"] = "1"
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps({"paths": paths, "signal": signal})],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="a folder of <signal>-NNNNN.binpb files")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--files", type=int, default=1, help="files per signal (the first K of each)")
+    ap.add_argument("--signals", default="traces,logs,metrics")
+    ap.add_argument("--no-pure-python", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        spec = json.loads(a.one)
+        print(json.dumps(_one(spec["paths"], spec["signal"])))
+        return
+    if not a.input.is_dir():
+        sys.exit(f"{a.input}: no such folder (build it with `otlp-aiops simulate` or pass --input)")
+    result: dict = {"benchmark": "ingest_signals", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "input": str(a.input), "repeats": a.repeats, "load_average_start": os.getloadavg(),
+                    "signals": {}}  # fmt: skip
+    modes = ["c"] if a.no_pure_python else ["c", "python"]
+    for signal in a.signals.split(","):
+        paths = sorted(str(p) for p in a.input.glob(f"{signal}-*.binpb"))[: a.files]
+        if not paths:
+            continue
+        runs: dict[str, list[dict]] = {m: [] for m in modes}
+        for _ in range(a.repeats):
+            for m in modes:  # interleaved, so that a burst of load hits both alike
+                runs[m].append(_measure(paths, signal, pure=m == "python"))
+        entry: dict = {"files": paths, "bytes": runs["c"][0]["bytes"], "rows": runs["c"][0]["rows"]}
+        for m in modes:
+            rs = runs[m]
+            entry[m] = {
+                "decoder": rs[0]["decoder"],
+                "records": rs[0]["records"],
+                "cpu_s": [r["cpu_s"] for r in rs],
+                "wall_s": [r["wall_s"] for r in rs],
+                "records_per_cpu_s": statistics.median(r["records"] / r["cpu_s"] for r in rs),
+                "records_per_wall_s": statistics.median(r["records"] / r["wall_s"] for r in rs),
+            }
+        if "python" in entry:
+            entry["c_over_python"] = entry["c"]["records_per_cpu_s"] / entry["python"]["records_per_cpu_s"]
+        result["signals"][signal] = entry
+        line = f"{signal:8s} {entry['c']['records']:>8,} records  c ({entry['c']['decoder']}): " \
+               f"{entry['c']['records_per_cpu_s']:>9,.0f}/CPU-s"  # fmt: skip
+        if "python" in entry:
+            line += f"  pure Python: {entry['python']['records_per_cpu_s']:>9,.0f}/CPU-s" \
+                    f"  ratio {entry['c_over_python']:.2f}x"  # fmt: skip
+        if signal == "traces":
+            line += f"  ({entry['c']['records_per_cpu_s'] / COLLECTOR_SPANS_PER_CORE:.2f}x the Collector's 137 k)"
+        print(line, flush=True)
+    result["load_average_end"] = os.getloadavg()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = a.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(a.out)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
