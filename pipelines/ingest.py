@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from otlp_aiops.config import ConfigError
 from otlp_aiops.executor import ExecutorError, executor_config
-from otlp_aiops.otlp.framing import DEFAULT_LIMITS, Limits
 from otlp_aiops.otlp.ingest import IngestFatalError, ingest_paths, print_summary
+from otlp_aiops.otlp.ingest_config import IngestConfig
 from otlp_aiops.outputs import OutputError, atomic_write_json, check_name
 
 
@@ -28,16 +29,16 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     params = yaml.safe_load(Path(args.params).read_text())
-    cfg = params["ingest"]
+    try:
+        cfg = IngestConfig.from_params(params)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     src = Path("data/raw") / args.dataset / "otlp"
     out = Path("data/interim") / args.dataset
     try:
-        limits = Limits(
-            max_part_bytes=int(cfg.get("max_part_bytes", DEFAULT_LIMITS.max_part_bytes)),
-            max_empty_frames=int(cfg.get("max_empty_frames", DEFAULT_LIMITS.max_empty_frames)),
-        )
         executor = executor_config(params, kind=args.executor, address=args.ray_address)
-        report = ingest_paths([src], out, workers=cfg["workers"], batch_rows=cfg["batch_rows"], limits=limits,
+        report = ingest_paths([src], out, workers=cfg.workers, batch_rows=cfg.batch_rows, limits=cfg.limits,
                               executor=executor)
     except (IngestFatalError, ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)

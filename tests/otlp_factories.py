@@ -24,7 +24,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlp_aiops.otlp import otlpjson
-from otlp_aiops.otlp.framing import atomic_write_bytes, encode_frames
+from otlp_aiops.otlp.write import encode_frames, write_file
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -566,5 +566,5 @@ def write_framing(path: Path, msg: Message, signal: str, framing: str) -> Path:
     the others one message per Resource* block."""
     _, frames, compression, how = FRAMINGS[framing]
     parts = [msg] if frames in ("json", "proto") else split_message(msg, signal)
-    atomic_write_bytes(path, encode_frames((serialise(p, how) for p in parts), frames), compression)  # type: ignore[arg-type]
+    write_file(path, encode_frames((serialise(p, how) for p in parts), frames), compression)  # type: ignore[arg-type]
     return path

@@ -58,66 +58,46 @@ with os.fdopen(int(os.environ["HOSTILE_FD"]), "w") as f:
 """
 
 
-def _probes(work: Path, big: bool) -> list[dict[str, Any]]:
-    """(name, what, files under a folder, extra CLI args)."""
-    k = 1 if big else 0
-
-    def folder(name: str) -> Path:
-        d = work / name
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    probes: list[dict[str, Any]] = []
-
-    d = folder("zstd-document-bomb")
-    H.zstd_document_bomb(d / "traces.json.zst", (1024 if k else 512) * MiB)
-    probes.append({"name": "zstd JSON document bomb", "src": d, "size": f"{(1024 if k else 512)} MiB expanded",
-                   "args": []})  # fmt: skip
-
-    d = folder("zstd-frame-bomb")
-    H.zstd_frame_bomb(d / "traces.binpb", 512 * MiB)
-    probes.append(
-        {"name": "zstd frame bomb (length-prefixed)", "src": d, "size": "512 MiB expanded", "args": []}
-    )
-
-    d = folder("huge-line")
-    H.huge_line(d / "traces.jsonl", 1_400_000 if k else 600_000)  # within the default 256 MiB limit
-    probes.append({"name": "one JSON line, one resource block", "src": d,
-                   "size": f"{(d / 'traces.jsonl').stat().st_size / MiB:.0f} MiB line", "args": []})  # fmt: skip
-
-    d = folder("bad-lines")
-    n = 3_000_000 if k else 1_000_000
-    H.many_bad_lines(d / "traces.jsonl.gz", n)
-    probes.append({"name": "malformed JSON lines", "src": d, "size": f"{n:,} lines", "args": []})
-
-    d = folder("gzip-zeros")
-    H.gzip_zeros(d / "traces.bin.gz", 64 * MiB)
-    probes.append({"name": "gzip of zeros (empty frames)", "src": d, "size": "64 MiB", "args": []})
-
-    d = folder("deep-json")
-    (d / "deep.jsonl").write_bytes(H.good_line(0) + H.deep_json_line(100_000))
-    probes.append({"name": "JSON nested 100,000 deep", "src": d, "size": "200 KB", "args": []})
-
-    d = folder("symlink-loop")
+def _symlink_loop(d: Path) -> None:
     (d / "good.jsonl").write_bytes(H.good_line(0))
     os.symlink(d / "b", d / "a")
     os.symlink(d / "a", d / "b")
-    probes.append({"name": "file symlink loop a->b->a", "src": d, "size": "", "args": []})
 
-    d = folder("fifo")
+
+def _fifo(d: Path) -> None:
     (d / "good.jsonl").write_bytes(H.good_line(0))
     os.mkfifo(d / "pipe.jsonl")
-    probes.append({"name": "FIFO in the input folder", "src": d, "size": "", "args": [], "timeout": 15})
 
-    d = folder("bad-first-block")
-    H.bad_first_block_proto(d / "traces.pb")
-    probes.append({"name": "raw protobuf, bad record in block 0", "src": d, "size": "4 spans", "args": []})
 
-    d = folder("histograms")
-    (d / "metrics.pb").write_bytes(H.histogram_points().SerializeToString())
-    probes.append(
-        {"name": "histograms of the wrong shape", "src": d, "size": "1 good + 4 bad points", "args": []}
-    )
+def _probes(work: Path, big: bool, only: str = "") -> list[dict[str, Any]]:
+    """The probes whose name contains ``only``, their inputs generated in a folder each."""
+    bomb = (1024 if big else 512) * MiB
+    spans = 1_400_000 if big else 600_000  # one block within the default 256 MiB limit
+    lines = 3_000_000 if big else 1_000_000
+    table = [  # name, size, make(folder), options
+        ("zstd JSON document bomb", f"{bomb // MiB} MiB expanded",
+         lambda d: H.zstd_document_bomb(d / "traces.json.zst", bomb), {}),
+        ("zstd frame bomb (length-prefixed)", "512 MiB expanded",
+         lambda d: H.zstd_frame_bomb(d / "traces.binpb", 512 * MiB), {}),
+        ("one JSON line, one resource block", f"{spans:,} spans", lambda d: H.huge_line(d / "traces.jsonl", spans), {}),
+        ("malformed JSON lines", f"{lines:,} lines", lambda d: H.many_bad_lines(d / "traces.jsonl.gz", lines), {}),
+        ("gzip of zeros (empty frames)", "64 MiB", lambda d: H.gzip_zeros(d / "traces.bin.gz", 64 * MiB), {}),
+        ("JSON nested 100,000 deep", "200 KB",
+         lambda d: (d / "deep.jsonl").write_bytes(H.good_line(0) + H.deep_json_line(100_000)), {}),
+        ("file symlink loop a->b->a", "", _symlink_loop, {}),
+        ("FIFO in the input folder", "", _fifo, {"timeout": 15}),
+        ("raw protobuf, bad record in block 0", "4 spans", lambda d: H.bad_first_block_proto(d / "traces.pb"), {}),
+        ("histograms of the wrong shape", "1 good + 4 bad points",
+         lambda d: (d / "metrics.pb").write_bytes(H.histogram_points().SerializeToString()), {}),
+    ]  # fmt: skip
+    probes = []
+    for k, (name, size, make, opts) in enumerate(table):
+        if only.lower() not in name.lower():
+            continue
+        d = work / f"probe-{k}"
+        d.mkdir(parents=True, exist_ok=True)
+        make(d)
+        probes.append({"name": name, "src": d, "size": size, "args": [], **opts})
     return probes
 
 
@@ -217,6 +197,7 @@ def main() -> int:
         "--big", action="store_true", help="the issue's sizes (1 GiB bomb, 3 M lines, ~250 MB line)"
     )
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--only", default="", help="run only the probes whose name contains this text")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hostile.json")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hostile-", dir=args.work))
@@ -224,7 +205,7 @@ def main() -> int:
     if args.before:
         trees = {"before": args.before, **trees}
     try:
-        probes = _probes(work / "in", args.big)
+        probes = _probes(work / "in", args.big, args.only)
         results: dict[str, list] = {}
         for label, tree in trees.items():
             rows = []
@@ -236,10 +217,11 @@ def main() -> int:
                 print(f"[{label}] {r['probe']:<38} exit {r['exit_code']!s:>4}  rss {r['peak_rss_mib']!s:>5} MiB  "
                       f"{r['wall_s']:6.1f} s  {r['status']:<10} reconciled {r['reconciled']}  "
                       f"{r.get('quarantined_by_reason') or r.get('error', '')}", flush=True)  # fmt: skip
-            k = _workers_die_with_parent(tree, work / label)
-            print(f"[{label}] {k['probe']:<38} workers alive 5 s later: {k['workers_alive_5s_later']}"
-                  f" of {k['workers_seen']}", flush=True)  # fmt: skip
-            rows.append(k)
+            if args.only.lower() in "kill -9 the parent of 2 workers":
+                k = _workers_die_with_parent(tree, work / label)
+                print(f"[{label}] {k['probe']:<38} workers alive 5 s later: {k['workers_alive_5s_later']}"
+                      f" of {k['workers_seen']}", flush=True)  # fmt: skip
+                rows.append(k)
             results[label] = rows
     finally:
         shutil.rmtree(work, ignore_errors=True)

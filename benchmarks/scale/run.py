@@ -78,8 +78,8 @@ def measure(work: Path, seeds: int, repeats: int, nodes: int) -> dict:
 
 def inside(args: argparse.Namespace) -> int:
     import ray
-
     from machine import machine_info  # benchmarks/machine.py
+
     from otlp_aiops.datasets.simulator import SimulatorConfig, simulate
     from otlp_aiops.features.build import build_features
     from otlp_aiops.features.config import resolve_config

@@ -5,6 +5,7 @@ error, never a silent default."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -15,6 +16,34 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A setting that is unknown, of the wrong type or out of range; the message names it."""
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def parse_duration(value: Any, key: str = "duration") -> float:
+    """Seconds from ``3600``, ``"3600s"``, ``"90m"``, ``"2h"``, ``"1h30m"``, ``"500ms"``, ``"1d"``
+    (a number alone is seconds); :class:`ConfigError` naming ``key`` for anything else or a
+    negative duration. Every duration setting (simulator, features, benchmark) is read here."""
+    not_one = f"{key}: {value!r} is not a duration (use e.g. 15s, 5m, 2h, 1h30m or a number of seconds)"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(not_one)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if _NUMBER.fullmatch(text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ConfigError(not_one)
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    else:
+        seconds = float(value)
+    if seconds < 0:
+        raise ConfigError(f"{key}: must not be negative, got {value!r}")
+    return seconds
 
 
 def _coerce(name: str, tp: Any, value: Any, where: str) -> Any:

@@ -133,8 +133,8 @@ def check_name(name: str, what: str = "dataset") -> str:
         raise OutputError(f"{what} name {name!r}: empty")
     if not _NAME_RE.match(name) or ".." in name:
         raise OutputError(
-            f"{what} name {name!r}: not a plain name (use letters, digits and ._+-, starting with a letter or digit; "
-            "no '/', '..' or absolute paths)"
+            f"{what} name {name!r}: not a plain name (use letters, digits and ._+-, starting with a letter "
+            "or digit; no '/', '..' or absolute paths)"
         )
     return name
 

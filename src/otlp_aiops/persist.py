@@ -1,6 +1,7 @@
-"""Saving and loading fitted models: ``<dir>/model.json`` (registry name, config, seed) and
-``<dir>/state.pkl`` (the fitted ``*_`` attributes). Torch models store tensors as numpy arrays in
-that state, so a model saved on a GPU loads on a CPU."""
+"""Saving fitted models: ``<dir>/model.json`` (registry name, config, seed, the package version and
+the layout's schema version) and ``<dir>/state.pkl`` (the fitted ``*_`` attributes). Torch models
+store tensors as numpy arrays in that state, so a model saved on a GPU loads on a CPU. Loading is
+:func:`otlp_aiops.registry.load_model`, beside the table of names it rebuilds the model from."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from otlp_aiops import __version__
 from otlp_aiops.config import config_to_dict
 from otlp_aiops.outputs import claim_output
+
+# The layout of a saved model folder. 1: model.json with name, class, config, seed, package_version,
+# schema_version + state.pkl. A folder without schema_version (saved before it was stamped) is 0 and
+# loads the same way; a larger number than this was written by a newer otlp-aiops.
+SCHEMA_VERSION = 1
 
 
 def fitted_state(model: Any) -> dict[str, Any]:
@@ -33,26 +40,20 @@ def without_timings(state: Any) -> Any:
 def save_model(model: Any, path: str | Path, name: str) -> Path:
     """Write ``model`` to the folder ``path`` atomically (a temporary folder renamed into place)."""
     path = Path(path)
-    meta = {"name": name, "class": type(model).__qualname__, "config": config_to_dict(model.config),
-            "seed": getattr(model, "seed", None)}
+    meta = {
+        "name": name,
+        "class": type(model).__qualname__,
+        "config": config_to_dict(model.config),
+        "seed": getattr(model, "seed", None),
+        "package_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+    }
     # refuses a folder that is not a saved model; locked; the finished folder is swapped in
     with claim_output(path, owner="model", known_files=("model.json",), marker=False) as tmp:
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         with open(tmp / "state.pkl", "wb") as f:
             pickle.dump(without_timings(model.get_state()), f, protocol=5)
     return path
-
-
-def load_model(path: str | Path, kind: str) -> Any:
-    """Rebuild a model saved by :func:`save_model`; ``kind`` is ``detector`` or ``ranker``."""
-    from otlp_aiops import registry
-
-    path = Path(path)
-    meta = json.loads((path / "model.json").read_text())
-    model = registry.create(kind, meta["name"], meta["config"], seed=meta.get("seed") or 0)
-    with open(path / "state.pkl", "rb") as f:
-        model.set_state(pickle.load(f))
-    return model
 
 
 class Persistent:

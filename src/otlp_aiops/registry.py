@@ -4,10 +4,14 @@ heavy libraries (torch, torch_geometric, dowhy) are imported only when their mod
 from __future__ import annotations
 
 import importlib
+import json
+import pickle
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from otlp_aiops.config import ConfigError, config_from_dict
+from otlp_aiops.persist import SCHEMA_VERSION
 
 DETECTORS: dict[str, str] = {
     "nsigma": "otlp_aiops.detect.baselines:NSigmaDetector",
@@ -61,3 +65,22 @@ def create(kind: str, name: str, config: Mapping[str, Any] | None = None, *, see
     cls = model_class(kind, name)
     cfg = config_from_dict(cls.Config, config, where=f"{kind} {name}: ")
     return cls(cfg, seed=seed)
+
+
+def load_model(path: str | Path, kind: str) -> Any:
+    """Rebuild a model saved by :func:`otlp_aiops.persist.save_model`; ``kind`` is ``detector`` or
+    ``ranker``. A folder saved before versions were stamped (no ``schema_version``) loads too; one
+    from a newer schema is refused with a message naming the folder and both versions."""
+    path = Path(path)
+    meta = json.loads((path / "model.json").read_text())
+    schema = meta.get("schema_version", 0)
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        saved_by = meta.get("package_version", "an unknown version")
+        raise ConfigError(
+            f"{path}: saved model schema {schema!r} (otlp-aiops {saved_by}) is newer than this "
+            f"otlp-aiops reads ({SCHEMA_VERSION}); upgrade otlp-aiops or save the model again"
+        )
+    model = create(kind, meta["name"], meta["config"], seed=meta.get("seed") or 0)
+    with open(path / "state.pkl", "rb") as f:
+        model.set_state(pickle.load(f))
+    return model

@@ -35,6 +35,9 @@ def test_nezha_matches_the_reference_run(real_dataset, external_root: Path) -> N
     ranks, ais = [], []
     for c, x in zip(cases, ref, strict=True):
         assert c.root_cause_service == x["true_service"], c.case_id
+        # the adapter's mapping of construct_data/root_cause_ts.json: code regions as written, metrics
+        # under their OTLP names
+        assert c.root_cause_indicator == {"CpuUsageRate(%)": "pod.cpu.utilization"}.get(x["label"], x["label"])
         r = ranker.rank(c)
         res = rca_case_result(c.case_id, r, c.root_cause_service, root_cause_indicator=c.root_cause_indicator)
         ranks.append(res.rank)

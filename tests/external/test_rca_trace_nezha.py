@@ -42,7 +42,7 @@ def test_multimodal_quality_floor(nezha_features: Path) -> None:
     ranks, ft = _ranks(nezha_features, "multimodal")
     assert len(ranks) == 28
     ac1, ac3 = (ranks <= 1).mean(), (ranks <= 3).mean()
-    assert ac1 >= 0.55 and ac3 >= 0.85, (ac1, ac3, ranks.tolist())  # measured 0.64 / 0.93
+    assert ac1 >= 0.6 and ac3 >= 0.85, (ac1, ac3, ranks.tolist())  # measured 0.71 / 0.93
     assert (ranks[ft == "cpu_contention"] == 1).all()
     assert (ranks[ft == "return"] <= 3).mean() >= 0.8
 

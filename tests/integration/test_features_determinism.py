@@ -47,8 +47,9 @@ def test_features_are_byte_identical_across_runs_and_thread_counts(tmp_path: Pat
     cfg = resolve_config({"window": "15s", "before": "3m", "after": "2m"}, "toy")
     runs = {}
     for name, threads in [("a", 2), ("b", 2), ("c", 1)]:
-        summary = build_features(interim, raw, tmp_path / name, dataclasses.replace(cfg, threads=threads),
-                                 dataset="toy")  # fmt: skip
+        summary = build_features(
+            interim, raw, tmp_path / name, dataclasses.replace(cfg, threads=threads), dataset="toy"
+        )
         assert summary["cases"] == 4 and summary["seconds"] > 0  # the caller still gets the timing ...
         runs[name] = _digests(tmp_path / name)
     assert len(runs["a"]) > 10 and "cases.parquet" in runs["a"] and "matrix.npy" in runs["a"]

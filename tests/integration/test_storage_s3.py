@@ -114,5 +114,5 @@ def test_an_interrupted_upload_is_never_read_and_a_new_commit_drops_old_files(s3
     # no manifest and no files: nothing to read
     with pytest.raises(StorageError, match="nothing there"):
         stage_in("s3://lake/none", tmp_path / "r3")
-    fs, base = _fs("s3://lake/x")
+    _, base = _fs("s3://lake/x")
     assert base == "lake/x" and MANIFEST == "_SUCCESS"

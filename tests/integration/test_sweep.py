@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from otlp_aiops.sweep import SweepConfig, SweepError, sweep_config, trial_name  # noqa: E402
+from otlp_aiops.sweep import SweepConfig, SweepError, sweep_config, trial_name
 
 CONFIG = {"duration": "30m", "warmup": "5m", "incidents": 6, "disturbances": 0, "incident_duration": ["90s", "120s"],
           "min_gap": "60s", "seed": 8, "request_rate": 8, "trace_sample_ratio": 0.2}

@@ -16,9 +16,9 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from otlp_aiops.otlp import accel
-from otlp_aiops.otlp.framing import encode_frames
 from otlp_aiops.otlp.ingest import ingest_paths
 from otlp_aiops.otlp.otlpjson import to_otlp_dict
+from otlp_aiops.otlp.write import encode_frames
 
 pytestmark = pytest.mark.skipif(accel.wire is None, reason="the C decoder is not built (no compiler?)")
 

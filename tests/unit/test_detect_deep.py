@@ -15,7 +15,7 @@ from model_factories import make_detection  # noqa: E402
 from otlp_aiops import registry  # noqa: E402
 from otlp_aiops.config import ConfigError  # noqa: E402
 from otlp_aiops.detect.deep import window_index  # noqa: E402
-from otlp_aiops.persist import load_model  # noqa: E402
+from otlp_aiops.registry import load_model  # noqa: E402
 
 # small, fast settings; the quality floors below were measured with them (see each comment)
 SMALL = {

@@ -124,7 +124,7 @@ def test_trace_services_and_operations(built: Path) -> None:
     assert ops[("b", "b.handle")]["spans"] == 2 and ops[("b", "b.handle")]["errors"] == 2
     assert ops[("b", "b.handle")]["latency_mean"] == pytest.approx(75.0)
     # the error-level log line of trace 3 is joined to (trace 3, b)
-    i = [k for k in range(len(ts["w"])) if ts["w"][k] == T0 + 3 * W and names[ts["service"][k]] == "b"][0]
+    i = next(k for k in range(len(ts["w"])) if ts["w"][k] == T0 + 3 * W and names[ts["service"][k]] == "b")
     assert ts["log_errors"][i] == 1 and ts["log_unseen"][i] == 1
 
 
@@ -135,6 +135,9 @@ def test_pattern_and_mix_features_exact(sw: dict, built: Path) -> None:
     assert b3["log.pattern_drop"] == pytest.approx(1 / math.sqrt(2))
     assert b3["log.pattern_unseen"] == 1  # c.B#99 never followed b.handle in the reference
     assert b3["span.pattern_drop"] == pytest.approx(0.5 / math.sqrt(1.5))
+    # each pair against its own largest drop in the reference windows (0 here: window 0 is exact)
+    assert b3["log.pattern_drop_rel"] == pytest.approx(1 / math.sqrt(2))
+    assert b3["span.pattern_drop_rel"] == pytest.approx(0.5 / math.sqrt(1.5))
     assert b3["log.pattern_rise"] == 0
     # the key mix of b: reference 1/2 c.B#10, 1/2 c.B#12; window 3: c.B#10 and the unseen error c.B#99
     assert b3["log.mix_drop"] == pytest.approx(1 / math.sqrt(2))

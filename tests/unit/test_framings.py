@@ -26,9 +26,10 @@ from typer.testing import CliRunner
 
 from otlp_aiops.cli import app
 from otlp_aiops.otlp import accel, ingest
-from otlp_aiops.otlp.framing import Format, encode_frames, sniff
+from otlp_aiops.otlp.framing import Format, sniff
 from otlp_aiops.otlp.ingest import IngestFatalError, ingest_paths
 from otlp_aiops.otlp.otlpjson import to_otlp_dict, to_otlp_json
+from otlp_aiops.otlp.write import encode_frames
 
 T0 = 1_700_000_000_000_000_000
 

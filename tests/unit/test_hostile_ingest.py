@@ -723,3 +723,47 @@ def test_huge_line_without_resource_blocks_is_not_dropped_silently(tmp_path, mon
     assert (f["records_written"], f["messages_quarantined"], f["quarantined_by_reason"]) == (4, 1, {code: 1})
     (q,) = quarantine(tmp_path / "out")
     assert q["position"] == "line 2, document"
+
+
+def test_raw_proto_with_a_bad_record_and_no_signal_in_its_name(tmp_path):
+    """No hint in the name: the records that parse tell the signal, and the bad one is set aside."""
+    src = tmp_path / "request.pb"
+    bad_first_block_proto(src)
+    report = run([src], tmp_path / "out")
+    f = entry(report, src.name)
+    assert (f["signals"], f["signal_source"]) == (["traces"], "content")
+    assert (f["records_read"], f["records_written"], f["records_quarantined"]) == (4, 3, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# a worker that dies costs its file only
+# --------------------------------------------------------------------------------------------------
+
+_real_convert_file = None
+
+
+def _convert_or_die(inp, *args):
+    """convert_file, except that the worker converting a file named *crash* is killed."""
+    if "crash" in inp.path.name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real_convert_file(inp, *args)
+
+
+def test_a_killed_worker_sets_its_file_aside_and_the_run_goes_on(tmp_path, monkeypatch):
+    global _real_convert_file
+    from otlp_aiops.otlp import ingest
+
+    _real_convert_file = ingest.convert_file
+    monkeypatch.setattr(ingest, "convert_file", _convert_or_die)  # workers are forked: they see it
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(4):
+        (src / f"ok{k}.jsonl").write_bytes(good_line(k))
+    (src / "crash.jsonl").write_bytes(good_line(9) * 100)  # the largest: started first
+    report = run([src], tmp_path / "out", workers=2)
+    c = entry(report, "crash.jsonl")
+    assert c["error"]["code"] == "worker_died" and c["records_written"] == 0
+    assert c["quarantined_by_reason"] == {"worker_died": 1}
+    assert [entry(report, f"ok{k}.jsonl")["records_written"] for k in range(4)] == [2, 2, 2, 2]
+    assert span_names(tmp_path / "out") == sorted(f"op{k}.{i}" for k in range(4) for i in range(2))
+    assert report["totals"]["files_set_aside"] == 1

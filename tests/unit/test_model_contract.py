@@ -11,7 +11,7 @@ import pytest
 from model_factories import make_case, make_cases, make_detection, make_reference
 from otlp_aiops import registry
 from otlp_aiops.config import ConfigError
-from otlp_aiops.persist import load_model
+from otlp_aiops.registry import load_model
 
 # small settings so the deep models train in seconds here (their own tests check quality)
 FAST = {

@@ -42,8 +42,11 @@ def test_refuses_an_output_that_is_contains_or_lies_inside_an_input(tmp_path: Pa
     inp = tmp_path / "p" / "in"
     inp.mkdir(parents=True)
     (inp / "a.jsonl").write_text("x")
-    for out, word in [(inp, "is the input"), (tmp_path / "p", "contains the input"),
-                      (inp / "sub", "lies inside the input")]:  # fmt: skip
+    for out, word in [
+        (inp, "is the input"),
+        (tmp_path / "p", "contains the input"),
+        (inp / "sub", "lies inside the input"),
+    ]:
         with pytest.raises(OutputError, match=word), claim_output(out, owner="ingest", inputs=[inp]):
             pass
     assert (inp / "a.jsonl").read_text() == "x" and sorted(os.listdir(tmp_path / "p")) == ["in"]
@@ -297,10 +300,17 @@ def test_check_name_accepts_plain_names(name: str) -> None:
 def test_saved_models_hold_no_wall_clock_values() -> None:
     from otlp_aiops.persist import without_timings
 
-    state = {"weights_": {"w": 1}, "epoch_seconds_": [0.1, 0.2], "n_epochs_": 2,
-             "train_info_": {"train_seconds": 3.5, "history": [[1.0, 2.0]], "device": "cpu"}}  # fmt: skip
-    assert without_timings(state) == {"weights_": {"w": 1}, "n_epochs_": 2,
-                                      "train_info_": {"history": [[1.0, 2.0]], "device": "cpu"}}  # fmt: skip
+    state = {
+        "weights_": {"w": 1},
+        "epoch_seconds_": [0.1, 0.2],
+        "n_epochs_": 2,
+        "train_info_": {"train_seconds": 3.5, "history": [[1.0, 2.0]], "device": "cpu"},
+    }
+    assert without_timings(state) == {
+        "weights_": {"w": 1},
+        "n_epochs_": 2,
+        "train_info_": {"history": [[1.0, 2.0]], "device": "cpu"},
+    }
 
 
 @pytest.mark.parametrize("script", ["features", "ingest", "raw", "rca"])
@@ -310,12 +320,17 @@ def test_stages_refuse_a_dataset_name_that_is_a_path(tmp_path: Path, script: str
     if script == "rca":
         args.append("baro")
     (tmp_path / "params.yaml").write_text("datasets: ['../../x']\ningest: {workers: 1, batch_rows: 100}\n")
-    r = subprocess.run([sys.executable, str(root / "pipelines" / f"{script}.py"), *args],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(root / "pipelines" / f"{script}.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
-        "error: dataset name '../../x': not a plain name (use letters, digits and ._+-, starting with a letter "
-        "or digit; no '/', '..' or absolute paths)"
+        "error: dataset name '../../x': not a plain name (use letters, digits and ._+-, starting with a "
+        "letter or digit; no '/', '..' or absolute paths)"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written anywhere
 
@@ -366,15 +381,35 @@ def test_case_ids_that_sanitise_alike_get_two_case_files(tmp_path: Path) -> None
     from otlp_aiops.features.store import load_cases
 
     interim, raw, out = tmp_path / "interim", tmp_path / "raw", tmp_path / "features"
-    write_table(interim, "spans", [
-        {"service_name": s, "trace_id": trace_id(t), "span_id": span_id(2 * t + (s == "b")), "kind": 2,
-         "start_time": T0 + t * SEC, "end_time": T0 + t * SEC + 5_000_000, "duration_ns": 5_000_000}
-        for t in range(0, 120, 2) for s in ("a", "b")
-    ])  # fmt: skip
-    write_raw(raw, [
-        {"incident_id": "x/1", "start_time": T0 + 40 * SEC, "end_time": T0 + 50 * SEC, "root_cause_service": "a"},
-        {"incident_id": "x_1", "start_time": T0 + 80 * SEC, "end_time": T0 + 90 * SEC, "root_cause_service": "b"},
-    ])  # fmt: skip
+    write_table(
+        interim,
+        "spans",
+        [
+            {
+                "service_name": s,
+                "trace_id": trace_id(t),
+                "span_id": span_id(2 * t + (s == "b")),
+                "kind": 2,
+                "start_time": T0 + t * SEC,
+                "end_time": T0 + t * SEC + 5_000_000,
+                "duration_ns": 5_000_000,
+            }
+            for t in range(0, 120, 2)
+            for s in ("a", "b")
+        ],
+    )
+    write_raw(
+        raw,
+        [
+            {
+                "incident_id": i,
+                "start_time": T0 + t * SEC,
+                "end_time": T0 + (t + 10) * SEC,
+                "root_cause_service": s,
+            }
+            for i, t, s in (("x/1", 40, "a"), ("x_1", 80, "b"))
+        ],
+    )
     build_features(interim, raw, out, FeaturesConfig(window="10s", before="20s", after="20s", margin=0))
     files = sorted(p.name for p in (out / "cases").iterdir())
     assert files == sorted([f"{file_stem('x/1')}.npz", "x_1.npz"]) and len(files) == 2

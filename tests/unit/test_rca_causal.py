@@ -13,8 +13,8 @@ from model_factories import make_case
 from otlp_aiops import registry
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.data import CaseData, ReferenceData, ServiceGraph
-from otlp_aiops.persist import load_model
 from otlp_aiops.rca.causal import break_cycles
+from otlp_aiops.registry import load_model
 
 pytest.importorskip("dowhy")
 

@@ -13,8 +13,8 @@ import model_factories as mf
 from otlp_aiops import registry
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.data import CaseData, ServiceGraph
-from otlp_aiops.persist import load_model
 from otlp_aiops.rca.node_features import node_features, robust_z
+from otlp_aiops.registry import load_model
 
 torch = pytest.importorskip("torch")
 
@@ -94,6 +94,25 @@ def test_node_features_all_mode_and_span_latency():
     assert nf.x[1, :4].tolist() == [0.0, 0.0, 0.0, 1.0]  # b has no span latency
     assert nf.x[2, :4].tolist() == [0.0, 0.0, 0.0, 1.0]  # c has no baseline for it
     assert nf.x[:, 12:16].tolist() == [[0.0, 0.0, 0.0, 0.0]] * 3  # log.error: flat, present, unchanged
+
+
+def test_groups_and_raw_groups_exact_values():
+    case = _hand_case()
+    nf = node_features(case, groups=["lat=span.server_latency_*|metric.latency"], raw_groups=["err=log.*"])
+    assert nf.columns[20:] == ("lat.max_abs", "lat.mean_abs", "lat.mean", "lat.missing",
+                               "err.max_abs", "err.mean_abs", "err.mean", "err.missing")
+    # the group holds both latency features: the same numbers as the latency kind
+    assert nf.x[:, 20:24].tolist() == nf.x[:, 0:4].tolist()
+    # raw: log.error is 0 after the onset for every service — its values as they are, not a z
+    assert nf.x[:, 24:28].tolist() == [[0.0, 0.0, 0.0, 0.0]] * 3
+    raised = dataclasses.replace(case, values=case.values.copy())
+    raised.values[1:, 1, 3] = [2.0, -500.0]  # b: a score of 2, then one beyond the clip
+    nf2 = node_features(raised, raw_groups=["err=log.*"], z_clip=100.0)
+    assert nf2.x[1, 20:24].tolist() == [100.0, 51.0, -49.0, 0.0]
+    with pytest.raises(ValueError, match="name=glob"):
+        node_features(case, groups=["nameless"])
+    with pytest.raises(ConfigError, match="twice"):
+        registry.create("ranker", "gnn", {"groups": ["a=x*"], "raw_groups": ["a=y*"]})
 
 
 def test_robust_z_uses_before_windows_without_reference_and_clips():

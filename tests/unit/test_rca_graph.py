@@ -14,8 +14,8 @@ from model_factories import make_case, make_cases, make_reference
 from otlp_aiops import registry
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.data import CaseData, ServiceGraph
-from otlp_aiops.persist import load_model
 from otlp_aiops.rca.graph import call_edges, personalized_pagerank, walk_starts, walk_transitions, walk_visits
+from otlp_aiops.registry import load_model
 
 METHODS = ("pagerank", "random_walk")
 

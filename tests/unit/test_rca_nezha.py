@@ -14,9 +14,9 @@ import pytest
 
 from otlp_aiops.evaluate.rca import rca_case_result
 from otlp_aiops.features.data import CaseData, ReferenceData, ServiceGraph
-from otlp_aiops.persist import load_model
 from otlp_aiops.rca.nezha import NezhaConfig, NezhaRanker, _metric_name, _score_bound
 from otlp_aiops.rca.nezha_events import event_edges
+from otlp_aiops.registry import load_model
 
 S = 1_000_000_000
 MIN = 60 * S

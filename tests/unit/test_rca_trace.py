@@ -105,8 +105,8 @@ def test_without_traces_the_trace_rankers_fall_back() -> None:
 def test_multimodal_evidence_is_calibrated_against_the_baseline() -> None:
     """A statistic feature scores its post-onset peak over (1 + its baseline peak)."""
     case = make_case("cart", "latency", seed=1)
-    feats = case.features + ("log.pattern_drop",)
-    kinds = case.feature_kinds + ("logs",)
+    feats = (*case.features, "log.pattern_drop")
+    kinds = (*case.feature_kinds, "logs")
     S = len(case.services)
     add = np.zeros((len(case.values), S, 1))
     add[case.onset:, case.services.index("cart"), 0] = 6.0  # a vanished line in cart

@@ -270,7 +270,7 @@ def test_leaderboard_markdown_and_readme_block(tmp_path):
 
 
 def test_readme_shows_the_committed_leaderboard():
-    """The README's tables are the report's leaderboard.md, copied by `otlp-aiops report`."""
+    """The README's tables are the report's leaderboard.md, copied by `otlp-aiops report --readme README.md`."""
     from pathlib import Path
 
     from otlp_aiops.report import leaderboard as lb
@@ -303,6 +303,8 @@ def _report_rows() -> list[dict]:
     for m, vus in (("pca", 0.9), ("iforest", 0.7)):
         rows.append(_row(m, 0, "", "vus_pr", vus, task="detect", fault_type=""))
         rows.append(_row(m, 0, "", "range_f1", vus - 0.2, task="detect", fault_type=""))
+        for metric in ("auc_pr", "range_precision", "range_recall", "false_alarms_per_hour", "pa_f1"):
+            rows.append(_row(m, 0, "", metric, vus / 2, task="detect", fault_type=""))
         for i in range(8):
             rows.append(_row(m, 0, f"inc-{i}", "detected", float(i % 3 != 0), task="detect", fault_type="cpu"))
             rows.append(_row(m, 0, f"inc-{i}", "detection_delay_s", 15.0 if i % 3 else math.nan, task="detect",
@@ -358,13 +360,22 @@ def test_html_report_is_offline_and_complete(tmp_path):
 
 
 def test_report_outputs_are_the_same_bytes_twice(tmp_path):
+    """Two processes with different string-hash seeds (set order differs) write the same bytes."""
+    import os
+    import subprocess
+    import sys
+
     res = tmp_path / "results"
     res.mkdir()
     pd.DataFrame(_report_rows()).to_csv(res / "all.csv", index=False)
+    code = ("import sys; from pathlib import Path; from otlp_aiops.report.build import build_report; "
+            "o = Path(sys.argv[2]); build_report([sys.argv[1]], o / 'tables', o / 'figures', seed=0, "
+            "n_resamples=100, html_path=o / 'report' / 'index.html')")
     outs = []
-    for run in ("a", "b"):
-        build_report([res], tmp_path / run / "tables", tmp_path / run / "figures", seed=0, n_resamples=100,
-                     html_path=tmp_path / run / "report" / "index.html")
+    for run, hash_seed in (("a", "1"), ("b", "2")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "MPLBACKEND": "Agg"}
+        subprocess.run([sys.executable, "-c", code, str(res), str(tmp_path / run)], check=True, env=env,
+                       timeout=300)
         outs.append({p.relative_to(tmp_path / run): p.read_bytes()
                      for p in sorted((tmp_path / run).rglob("*")) if p.is_file()})
     assert outs[0].keys() == outs[1].keys() and len(outs[0]) >= 20
@@ -387,5 +398,10 @@ def test_latex_tables_are_floats_for_a_two_column_paper(tmp_path):
         assert lines[-2] == "\\end{tabular}}"
         assert "±" not in tex and "†" not in tex  # math-mode forms only
         assert tex.count("{") == tex.count("}") + tex.count("\\{") - tex.count("\\}")
+        assert "p $<$ 0.05" in lines[3]  # a bare "<" prints "¡" in an OT1 text font
     body = (tmp_path / "tables" / "d_rca.tex").read_text()
     assert "[" not in body.split("\\midrule")[1]  # no interval in the LaTeX cells
+    # at most five metric columns in LaTeX (the Markdown keeps all eight detection metrics)
+    det = (tmp_path / "tables" / "d_detect.tex").read_text().splitlines()
+    assert det[det.index("\\toprule") + 1] == "method & VUS-PR & AUC-PR & R-F1 & delay (s) & FA/h \\\\"
+    assert (tmp_path / "tables" / "d_detect.md").read_text().splitlines()[2].count("|") == 10

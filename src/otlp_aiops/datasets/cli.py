@@ -19,25 +19,57 @@ app = typer.Typer(
 
 @app.command("import")
 def import_cmd(
-    name: Annotated[str, typer.Argument(help="Dataset (nezha-tt, rcd-sockshop, petshop), adapter (nezha, rcaeval, …) or `otlp` for your own export.")],
-    src: Annotated[Path, typer.Option("--from", help="The dataset's source folder (its original layout; for `otlp`: the folder of OTLP files).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Raw dataset folder to write, e.g. data/raw/NAME.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset (nezha-tt, rcd-sockshop, petshop), adapter (nezha, rcaeval, …) or `otlp` for your "
+            "own export."
+        ),
+    ],
+    src: Annotated[
+        Path,
+        typer.Option(
+            "--from",
+            help="The dataset's source folder (its original layout; for `otlp`: the folder of OTLP files).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Raw dataset folder to write, e.g. data/raw/NAME.")
+    ],
     adapter: Annotated[
-        str | None, typer.Option(help="Adapter to use when NAME is not a known dataset (nezha, rcd-sockshop, petshop, rcaeval, otlp).")
+        str | None,
+        typer.Option(
+            help="Adapter to use when NAME is not a known dataset (nezha, rcd-sockshop, petshop, rcaeval, "
+            "otlp)."
+        ),
     ] = None,
     incidents: Annotated[
-        Path | None, typer.Option(help="otlp: the incident list, CSV or Parquet (start_time, end_time, root_cause_service, "
-                                       "root_cause_indicator, fault_type; docs/own-data.md).")
+        Path | None,
+        typer.Option(
+            help="otlp: the incident list, CSV or Parquet (start_time, end_time, root_cause_service, "
+            "root_cause_indicator, fault_type; docs/own-data.md)."
+        ),
     ] = None,
     topology: Annotated[
-        Path | None, typer.Option(help="otlp: a true service graph, JSON {\"edges\": [{\"caller\", \"callee\"}]} or CSV caller,callee.")
+        Path | None,
+        typer.Option(
+            help='otlp: a true service graph, JSON {"edges": [{"caller", "callee"}]} or CSV caller,callee.'
+        ),
     ] = None,
     time_unit: Annotated[
-        str, typer.Option(help="otlp: unit of epoch-number times in the incident list: auto (from the magnitude) | s | ms | us | ns.")
+        str,
+        typer.Option(
+            help="otlp: unit of epoch-number times in the incident list: auto (from the magnitude) | s | ms "
+            "| us | ns."
+        ),
     ] = "auto",
     symlink: Annotated[
-        bool, typer.Option("--symlink/--copy", help="otlp: link the OTLP files instead of copying them (saves space; "
-                                                     "the export must then stay in place). The source is never moved or changed.")
+        bool,
+        typer.Option(
+            "--symlink/--copy",
+            help="otlp: link the OTLP files instead of copying them (saves space; "
+            "the export must then stay in place). The source is never moved or changed.",
+        ),
     ] = False,
 ) -> None:
     """Convert a dataset folder into OTLP + incidents.parquet (+ topology.json) + dataset.json."""
@@ -45,8 +77,12 @@ def import_cmd(
 
     options: dict = {}
     if (adapter or name) == "otlp":
-        options = {"incidents": incidents, "topology": topology, "time_unit": time_unit,
-                   "link": "symlink" if symlink else "copy"}
+        options = {
+            "incidents": incidents,
+            "topology": topology,
+            "time_unit": time_unit,
+            "link": "symlink" if symlink else "copy",
+        }
     elif incidents or topology:
         typer.echo("error: --incidents / --topology belong to the `otlp` import (your own export)", err=True)
         raise typer.Exit(2)
@@ -58,8 +94,10 @@ def import_cmd(
     typer.echo(summary.describe())
     if options:
         how = "linked (keep the export in place)" if symlink else "copied"
-        typer.echo(f"OTLP files {how} into {out / 'otlp'}; the source {src} is unchanged. "
-                   f"Next: otlp-aiops ingest {out / 'otlp'} --out data/interim/{out.name}")
+        typer.echo(
+            f"OTLP files {how} into {out / 'otlp'}; the source {src} is unchanged. "
+            f"Next: otlp-aiops ingest {out / 'otlp'} --out data/interim/{out.name}"
+        )
 
 
 @app.command("list")

@@ -126,8 +126,14 @@ def verify(entry: DatasetEntry, folder: Path) -> dict[str, Any]:
     return {"files": checked, "bytes": size, "unregistered_files": extra}
 
 
-def fetch(name: str, out: Path, *, from_dir: Path | None = None, registry: dict[str, DatasetEntry] | None = None,
-          timeout: float = 60.0) -> dict[str, Any]:
+def fetch(
+    name: str,
+    out: Path,
+    *,
+    from_dir: Path | None = None,
+    registry: dict[str, DatasetEntry] | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
     """Put a verified copy of dataset ``name`` in ``out``: downloaded file by file from its pinned
     commit, or copied from a local copy (``from_dir/<name>`` or ``from_dir``). Nothing is left in
     ``out`` unless every file matches its checksum."""
@@ -142,7 +148,9 @@ def fetch(name: str, out: Path, *, from_dir: Path | None = None, registry: dict[
     try:
         # refuses an `out` that overlaps the local copy, or holds other files than a copy of this
         # dataset (none of its registered files); locked; cleaned after a crash; swapped in atomically
-        with claim_output(out, owner="fetch", inputs=inputs, known_files=tuple(entry.files), marker=False) as tmp:
+        with claim_output(
+            out, owner="fetch", inputs=inputs, known_files=tuple(entry.files), marker=False
+        ) as tmp:
             if src is not None:
                 for rel in entry.files:
                     dst = tmp / rel
@@ -157,10 +165,15 @@ def fetch(name: str, out: Path, *, from_dir: Path | None = None, registry: dict[
                         with urllib.request.urlopen(url, timeout=timeout) as r, open(dst, "wb") as f:
                             shutil.copyfileobj(r, f)
                     except OSError as e:
-                        raise RegistryError(f"{name}: cannot download {url}: {e} (use --from DIR with a local copy)") from e
+                        raise RegistryError(
+                            f"{name}: cannot download {url}: {e} (use --from DIR with a local copy)"
+                        ) from e
                     got = sha256_file(dst)
                     if got != digest:
-                        raise ChecksumError(f"{name}: {url}: sha256 {got} != registered {digest} (a Git LFS pointer or a changed file?)")
+                        raise ChecksumError(
+                            f"{name}: {url}: sha256 {got} != registered {digest} (a Git LFS pointer or a "
+                            "changed file?)"
+                        )
             report = verify(entry, tmp)
     except OutputError as e:
         raise RegistryError(str(e)) from None

@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 
 from otlp_aiops import progress, registry
-from otlp_aiops.executor import ExecutorConfig, executor_config, run_tasks
 from otlp_aiops.config import config_from_dict, config_to_dict
 from otlp_aiops.evaluate.protocol import fault_free_split, incident_folds, subset_segments
+from otlp_aiops.executor import ExecutorConfig, executor_config, run_tasks
 
 log = logging.getLogger(__name__)
 
 
 def _duration_s(value: Any) -> float:
-    from otlp_aiops.features.config import parse_duration
+    from otlp_aiops.config import parse_duration
 
     return parse_duration(value, "detection_offsets")
 
@@ -246,9 +246,9 @@ def run_rca(dataset: str, method: str, params: Mapping[str, Any], *, root: Path 
                 # the seeds as tasks (:mod:`otlp_aiops.executor`); logged below in seed order
                 tasks = [(cls, cfg, seed, reference, cases, train_on, train_sets, bench,
                           task_models_dir if oi == 0 else None, variant) for seed in seeds]
+                n_cases = len(cases)
                 outcomes = run_tasks(_run_ranker_seed, tasks, executor,
-                                     on_done=(lambda _i, _r, n=len(cases): bar.advance(n)) if executor.is_ray
-                                     else None)
+                                     on_done=(lambda _i, _r, n=n_cases: bar.advance(n)) if executor.is_ray else None)
                 for seed, (ranked, fit_s, history) in zip(seeds, outcomes, strict=True):
                     with run.seed_run(seed, dataset=label, method=variant,
                                       offset=str(bench.detection_offsets[oi])) as sr:

@@ -29,6 +29,7 @@ def build(
     from otlp_aiops.config import ConfigError
     from otlp_aiops.features.build import FeaturesError, build_features
     from otlp_aiops.features.config import resolve_config
+    from otlp_aiops.storage import StorageError, remote_io
 
     p = yaml.safe_load(params.read_text()) if params.exists() else {}
     p = p or {}
@@ -52,8 +53,6 @@ def build(
     section["overrides"] = {**overrides, name: own}
     try:
         cfg = resolve_config(section, name, where="features: ")
-        from otlp_aiops.storage import StorageError, remote_io
-
         summary = remote_io(lambda ins, o: build_features(ins[0], ins[1], o, cfg, dataset=name),
                             [interim or str(Path("data/interim") / name), raw or str(Path("data/raw") / name)],
                             out or str(Path("data/features") / name))

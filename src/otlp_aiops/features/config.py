@@ -3,35 +3,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otlp_aiops.config import ConfigError, config_from_dict
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-
-
-def parse_duration(value: Any, key: str) -> float:
-    """Seconds from ``15``, ``"15s"``, ``"5m"``, ``"1h30m"``, ``"500ms"``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(f"{key}: {value!r} is not a duration (e.g. 15s, 5m, 1h or seconds)")
-    if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        else:
-            parts = _PART.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ConfigError(f"{key}: {value!r} is not a duration (e.g. 15s, 5m, 1h or seconds)")
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        seconds = float(value)
-    if seconds < 0:
-        raise ConfigError(f"{key}: must not be negative, got {value!r}")
-    return seconds
+from otlp_aiops.config import ConfigError, config_from_dict, parse_duration
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from otlp_aiops.features.drain import Drain
-from otlp_aiops.features.tables import MASK_REGEX, SEVERITY_EXPR, _win
+from otlp_aiops.features.tables import MASK_REGEX, SEVERITY_EXPR, _win, fsum
 
 # a code location: dotted identifier, '#', line number (logback %logger{n}#%line, python module#lineno)
 CODE_LOCATION_REGEX = r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*#[0-9]+"
@@ -91,7 +91,8 @@ def content_shift_features(con: duckdb.DuckDBPyConnection) -> None:
 
     A service without reference counts of a source gets no ``_drop``/``_rise``/``_shift`` of it (its
     lines are all ``_unseen``)."""
-    con.sql("""
+    tv = fsum('abs(o / "N" - p)')  # a fixed summation order: the same bytes whatever the threads
+    con.sql(f"""
         CREATE OR REPLACE TEMP TABLE content_scored AS
         WITH tot AS (SELECT w, service, source, sum(n) AS "N" FROM content_counts GROUP BY ALL),
         grid AS (  -- every reference key in every window with data of that service & source
@@ -101,7 +102,7 @@ def content_shift_features(con: duckdb.DuckDBPyConnection) -> None:
               LEFT JOIN content_counts AS c USING (w, service, source, key))
         SELECT w, service, source, max(-(o - p * "N") / sqrt(p * "N" + 1)) AS drop_z,
                max((o - p * "N") / sqrt(p * "N" + 1)) AS rise_z,
-               sum(abs(o / "N" - p)) AS tv_known
+               {tv} AS tv_known
         FROM o GROUP BY ALL""")
     parts = []
     for src, prefix in MIX_SOURCES.items():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import duckdb
 
-from otlp_aiops.features.tables import _win, qname, span_error_expr, span_side_expr
+from otlp_aiops.features.tables import _win, favg, qname, span_error_expr, span_side_expr
 
 
 def trace_spans(con: duckdb.DuckDBPyConnection, w_ns: int) -> None:
@@ -93,8 +93,8 @@ def edge_windows(con: duckdb.DuckDBPyConnection, w_ns: int, quantiles: tuple[flo
         SELECT w, caller, callee, calls, errors, errors / calls AS error_rate, gap_calls, gap_mean, {gq},
                server_latency_mean, {lq}
         FROM (SELECT w, caller, callee, count(*)::DOUBLE AS calls, count_if(err)::DOUBLE AS errors,
-                     count(gap_ms)::DOUBLE AS gap_calls, avg(gap_ms) AS gap_mean,
-                     quantile_cont(gap_ms, [{qs}]) AS gq, avg(server_ms) AS server_latency_mean,
+                     count(gap_ms)::DOUBLE AS gap_calls, {favg("gap_ms")} AS gap_mean,
+                     quantile_cont(gap_ms, [{qs}]) AS gq, {favg("server_ms")} AS server_latency_mean,
                      quantile_cont(server_ms, [{qs}]) AS lq
               FROM edge_calls_x GROUP BY ALL)""")
 
@@ -116,7 +116,7 @@ def operation_windows(con: duckdb.DuckDBPyConnection, quantiles: tuple[float, ..
         CREATE OR REPLACE TEMP TABLE operation_windows AS
         SELECT w, service, operation, spans, errors, errors / spans AS error_rate, latency_mean, {qc}
         FROM (SELECT t.w, t.service, coalesce(k.operation, '<other>') AS operation, count(*)::DOUBLE AS spans,
-                     count_if(t.err)::DOUBLE AS errors, avg(t.duration_ns / 1e6) AS latency_mean,
+                     count_if(t.err)::DOUBLE AS errors, avg(t.duration_ns) / 1e6 AS latency_mean,
                      quantile_cont(t.duration_ns / 1e6, [{qs}]) AS qv
               FROM tspans AS t LEFT JOIN op_keep AS k USING (service, operation)
               GROUP BY ALL)""")
@@ -133,7 +133,8 @@ def trace_structure_features(con: duckdb.DuckDBPyConnection, w_ns: int, quantile
     * ``span.out_gap_mean``: the gap of the calls the service makes;
     * ``span.in_calls`` / ``span.out_calls``: matched calls into / out of the service."""
     qs = ", ".join(repr(q) for q in quantiles)
-    parts = ["SELECT w, service, 'span.self_time_mean', avg(self_ms) FROM trace_services GROUP BY ALL"]
+    # floating-point means in a fixed order (tables.favg): the same bytes whatever DuckDB's threads
+    parts = [f"SELECT w, service, 'span.self_time_mean', {favg('self_ms')} FROM trace_services GROUP BY ALL"]
     parts += [
         f"SELECT w, service, 'span.self_time_{qname(q)}', quantile_cont(self_ms, {q!r}) FROM trace_services "
         "GROUP BY ALL" for q in quantiles
@@ -143,8 +144,8 @@ def trace_structure_features(con: duckdb.DuckDBPyConnection, w_ns: int, quantile
         "SELECT w, service, 'span.error_propagated', count_if(err AND NOT origin)::DOUBLE FROM tspans GROUP BY ALL",
         "SELECT w, callee, 'span.in_calls', count(*)::DOUBLE FROM edge_calls_x GROUP BY ALL",
         "SELECT w, caller, 'span.out_calls', count(*)::DOUBLE FROM edge_calls_x GROUP BY ALL",
-        "SELECT w, callee, 'span.in_gap_mean', avg(gap_ms) FROM edge_calls_x WHERE gap_ms IS NOT NULL GROUP BY ALL",
-        "SELECT w, caller, 'span.out_gap_mean', avg(gap_ms) FROM edge_calls_x WHERE gap_ms IS NOT NULL GROUP BY ALL",
+        f"SELECT w, callee, 'span.in_gap_mean', {favg('gap_ms')} FROM edge_calls_x WHERE gap_ms IS NOT NULL GROUP BY ALL",
+        f"SELECT w, caller, 'span.out_gap_mean', {favg('gap_ms')} FROM edge_calls_x WHERE gap_ms IS NOT NULL GROUP BY ALL",
     ]
     con.sql("INSERT INTO sw_long " + " UNION ALL ".join(parts))
     con.sql(f"""

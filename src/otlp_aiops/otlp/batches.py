@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,18 @@ class AttrCols:
     batch's key table (``kidx``), and the string column is built from them in one ``take``.
     """
 
-    __slots__ = ("_key_ids", "_keys_arr", "_table", "_vals_arr", "keys", "kidx", "tag_pos", "tags", "vals")
+    __slots__ = (
+        "_key_ids",
+        "_keys_arr",
+        "_names",
+        "_table",
+        "_vals_arr",
+        "keys",
+        "kidx",
+        "tag_pos",
+        "tags",
+        "vals",
+    )
 
     def __init__(self) -> None:
         self.keys: list[int] = []
@@ -52,6 +64,7 @@ class AttrCols:
         self.vals: list[str | None] = []
         self.tag_pos: list[int] = []
         self.tags: list[str] = []
+        self._names: list[str] = []
 
     def lists(self) -> tuple:
         """What the C decoder appends to: (keys, vals, tag_pos, tags, key index)."""
@@ -72,14 +85,26 @@ class AttrCols:
         self.keys.append(self.kidx[key])
         self.vals.append(text)
 
+    def key_names(self) -> list[str]:
+        """The key table as a list (position -> key), extended as keys are added: ``kidx`` only
+        ever grows (``truncate`` leaves it alone), and the C decoder adds to it directly."""
+        names = self._names
+        if len(names) < len(self.kidx):
+            names.extend(islice(self.kidx, len(names), None))
+        return names
+
     def rendered(self, start: int = 0) -> list[tuple[str, str, str | None]]:
         """(key, tag, text) of the attributes from position ``start`` on."""
-        table = list(self.kidx)
-        t0 = bisect_left(self.tag_pos, start)
-        tags = dict(zip(self.tag_pos[t0:], self.tags[t0:], strict=True))
+        table = self.key_names()
+        keys, vals = self.keys[start:], self.vals[start:]
+        tag_pos = self.tag_pos
+        if not tag_pos or tag_pos[-1] < start:  # no typed value among them (the common case)
+            return [(table[k], "string", v) for k, v in zip(keys, vals, strict=True)]
+        t0 = bisect_left(tag_pos, start)
+        tags = dict(zip(tag_pos[t0:], self.tags[t0:], strict=True))
         return [
             (table[k], tags.get(start + i, "string"), v)
-            for i, (k, v) in enumerate(zip(self.keys[start:], self.vals[start:], strict=True))
+            for i, (k, v) in enumerate(zip(keys, vals, strict=True))
         ]
 
     def to_arrays(self, ends: Any, null_if_empty: bool = False) -> tuple[pa.Array, pa.Array]:
@@ -527,9 +552,30 @@ class MetricBatch:
     exemplars: list[tuple] = field(default_factory=list)
     exemplar_attrs: AttrCols = field(default_factory=AttrCols)
     ctx: Contexts = field(default_factory=Contexts)
+    _sids: dict = field(default_factory=dict, repr=False)  # point_series_id's memo, for this batch
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.points.values())
+
+    def point_series_id(self, table: str, a0: int, resource_id: int, scope_id: int, info: MetricInfo) -> int:
+        """``series_id`` of the point of ``table`` whose attributes start at ``a0`` (the last ones
+        appended), memoised for the batch: a stream's points repeat with the same attributes, and
+        the hash of the rendered attributes is the metric path's dearest step. The memo's key holds
+        everything ``series_id`` reads (the attribute keys as positions in this batch's key table,
+        which are fixed for the batch)."""
+        ac = self.attrs[table]
+        tag_pos = ac.tag_pos
+        if tag_pos and tag_pos[-1] >= a0:
+            t0 = bisect_left(tag_pos, a0)
+            typed: tuple = (*(p - a0 for p in tag_pos[t0:]), *ac.tags[t0:])
+        else:
+            typed = ()
+        key = (table, resource_id, scope_id, info.name, info.unit, info.metric_type, info.temporality,
+               info.is_monotonic, tuple(ac.keys[a0:]), tuple(ac.vals[a0:]), typed)  # fmt: skip
+        sid = self._sids.get(key)
+        if sid is None:
+            sid = self._sids[key] = series_id(resource_id, scope_id, info, ac.rendered(a0))
+        return sid
 
     def attr_start(self, table: str) -> int:
         """Where the attributes of the next point of ``table`` start."""

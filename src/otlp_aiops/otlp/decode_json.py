@@ -39,7 +39,6 @@ from otlp_aiops.otlp.batches import (
     histogram_problem,
     make_resource,
     make_scope,
-    series_id,
 )
 from otlp_aiops.otlp.context import FileContext
 
@@ -710,21 +709,22 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
         return (None if d is None else json_double(d, "asDouble")), None
     count = _u64(p.get("count"), "count")
     if table == "metrics_histogram":
-        counts = _u64_list(p.get("bucketCounts"), "bucketCounts")
-        bounds = _double_list(p.get("explicitBounds"), "explicitBounds")
-        bad = histogram_problem(count, counts, bounds)
+        row = (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
+               _opt_double(p.get("max"), "max"), _u64_list(p.get("bucketCounts"), "bucketCounts"),
+               _double_list(p.get("explicitBounds"), "explicitBounds"))  # fmt: skip
+        bad = histogram_problem(count, row[4], row[5])  # (after every field is read, as before)
         if bad is not None:
             raise RecordError("bad_histogram", f"histogram point: {bad}")
-        return (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-                _opt_double(p.get("max"), "max"), counts, bounds)  # fmt: skip
+        return row
     if table == "metrics_exp_histogram":
         po, pcounts = _buckets(p.get("positive"), "positive", fc)
         no, ncounts = _buckets(p.get("negative"), "negative", fc)
         zt = p.get("zeroThreshold")
-        return (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-                _opt_double(p.get("max"), "max"), _int32(p.get("scale"), "scale"),
-                _u64(p.get("zeroCount"), "zeroCount"), 0.0 if zt is None else json_double(zt, "zeroThreshold"),
-                po, pcounts, no, ncounts)  # fmt: skip
+        row = (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
+               _opt_double(p.get("max"), "max"), _int32(p.get("scale"), "scale"),
+               _u64(p.get("zeroCount"), "zeroCount"), 0.0 if zt is None else json_double(zt, "zeroThreshold"),
+               po, pcounts, no, ncounts)  # fmt: skip
+        return row
     qv = p.get("quantileValues") or []
     if type(qv) is not list:
         raise RecordError("invalid_structure", "quantileValues is not a list")
@@ -833,7 +833,7 @@ def decode_metrics(doc: dict, fc: FileContext, batch: MetricBatch, position: str
                         p = _norm(p, known, f"{info.metric_type}.DataPoint", fc)
                     a0 = len(ac.keys)
                     attrs_json(p.get("attributes"), ac, fc)
-                    sid = series_id(rinfo.resource_id, sinfo.scope_id, info, ac.rendered(a0))
+                    sid = batch.point_series_id(table, a0, rinfo.resource_id, sinfo.scope_id, info)
                     shape = _shape(table, p, fc)
                     nex = 0
                     if table != "metrics_summary":

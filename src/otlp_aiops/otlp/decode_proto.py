@@ -35,7 +35,6 @@ from otlp_aiops.otlp.batches import (
     histogram_problem,
     make_resource,
     make_scope,
-    series_id,
 )
 from otlp_aiops.otlp.context import FileContext
 from otlp_aiops.otlp.decode_json import SEVERITY_MAX, SPAN_KIND_MAX, STATUS_CODE_MAX, TEMPORALITY_MAX
@@ -114,6 +113,8 @@ def attrs_proto(kvs: Any, ac: AttrCols) -> None:
 
 
 def _rendered(kvs: Any) -> list[tuple[str, str, str | None]]:
+    if not len(kvs):
+        return []
     ac = AttrCols()
     attrs_proto(kvs, ac)
     return ac.rendered()
@@ -518,7 +519,7 @@ def _metric_points(mt: metrics_pb2.Metric, mpath: str, rinfo: Any, sinfo: Any, c
         try:
             a0 = len(ac.keys)
             attrs_proto(p.attributes, ac)
-            sid = series_id(rinfo.resource_id, sinfo.scope_id, info, ac.rendered(a0))
+            sid = batch.point_series_id(table, a0, rinfo.resource_id, sinfo.scope_id, info)
             nex = 0
             if table != "metrics_summary" and len(p.exemplars):
                 nex = _exemplars(p.exemplars, table, sid, info, rinfo, rec, batch)
@@ -629,4 +630,48 @@ def guess_signal(payload: bytes) -> str | None:
                         items += sum(len(v) for fd, v in sc.ListFields() if fd.is_repeated)
         if items:
             clean.append(signal)
+    if not clean:  # a bad record somewhere: let the records that do parse vote
+        return _guess_by_records(payload)
     return clean[0] if len(clean) == 1 else None
+
+
+_RECORD_TYPES = {"traces": trace_pb2.Span, "logs": logs_pb2.LogRecord, "metrics": metrics_pb2.Metric}
+
+
+def _guess_by_records(payload: bytes, most: int = 64) -> str | None:
+    """The signal of a message that no type parses whole: each record (field 2 of each scope block,
+    field 2 of each Resource*) that parses cleanly as exactly one of Span / LogRecord / Metric votes
+    for it; the signal with the only most votes, if any (at most ``most`` records are looked at)."""
+    votes: Counter = Counter()
+    seen = 0
+    try:
+        for f1, w1, a1, b1 in split_fields(payload):
+            if (f1, w1) != (1, 2):
+                continue
+            for f2, w2, a2, b2 in split_fields(payload, a1, b1):
+                if (f2, w2) != (2, 2):
+                    continue
+                for f3, w3, a3, b3 in split_fields(payload, a2, b2):
+                    if (f3, w3) != (2, 2):
+                        continue
+                    rec = payload[a3:b3]
+                    fits = []
+                    for signal, rtype in _RECORD_TYPES.items():
+                        try:
+                            m = rtype.FromString(rec)
+                        except DecodeError:
+                            continue
+                        m.DiscardUnknownFields()
+                        if m.ByteSize() == len(rec):
+                            fits.append(signal)
+                    if len(fits) == 1:
+                        votes[fits[0]] += 1
+                    seen += 1
+                    if seen >= most:
+                        raise StopIteration
+    except (ValueError, StopIteration):
+        pass
+    ranked = votes.most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]

@@ -1,5 +1,5 @@
-"""How OTLP lies on disk: detect compression and framing from the bytes, split a file into messages,
-and write messages in any of those framings.
+"""How OTLP lies on disk: detect compression and framing from the bytes and split a file into
+messages (writing them, in any of these framings, is :mod:`otlp_aiops.otlp.write`).
 
 Read side: :func:`sniff` looks at the first bytes (never the file name) and :func:`iter_messages`
 yields one :class:`Message` per JSON line / JSON document / length-prefixed frame / raw protobuf
@@ -21,14 +21,12 @@ Compression of the whole file (``Format.compression``): ``gzip`` or ``zstd``, de
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import re
 import struct
-import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -126,10 +124,12 @@ class JsonTooDeep(ValueError):
     """JSON nested deeper than the parsers recurse."""
 
 
-def _too_large(position: str, what: str, size: str, limits: Limits, head: bytes = b"") -> FramingError:
+def _too_large(position: str, what: str, size: int | None, limits: Limits, head: bytes = b"") -> FramingError:
+    """A part beyond ``max_part_bytes``; ``size`` when it is known (None: it was not read to the end)."""
+    how = f"is {size:,} bytes, more than" if size is not None else "is larger than"
     return FramingError(
         position, "too_large",
-        f"{what} is {size} bytes, more than the limit max_part_bytes = {limits.max_part_bytes:,} "
+        f"{what} {how} the limit max_part_bytes = {limits.max_part_bytes:,} "
         "(ingest setting max_part_bytes / --max-part-bytes)", head,
     )  # fmt: skip
 
@@ -475,9 +475,7 @@ def _iter_jsonl(
                 line += more
                 if len(line) > cap and not line.endswith(b"\n"):
                     size = len(line) + _skip_line(stream)
-                    yield _too_large(
-                        f"line {lineno}", "the line", f"{size:,}", limits, line[:_TOO_LARGE_HEAD]
-                    )
+                    yield _too_large(f"line {lineno}", "the line", size, limits, line[:_TOO_LARGE_HEAD])
                     continue
             else:
                 rest = io.BufferedReader(_RestOfLine(stream, line), 1 << 20)
@@ -533,7 +531,7 @@ def _decode_payload(
                 position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload
             )
         if plain is None:
-            return _too_large(position, "the zstd frame decompressed", "more than that", limits,
+            return _too_large(position, "the zstd frame, decompressed,", None, limits,
                               payload[:_TOO_LARGE_HEAD])  # fmt: skip
         payload = plain
     if _looks_like_otlp_proto(payload) != "clean" and _json_like(payload):
@@ -587,7 +585,7 @@ def _iter_length_prefixed(
                                    f"frame declares {n} bytes but the file ends after {got}", head)  # fmt: skip
                 return
             offset += 4 + n
-            yield _too_large(position, "the frame", f"{n:,}", limits, head)
+            yield _too_large(position, "the frame", n, limits, head)
             continue
         body = stream.read(n)
         if len(body) < n:
@@ -663,7 +661,7 @@ def _iter_raw_proto(stream: IO[bytes], limits: Limits = DEFAULT_LIMITS) -> Itera
                                    f"field declares {n} bytes but the file ends after {got}", head)  # fmt: skip
                 return
             offset += len(head) + n
-            yield _too_large(position, "the top-level field", f"{n:,}", limits, head)
+            yield _too_large(position, "the top-level field", n, limits, head)
             continue
         body = stream.read(n)
         if len(body) < n:
@@ -864,7 +862,7 @@ def _iter_json_document_streamed(
                 if skipping >= 0:
                     size = base + b - skipping
                     skipping = -1
-                    yield _too_large(position, "the block", f"{size:,}", limits, skip_head)
+                    yield _too_large(position, "the block", size, limits, skip_head)
                     continue
                 if b - a > SPLIT_BLOCK_BYTES and key in _SCOPE_KEYS:
                     view = memoryview(buf)[a:b]  # no copy; released before buf is resized
@@ -998,8 +996,8 @@ def _iter_document(stream: IO[bytes], lazy: bool, limits: Limits) -> Iterator[Me
         if streamable:
             yield from _iter_json_document_streamed(_Chain(data, stream), limits=limits)
         else:
-            size = len(data) + _discard(stream, 1 << 62)
-            yield _too_large("document", "the document", f"{size:,}", limits, data[:_TOO_LARGE_HEAD])
+            # (not read further: one document per file, and a bomb would take long to count)
+            yield _too_large("document", "the document", None, limits, data[:_TOO_LARGE_HEAD])
         return
     if lazy:
         yield Message("document", None, True, text=data)
@@ -1090,68 +1088,3 @@ def _group_end(buf: bytes, i: int, end: int, field: int, depth: int) -> int:
         else:
             raise ValueError(f"wire type {wt} where a field starts")
     raise ValueError(f"group {field} is not closed")
-
-
-# --------------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------------
-
-WriteFraming = Literal["jsonl", "json", "proto", "length_prefixed", "length_prefixed_zstd"]
-
-
-def encode_frames(payloads: Iterable[bytes], framing: WriteFraming, zstd_level: int = 3) -> Iterator[bytes]:
-    """Frame already-serialised messages (protobuf bytes, or OTLP/JSON bytes for the JSON framings)."""
-    cctx = zstandard.ZstdCompressor(level=zstd_level) if framing == "length_prefixed_zstd" else None
-    for n, p in enumerate(payloads, 1):
-        if framing == "jsonl":
-            yield p + b"\n"
-        elif framing in ("json", "proto"):
-            if n > 1:
-                raise ValueError(f"framing {framing!r} holds exactly one message")
-            yield p
-        elif framing == "length_prefixed":
-            yield struct.pack(">I", len(p)) + p
-        elif framing == "length_prefixed_zstd":
-            assert cctx is not None
-            c = cctx.compress(p)
-            yield struct.pack(">I", len(c)) + c
-        else:
-            raise ValueError(f"unknown framing {framing!r}")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, chunks: Iterable[bytes], compression: str = "none") -> int:
-    """Write chunks to ``path`` through a temporary file in the same folder, renamed into place.
-
-    ``compression`` ("none" | "gzip" | "zstd") compresses the whole file. Returns bytes written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if compression == "gzip":
-                # mtime=0 and no file name: the same input gives the same bytes
-                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out:
-                    for c in chunks:
-                        out.write(c)
-            elif compression == "zstd":
-                with zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False) as out:
-                    for c in chunks:
-                        out.write(c)
-            elif compression == "none":
-                for c in chunks:
-                    raw.write(c)
-            else:
-                raise ValueError(f"unknown compression {compression!r}")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.stat().st_size

@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from otlp_aiops import __version__
+from otlp_aiops.executor import LOCAL, ExecutorConfig, run_tasks
 from otlp_aiops.otlp import schema as S
 from otlp_aiops.otlp.batches import LogBatch, MetricBatch, SpanBatch
 from otlp_aiops.otlp.context import FileContext
@@ -46,7 +49,6 @@ from otlp_aiops.otlp.framing import (
     parse_json,
     sniff,
 )
-from otlp_aiops.executor import LOCAL, ExecutorConfig, run_tasks
 from otlp_aiops.outputs import OutputError, claim_output
 
 log = logging.getLogger(__name__)
@@ -592,11 +594,53 @@ def _run(
         if executor.is_ray:  # workers on other nodes: absolute paths (same file system, or a shared one)
             tasks = [(replace(inp, path=inp.path.resolve()), tmp.resolve(), *rest) for inp, _, *rest in tasks]
 
-        def done(i: int, _result: Any) -> None:
+        finished: dict[int, Any] = {}
+
+        def done(i: int, result: Any) -> None:
+            finished[i] = result
             bar.advance(inputs[i].size, note=inputs[i].label)
 
-        return run_tasks(convert_file, tasks, executor, workers=n, order=order,
-                         initializer=_die_with_parent, initargs=(os.getpid(),), on_done=done)
+        try:
+            return run_tasks(convert_file, tasks, executor, workers=n, order=order,
+                             initializer=_die_with_parent, initargs=(os.getpid(),), on_done=done)
+        except BrokenProcessPool:  # a worker was killed (out of memory, a signal, a crash)
+            if executor.is_ray:
+                raise
+            log.warning("a worker process died: converting the remaining files one at a time")
+            results = [finished.get(i) for i in range(len(tasks))]
+            for i in order:
+                if results[i] is None:
+                    results[i] = _convert_alone(tasks[i])
+                    bar.advance(inputs[i].size, note=inputs[i].label)
+            return results
+
+
+def _convert_alone(task: tuple) -> dict[str, Any]:
+    """One file in a worker of its own, after a worker died: if this one dies too, the file is set
+    aside (reason ``worker_died``) and the run goes on."""
+    inp, tmp = task[0], task[1]
+    _remove_parts(tmp, inp.index)
+    try:
+        with ProcessPoolExecutor(max_workers=1, initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
+            return ex.submit(convert_file, *task).result()
+    except BrokenProcessPool:
+        _remove_parts(tmp, inp.index)
+    log.warning("%s: the worker converting it died: set aside", inp.label)
+    fc = FileContext(inp.label)
+    sink = fc.sink = _QuarantineSink(tmp, inp.index)
+    why = "the worker process converting it died (killed by a signal, e.g. out of memory, or crashed)"
+    fc.quarantine_message("file", "worker_died", f"the file was set aside: {why}", b"")
+    sink.close()
+    entry = _entry(inp, fc, set(), Counter(), 0, Counter(), written=0)
+    entry["error"] = {"code": "worker_died", "reason": why, "position": "file"}
+    return {"entry": entry, "resources": {}, "scopes": {}}
+
+
+def _remove_parts(tmp: Path, index: int) -> None:
+    """Every part file one input file may have left (a worker killed midway)."""
+    for p in tmp.glob(f"*/part-{index:05d}.*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
 
 
 def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, out: Path) -> dict[str, Any]:

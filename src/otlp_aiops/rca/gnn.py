@@ -29,6 +29,7 @@ torch and torch_geometric are imported at the top: this module is loaded only th
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import dataclasses
 import logging
 import math
@@ -163,6 +164,7 @@ class GNNUnsupConfig(RankerConfig):
     kinds: tuple[str, ...] = DEFAULT_KINDS  # feature kinds, one node input set each
     groups: tuple[str, ...] = ()  # extra feature sets "name=glob|glob"
     raw_groups: tuple[str, ...] = ()  # sets of features that already are scores vs the reference: used as they are
+    fallback_kinds: tuple[str, ...] = ()  # kinds added on data where no feature matches a group (metrics only)
     edge_groups: tuple[str, ...] = DEFAULT_EDGE_GROUPS  # edge feature sets (conv edge | gatv2)
     z_clip: float = 100.0
     std_fallback: bool = True
@@ -192,6 +194,8 @@ class GNNUnsupConfig(RankerConfig):
             raise ConfigError(f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}")
         _check_groups(self.groups, self.raw_groups)
         _check_edge_groups(self.edge_groups)
+        if any(k not in FEATURE_KINDS for k in self.fallback_kinds):
+            raise ConfigError(f"fallback_kinds {list(self.fallback_kinds)} must be values of {', '.join(FEATURE_KINDS)}")
         if self.conv not in CONVS:
             raise ConfigError(f"conv {self.conv!r} is not one of {', '.join(CONVS)}")
         if self.messages not in MESSAGES:
@@ -691,7 +695,8 @@ def _masked_inputs(ws_x: torch.Tensor, ws_miss: torch.Tensor, ws_ex: torch.Tenso
     x = torch.cat([ws_x * (1 - m), ws_miss, m], dim=-1).reshape(B * S, -1)
     src, dst = edge_index
     em = (mask[:, src] | mask[:, dst]).to(ws_x.dtype).unsqueeze(-1)  # (B, E, 1)
-    ea = torch.cat([ws_ex * (1 - em), ws_em, em], dim=-1).reshape(B * src.numel(), -1)
+    ea = torch.cat([ws_ex * (1 - em), ws_em, em], dim=-1)
+    ea = ea.reshape(B * src.numel(), ea.shape[-1])  # explicit width: a graph may have no edge
     offsets = (torch.arange(B, device=ws_x.device) * S).repeat_interleave(src.numel())
     ei = edge_index.repeat(1, B) + offsets
     return x, ei, ea
@@ -748,7 +753,7 @@ class GNNUnsupRanker(RootCauseRanker):
 
     def _sels(self, features: Sequence[str], feature_kinds: Sequence[str]) -> tuple[list, list]:
         """(z-scored sets: kinds and groups; raw sets)."""
-        return (selections(features, feature_kinds, self.config.kinds, self.config.groups),
+        return (selections(features, feature_kinds, self._kinds(), self.config.groups),
                 selections(features, feature_kinds, (), self.config.raw_groups) if self.config.raw_groups else [])
 
     def _edge_sels(self, e: Any) -> list | None:
@@ -760,7 +765,12 @@ class GNNUnsupRanker(RootCauseRanker):
         """(node value sets: kinds, groups and the incoming-edge sets; edge sets)."""
         c = self.config
         Ge = len(c.edge_groups)
-        return len(c.kinds) + len(c.groups) + len(c.raw_groups) + Ge, Ge
+        return len(self._kinds()) + len(c.groups) + len(c.raw_groups) + Ge, Ge
+
+    def _kinds(self) -> tuple[str, ...]:
+        """The kinds in use: the fitted ``kinds_`` (``kinds``, plus ``fallback_kinds`` on data without
+        any feature of the groups), else the configured ones."""
+        return tuple(getattr(self, "kinds_", None) or self.config.kinds)
 
     def _training_windows(self, reference: ReferenceData) -> tuple[WindowSet, int]:
         cfg = self.config
@@ -828,6 +838,11 @@ class GNNUnsupRanker(RootCauseRanker):
                              "(fault-free) windows")
         t0 = time.perf_counter()
         device = self._device()
+        # metrics-only data (no trace or log feature matches a group): the fallback kinds join in
+        pats = [p for _, ps in parse_groups(cfg.groups) + parse_groups(cfg.raw_groups) for p in ps]
+        has_groups = any(fnmatch.fnmatchcase(f, p) for f in reference.features for p in pats)
+        extra = () if has_groups else tuple(k for k in cfg.fallback_kinds if k not in cfg.kinds)
+        self.kinds_ = tuple(cfg.kinds) + extra
         ws, _ = self._training_windows(reference)
         rng = np.random.default_rng(self.seed)
         n = len(ws.x)
@@ -902,6 +917,9 @@ class GNNUnsupRanker(RootCauseRanker):
         med = np.median(err, axis=0)
         spread = 1.4826 * np.median(np.abs(err - med), axis=0)
         spread = np.where(spread > 0, spread, err.std(axis=0))
+        # a service whose normal error hardly varies must not win on any small change: the spread is
+        # floored at the median spread of all services
+        spread = np.maximum(spread, np.median(spread))
         self.services_ = tuple(reference.services)
         self.error_median_ = med
         self.error_scale_ = spread + 1e-6 + 1e-3 * np.abs(med)
@@ -912,6 +930,7 @@ class GNNUnsupRanker(RootCauseRanker):
             "final_train_loss": history[-1][0] if history else None,
             "n_windows": len(ws.x), "n_train": len(train_idx), "n_val": int(n_val),
             "n_calibration": len(cal), "has_edge_data": _edge_series(reference) is not None,
+            "kinds": list(self.kinds_),
             "device": str(device), "train_seconds": time.perf_counter() - t0,
             "history": [[float(a), float(v)] for a, v in history]}
         self._module = None

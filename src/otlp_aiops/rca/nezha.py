@@ -1,38 +1,36 @@
 """Nezha (Yu et al., "Nezha: Interpretable Fine-Grained Root Causes Analysis for Microservices on
 Multi-Modal Observability Data", ESEC/FSE 2023): root causes from event patterns that the fault-free
-phase expects and the fault phase lacks.
+phase expects and the fault phase lacks. docs/rca-methods.md has the details and the comparison with
+the authors' run.
 
 1. Events (:mod:`otlp_aiops.rca.nezha_events`): span start/end per operation, log templates (a code
    location ``Class#line`` where the body has one, else our Drain template), metric alarms — all tied
-   to traces through the trace and span ids of the ingest tables.
+   to traces through the trace and span ids of the ingest tables (``data/interim/<dataset>``).
 2. An event graph per trace; a pattern is an edge (event pair), its support the number of its
    occurrences over the traces of a phase.
-3. The fault-free phase is the case's reference windows (``case.reference_times``: the features
-   stage's fault-free reference of the case); the pattern counts of every fault-free window are
-   computed once in ``fit`` and summed per case. The fault phase is the traces that start in
-   ``[end of the onset window + fault_delay_s, … + fault_length_s)`` — for Nezha's Train Ticket day
-   (60-s windows, no detection offset) the minute after the inject minute, which is what Nezha's
-   "inject time + 2 min" trace file holds (its minute files run from 08:44:08 to 08:45:08 for 08:45).
+3. Fault-free phase: the pattern support of every fault-free window of the dataset
+   (``reference: dataset``; ``case``: only the case's reference windows), computed once per dataset.
+   Fault phase: the traces that start in ``[end of the onset window + fault_delay_s, …
+   + fault_length_s)`` (Nezha: the minute file "inject time + 2 min"; here two minutes by default).
 4. Ranking (``pattern_ranker.pattern_ranker`` in the authors' code, read to settle details): an
-   expected pattern with support above ``min_support`` (the fault-free support scaled to the fault
-   phase's number of traces) scores ``e / (e + f)`` (1 when it vanished), kept at ``min_score`` or
-   above; a kept pattern whose source event is the target of another kept pattern with a score at
-   least as high is dropped (only the top of a broken chain is reported, alarm targets excepted);
-   patterns sort by score, then by the depth of their source event; a pattern maps to its source
-   event's service, and carries that service's metric alarm where it has one (for an alarmed
-   service only its deepest pattern is kept). Services rank by their best pattern.
-   ``unexpected_weight`` > 0 also ranks patterns that appear in the fault phase only (the paper's
-   "actual" patterns; the authors' code only reports them).
-5. Metric alarms (the paper: fixed thresholds, CPU or memory > 80 %): here from the fault-free
-   thresholds of the case — a feature of an ``alarm_kinds`` kind whose mean over the fault phase
-   exceeds the reference mean by ``alarm_sigma`` reference standard deviations (and by
-   ``alarm_min_change`` relative to the mean). One alarm per service (the strongest), as Nezha's
-   alarm list keeps one per pod.
+   expected pattern — fault-free support scaled to the fault phase's number of traces ``e >
+   min_support``, present in ``min_presence`` of the fault-free windows — scores ``e / (e + f)``, kept
+   at ``min_score``; a kept pattern whose source event is the target of another kept pattern scoring
+   at least as high is dropped (only the top of a broken chain; alarm targets excepted); a pattern
+   maps to its source event's service and carries that service's alarm (an alarmed service keeps only
+   its deepest pattern). Order (``order``): ``bound`` — ``e / (e + f⁺)`` with f⁺ the 90 % upper
+   Poisson limit of f, then depth; ``nezha`` — score, then depth (the authors'); ``score``;
+   ``significance``. Services rank by their best pattern. ``unexpected_weight`` > 0 also ranks
+   patterns that appear in the fault phase only (the paper's "actual" patterns).
+5. Metric alarms (the paper: fixed thresholds, CPU or memory > 80 %): a feature of an ``alarm_kinds``
+   kind whose largest value in ``[fault phase start, + alarm_length_s)`` is ``alarm_sigma`` standard
+   deviations above the fault-free mean and over ``1 + alarm_min_change`` times the fault-free 99th
+   percentile (statistics over every fault-free window of the dataset); alarms weaker than
+   ``alarm_dominance`` x the case's strongest are dropped. One alarm event per service.
 
 Where a dataset has no traces (metrics only: rcd-sockshop, petshop) or a service has no pattern, the
-ranking falls back to the alarms: services with an alarm next (by the alarm's z), then every other
-service by its largest z over the alarm kinds (``n-sigma`` on those features); the indicator is the
-alarm's feature.
+ranking falls back: services with an alarm next (by its strength), then every other service by its
+largest z over the ``fallback_kinds`` features (n-sigma style); the indicator is that feature.
 """
 
 from __future__ import annotations
@@ -72,8 +70,9 @@ class NezhaConfig(RankerConfig):
     min_support: float = 3.0  # an expected pattern counts when its scaled fault-free support exceeds this
     min_score: float = 0.67  # Nezha's threshold: 1 / (1 + 0.5)
     min_presence: float = 0.7  # ... and occurs in at least this share of the reference windows with traces
-    # how the patterns that passed the thresholds are ordered: score (then significance of the drop),
-    # significance (-log10 Poisson P of so few occurrences), nezha (score, then depth)
+    # how the patterns that passed the thresholds are ordered: bound (e / (e + 90 % upper limit of f),
+    # then depth), score (then significance), significance (-log10 Poisson P of so few occurrences),
+    # nezha (score, then depth: the authors')
     order: str = "bound"
     unexpected_weight: float = 0.0  # > 0: patterns new in the fault phase also rank, score x weight
     reference: str = "dataset"  # dataset: every fault-free window | case: the case's reference windows
@@ -81,10 +80,10 @@ class NezhaConfig(RankerConfig):
     alarm_sigma: float = 6.0
     alarm_min_change: float = 9.0  # ... and above (1 + this) x the fault-free 99th percentile (9: ten times)
     alarm_dominance: float = 0.5  # keep the alarms at least this share as strong as the strongest
-    alarm_length_s: float = 120.0
+    alarm_length_s: float = 120.0  # alarms look at the windows in [fault phase start, + this)
     # services without a pattern or an alarm (all of them on metrics-only data) rank by their largest
     # z over the features of these kinds (empty: every kind), n-sigma style
-    fallback_kinds: tuple[str, ...] = ()  # alarms look at the windows in [fault phase start, + this)
+    fallback_kinds: tuple[str, ...] = ()
     code_location: bool = True  # a "Class#line" in a log body is its template (Nezha's Train Ticket rule)
     drain_similarity: float = 0.4
     min_reference_traces: int = 20  # fewer in the case's reference windows: all fault-free windows
@@ -103,8 +102,6 @@ class NezhaConfig(RankerConfig):
             raise ValueError(f"min_score: must be in (0, 1], got {self.min_score}")
         if self.min_support < 0 or self.unexpected_weight < 0 or self.alarm_sigma < 0:
             raise ValueError("min_support, unexpected_weight and alarm_sigma must be ≥ 0")
-        from otlp_aiops.features.data import FEATURE_KINDS
-
         bad = [k for k in (*self.alarm_kinds, *self.fallback_kinds) if k not in FEATURE_KINDS]
         if bad:
             raise ValueError(f"alarm_kinds / fallback_kinds: unknown kinds {bad}; known: {', '.join(FEATURE_KINDS)}")
@@ -268,7 +265,9 @@ class NezhaRanker(RootCauseRanker):
         ratio = now / np.maximum(np.abs(top), floor)
         ratio = np.where(np.isfinite(ratio), ratio, 0.0)
         is_alarm_kind = kinds[use]
-        alarm = (zz > cfg.alarm_sigma) & (ratio > 1.0 + cfg.alarm_min_change) & is_alarm_kind[None, :]
+        # a series flat at zero in the fault-free windows has no scale to alarm against
+        scaled = np.isfinite(sd) & (sd > 0) & np.isfinite(top) & (np.abs(top) > 0)
+        alarm = (zz > cfg.alarm_sigma) & (ratio > 1.0 + cfg.alarm_min_change) & is_alarm_kind[None, :] & scaled
         zf = np.where(fall[use][None, :], zz, -np.inf)
         feats = [f for f, u in zip(case.features, use, strict=True) if u]
         alarms: dict[str, tuple[str, float]] = {}

@@ -17,7 +17,6 @@ anomalous when its duration exceeds ``mean + k·std`` of the same operation in t
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
@@ -201,9 +200,9 @@ class MicroRankRanker(RootCauseRanker):
                 weight[label] = bipartite_pagerank(op, t_, n_ops, n_set, cfg.damping, cfg.iterations) * max(n_ops, 1)
                 pairs = np.unique(np.stack([op, t_]), axis=1) if len(op) else np.zeros((2, 0), np.int64)
                 cover[label] = (np.bincount(pairs[0], minlength=n_ops).astype(np.float64), n_set)
-            (ca, na), (cn, nn) = cover["a"], cover["n"]
+            (ca, na), (cn, _) = cover["a"], cover["n"]
             ef, nf = weight["a"] * ca, weight["a"] * (na - ca)
-            ep, np_ = weight["n"] * cn, weight["n"] * (nn - cn)
+            ep = weight["n"] * cn  # (np, the normal traces not through it, enters neither formula)
             with np.errstate(invalid="ignore", divide="ignore"):
                 if cfg.spectrum == "ochiai":
                     scores = ef / np.sqrt((ef + nf) * (ef + ep))
@@ -298,8 +297,3 @@ def _depth(case: CaseData, services: list[str]) -> dict[str, int]:
 
     return {s: depth(s, frozenset()) for s in services}
 
-
-def describe(ct: CaseTraces) -> dict[str, Any]:
-    """A summary of a case's invocations (for notebooks and logs)."""
-    return {"invocations": len(ct.trace), "traces": len(np.unique(ct.trace)),
-            "anomalous_invocations": int(ct.anomalous.sum())}

@@ -58,7 +58,8 @@ def build_report(results: str | Path | Iterable[str | Path] | pd.DataFrame, out_
         for name, s, g, ms, by_ft in ((base, summ, sig, stats.TABLE_METRICS[task], False),
                                       (f"{base}_by_fault", summ_ft, sig_ft, stats.FAULT_TABLE_METRICS[task], True)):
             paths = tables.write_tables(s, g, t_dir, name, dataset=ds, task=task, metrics=ms,
-                                        by_fault_type=by_ft, alpha=alpha)
+                                        by_fault_type=by_ft, alpha=alpha,
+                                        tex_metrics=None if by_ft else stats.LATEX_TABLE_METRICS[task])
             if paths:
                 written += [str(p) for p in paths]
                 header, rows = tables.build_table(s, g, dataset=ds, task=task, metrics=ms, by_fault_type=by_ft)

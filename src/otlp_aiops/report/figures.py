@@ -91,7 +91,14 @@ def draw_critical_difference(cd: CriticalDifference, title: str, path: str | Pat
 
     fig = Figure(figsize=(8, 1.2 + 0.25 * len(cd.avg_ranks)))
     ax = fig.add_subplot(1, 1, 1)
-    sp.critical_difference_diagram(cd.avg_ranks, cd.pvalues, alpha=alpha, ax=ax)
+    artists = sp.critical_difference_diagram(cd.avg_ranks, cd.pvalues, alpha=alpha, ax=ax)
+    # scikit-posthocs draws each crossbar through its methods in set order, which changes with the
+    # process's string-hash seed: the same bar, other bytes. Sort every bar's points by rank.
+    for bar in artists.get("crossbars", []):
+        for line in bar if isinstance(bar, list) else [bar]:
+            xs, ys = (np.asarray(v, dtype=float) for v in line.get_data())
+            order = np.argsort(xs, kind="stable")
+            line.set_data(xs[order], ys[order])
     ax.set_title(f"{title}\nFriedman p = {cd.friedman_p:.3g}, {cd.n_blocks} blocks", fontsize=9)
     return save_figure(fig, path)
 

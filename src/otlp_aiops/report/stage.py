@@ -8,7 +8,7 @@
   dataset: ``dvc exp show`` names a column by its key inside the file, ``rca.pagerank.ac_at_1``,
   which keeps the table of a one-setting experiment within 200 columns);
 * with ``readme``: the leaderboard copied between the README's ``<!-- leaderboard -->`` markers
-  (``otlp-aiops report`` does this; the DVC stage does not touch the README).
+  (``otlp-aiops report --readme README.md``; the DVC stage never touches the README).
 
 :func:`run_report` is what ``pipelines/report.py`` (the DVC stage) and ``otlp-aiops report`` call.
 """

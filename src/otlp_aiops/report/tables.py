@@ -112,7 +112,8 @@ def to_markdown(header: list[str], rows: list[list[object]], caption: str = "") 
 
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "<": r"$<$", ">": r"$>$"}  # "<" in an OT1 text font prints "¡"
 
 
 def tex_escape(s: str) -> str:
@@ -180,7 +181,7 @@ def caption_for(dataset: str, task: str, n_seeds: int, by_fault_type: bool, alph
                 latex: bool = False) -> str:
     what = "root-cause analysis" if task == "rca" else "anomaly detection"
     scope = " per fault type" if by_fault_type else ""
-    ci = ("(95 % bootstrap intervals over cases: the CSV form)" if latex
+    ci = ("(95 % bootstrap intervals over cases and every metric: the CSV form)" if latex
           else "[95 % bootstrap interval over cases]")
     return (f"{dataset}: {what}{scope}. Mean ± std over {n_seeds} seed(s) {ci}; bold: best; {DAGGER}: worse "
             f"than the best (Wilcoxon signed-rank, Holm, p < {alpha:g}).")
@@ -188,8 +189,9 @@ def caption_for(dataset: str, task: str, n_seeds: int, by_fault_type: bool, alph
 
 def write_tables(summary: pd.DataFrame, sig: pd.DataFrame, out_dir: str | Path, name: str, *, dataset: str,
                  task: str, metrics: Sequence[str], by_fault_type: bool = False,
-                 alpha: float = 0.05) -> list[Path]:
-    """Write ``<out_dir>/<name>.md``, ``.tex``, ``.csv``; return the paths (none when empty)."""
+                 alpha: float = 0.05, tex_metrics: Sequence[str] | None = None) -> list[Path]:
+    """Write ``<out_dir>/<name>.md``, ``.tex``, ``.csv``; return the paths (none when empty).
+    ``tex_metrics``: the columns of the LaTeX form (default: ``metrics``)."""
     header, rows = build_table(summary, sig, dataset=dataset, task=task, metrics=metrics,
                                by_fault_type=by_fault_type)
     if not rows or len(header) <= (2 if by_fault_type else 1):
@@ -199,8 +201,10 @@ def write_tables(summary: pd.DataFrame, sig: pd.DataFrame, out_dir: str | Path, 
     cap = caption_for(dataset, task, n_seeds, by_fault_type, alpha)
     cap_tex = caption_for(dataset, task, n_seeds, by_fault_type, alpha, latex=True)
     out = Path(out_dir)
+    tex_header, tex_rows = (header, rows) if tex_metrics is None else build_table(
+        summary, sig, dataset=dataset, task=task, metrics=tex_metrics, by_fault_type=by_fault_type)
     paths = [atomic_write_text(out / f"{name}.md", to_markdown(header, rows, cap)),
-             atomic_write_text(out / f"{name}.tex", to_latex(header, rows, cap_tex, label=f"tab:{name}"))]
+             atomic_write_text(out / f"{name}.tex", to_latex(tex_header, tex_rows, cap_tex, label=f"tab:{name}"))]
     num = numeric_table(summary, sig, dataset=dataset, task=task, metrics=metrics, by_fault_type=by_fault_type)
     paths.append(atomic_write_text(out / f"{name}.csv", num.to_csv(index=False, lineterminator="\n")))
     return paths

@@ -22,9 +22,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
-from otlp_aiops.datasets.simulator.emit import RotatingWriter, WrittenFile
-from otlp_aiops.otlp.framing import atomic_write_bytes
-from otlp_aiops.outputs import OutputError, claim_output
+from otlp_aiops.otlp.write import RotatingWriter, WrittenFile, kv
+from otlp_aiops.outputs import OutputError, atomic_write_bytes, atomic_write_text, claim_output
 
 ROTATE_BYTES = 16 << 20
 SCOPE_NAME = "otlp_aiops.datasets.adapters"
@@ -93,16 +92,6 @@ def metric_kind(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def kv(key: str, value: str | int | float | bool) -> common_pb2.KeyValue:
-    if isinstance(value, bool):
-        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
-    if isinstance(value, float):
-        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(double_value=value))
-    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=str(value)))
-
-
 def resource_pb(attrs: dict[str, Any]) -> resource_pb2.Resource:
     return resource_pb2.Resource(attributes=[kv(k, v) for k, v in attrs.items() if v is not None])
 
@@ -154,7 +143,7 @@ def gauge_message(
 
 def signal_writer(root: Path, signal: str, rotate_bytes: int = ROTATE_BYTES) -> RotatingWriter:
     """Length-prefixed protobuf messages of one signal (the Collector file exporter's ``format: proto``)
-    in ``otlp/<signal>-NNNNN.binpb`` files, rotated at ``rotate_bytes`` — the simulator's writer."""
+    in ``otlp/<signal>-NNNNN.binpb`` files, rotated at ``rotate_bytes`` (:mod:`otlp_aiops.otlp.write`)."""
     return RotatingWriter(root / "otlp", root, signal, "binpb", "length_prefixed", rotate_bytes)
 
 
@@ -215,8 +204,10 @@ def incidents_table(rows: list[dict[str, Any]], extra: Sequence[pa.Field] = ()) 
     cols = {}
     for f in fields:
         vals = [r.get(f.name) for r in rows]
-        cols[f.name] = pa.array(vals, type=pa.int64()).cast(f.type) if pa.types.is_timestamp(f.type) else (
-            pa.array(vals, type=f.type)
+        cols[f.name] = (
+            pa.array(vals, type=pa.int64()).cast(f.type)
+            if pa.types.is_timestamp(f.type)
+            else (pa.array(vals, type=f.type))
         )
     return pa.table(cols, schema=pa.schema(fields))
 
@@ -232,7 +223,9 @@ class RawDatasetWriter:
         self._claim = contextlib.ExitStack()
         try:
             self.tmp = self._claim.enter_context(
-                claim_output(self.out, owner="raw", inputs=inputs, known_files=("dataset.json",), marker=False)
+                claim_output(
+                    self.out, owner="raw", inputs=inputs, known_files=("dataset.json",), marker=False
+                )
             )
         except OutputError as e:
             raise AdapterError(str(e)) from None
@@ -246,7 +239,7 @@ class RawDatasetWriter:
         pq.write_table(table, self.tmp / "incidents.parquet")
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write_bytes(self.tmp / name, [json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n"])
+        atomic_write_text(self.tmp / name, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
     def write_rejects(self, rejects: Rejects) -> None:
         lines = [json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rejects.rows]
@@ -365,8 +358,32 @@ def read_csv_text(path: Path, rejects: Rejects, *, header_rows: int = 1):
     return df.with_columns(pl.Series("_line", lines, dtype=pl.Int64)), len(bad)
 
 
-def add_wide_metric_file(w: RawDatasetWriter, path: Path, metric_name: Any, rejects: Rejects,
-                         totals: dict[str, int], kinds: dict[str, str], services: set[str]) -> tuple[int, int]:
+def wide_metric_totals() -> dict[str, int]:
+    """The counters :func:`add_wide_metric_file` adds to (dataset.json ``metric_rows``); rows read =
+    rows converted + rows rejected."""
+    return dict.fromkeys(
+        (
+            "rows_read",
+            "rows_converted",
+            "rows_rejected",
+            "points",
+            "cells_without_value",
+            "cells_rejected",
+            "files",
+        ),
+        0,
+    )
+
+
+def add_wide_metric_file(
+    w: RawDatasetWriter,
+    path: Path,
+    metric_name: Any,
+    rejects: Rejects,
+    totals: dict[str, int],
+    kinds: dict[str, str],
+    services: set[str],
+) -> tuple[int, int]:
     """Convert one wide metric table (a ``time`` column, one column per ``<service>_<metric>``) into
     gauges written by ``w``; add its row and cell counts to ``totals``, its metric kinds and services
     to ``kinds`` / ``services``; return its (first, last) time in ns."""
@@ -435,13 +452,17 @@ def wide_metric_messages(
         for line in text["_line"].to_list():
             rejects.add(file, line, f"bad value: column {c!r} is not a number (cell skipped)")
         stats["cells_rejected"] += text.height
-        by_service.setdefault(service, []).append(GaugeSeries(name, unit, vals.fill_null(float("nan")).to_numpy()))
+        by_service.setdefault(service, []).append(
+            GaugeSeries(name, unit, vals.fill_null(float("nan")).to_numpy())
+        )
     messages = []
     for service, series in by_service.items():
         names = [s.name for s in series]
         if len(set(names)) != len(names):
             raise AdapterError(f"{file}: service {service!r} has two columns that map to one metric name")
-        msg, written, skipped = gauge_message({"service.name": service, **(extra_resource or {})}, times_ns, series)
+        msg, written, skipped = gauge_message(
+            {"service.name": service, **(extra_resource or {})}, times_ns, series
+        )
         stats["points"] += written
         stats["cells_without_value"] += skipped
         messages.append((msg, written))

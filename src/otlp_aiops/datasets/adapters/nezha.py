@@ -101,7 +101,11 @@ def _generic_metric(col: str, prefix: str) -> tuple[str, str, str]:
     base, unit = (m.group(1), m.group(2)) if m else (col, "")
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower().replace("pod_", "")
     name = f"{prefix}.{snake}"
-    return name, {"%": "%", "s": "s", "ms": "ms", "Mi": "MiBy", "m": "m{cpu}"}.get(unit, unit), metric_kind(name)
+    return (
+        name,
+        {"%": "%", "s": "s", "ms": "ms", "Mi": "MiBy", "m": "m{cpu}"}.get(unit, unit),
+        metric_kind(name),
+    )
 
 
 class _Pods:
@@ -180,7 +184,15 @@ def _convert_traces(
     if not frames:
         return counts, info
     df = pl.concat(frames, how="diagonal")
-    cols = ["TraceID", "SpanID", "ParentID", "PodName", "OperationName", "StartTimeUnixNano", "EndTimeUnixNano"]
+    cols = [
+        "TraceID",
+        "SpanID",
+        "ParentID",
+        "PodName",
+        "OperationName",
+        "StartTimeUnixNano",
+        "EndTimeUnixNano",
+    ]
     _require(df, cols, "trace CSV")
     df = df.with_columns(
         _start=pl.col("StartTimeUnixNano").cast(pl.Int64, strict=False),
@@ -209,7 +221,9 @@ def _convert_traces(
     # the same span id twice with different content: keep the first, reject the others
     dup = df.with_columns(_k=pl.int_range(pl.len()).over("TraceID", "SpanID")).filter(pl.col("_k") > 0)
     if dup.height:
-        _reject_frame(dup.with_columns(_why=pl.lit("conflicting duplicate: span id seen with other content")), rejects)
+        _reject_frame(
+            dup.with_columns(_why=pl.lit("conflicting duplicate: span id seen with other content")), rejects
+        )
         counts.rejected += dup.height
         df = df.with_columns(_k=pl.int_range(pl.len()).over("TraceID", "SpanID")).filter(pl.col("_k") == 0)
     # Nezha's traces carry no span kind: infer it from the structure (a span whose parent runs in
@@ -240,8 +254,9 @@ def _convert_traces(
         .str.decode("hex"),
     ).sort("PodName", "_start")
     info["orphan_spans"] = int(df.select(orphan.sum()).item())
-    info["span_kinds"] = {str(k): v for k, v in df["_kind"].value_counts().iter_rows()}
-    info["by_source"] = {str(k): v for k, v in df["_source"].value_counts().iter_rows()}
+    # sorted by key: value_counts comes in hash order, and dataset.json must not change run to run
+    info["span_kinds"] = dict(sorted((str(k), v) for k, v in df["_kind"].value_counts().iter_rows()))
+    info["by_source"] = dict(sorted((str(k), v) for k, v in df["_source"].value_counts().iter_rows()))
     info["time_range"] = [ns_to_iso(df["_start"].min()), ns_to_iso(df["_end"].max())]
     scope = scope_pb()
     for off in range(0, df.height, SPANS_PER_MESSAGE):
@@ -250,7 +265,10 @@ def _convert_traces(
         cur = None
         spans = None
         for pod, tid, sid, pid, name, kind, start, end in zip(
-            *(chunk[c].to_list() for c in ("PodName", "_tid", "_sid", "_pid", "OperationName", "_kind", "_start", "_end")),
+            *(
+                chunk[c].to_list()
+                for c in ("PodName", "_tid", "_sid", "_pid", "OperationName", "_kind", "_start", "_end")
+            ),
             strict=True,
         ):
             if pod != cur:
@@ -303,7 +321,9 @@ def _convert_logs(
     _require(df, cols, "log CSV")
     t_ns = pl.col("TimeUnixNano").cast(pl.Int64, strict=False)
     t_text = (
-        pl.col("Timestamp").str.strip_suffix("Z").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ns", strict=False)
+        pl.col("Timestamp")
+        .str.strip_suffix("Z")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ns", strict=False)
         if "Timestamp" in df.columns
         else pl.lit(None, dtype=pl.Datetime("ns"))
     )
@@ -338,11 +358,19 @@ def _convert_logs(
         _body=pl.col("_body").str.strip_chars_end("\n"),
         _level=level.fill_null(""),
         _sev=level.replace_strict(SEVERITY, default=0, return_dtype=pl.Int32),
-        _tid=pl.when(pl.col("TraceID") == "").then(None).otherwise(pl.col("TraceID")).str.to_lowercase().str.decode("hex"),
-        _sid=pl.when(pl.col("SpanID") == "").then(None).otherwise(pl.col("SpanID")).str.to_lowercase().str.decode("hex"),
+        _tid=pl.when(pl.col("TraceID") == "")
+        .then(None)
+        .otherwise(pl.col("TraceID"))
+        .str.to_lowercase()
+        .str.decode("hex"),
+        _sid=pl.when(pl.col("SpanID") == "")
+        .then(None)
+        .otherwise(pl.col("SpanID"))
+        .str.to_lowercase()
+        .str.decode("hex"),
         _node=pl.col("Node") if "Node" in df.columns else pl.lit(""),
     ).sort("PodName", "_t")
-    info["severity"] = {str(k): v for k, v in df["_level"].value_counts().iter_rows()}
+    info["severity"] = dict(sorted((str(k), v) for k, v in df["_level"].value_counts().iter_rows()))
     scope = scope_pb()
     for off in range(0, df.height, LOGS_PER_MESSAGE):
         chunk = df.slice(off, LOGS_PER_MESSAGE)
@@ -352,7 +380,18 @@ def _convert_logs(
         for pod, t, body, lvl, sev, tid, sid, stream, container, node in zip(
             *(
                 chunk[c].to_list()
-                for c in ("PodName", "_t", "_body", "_level", "_sev", "_tid", "_sid", "_stream", "Container", "_node")
+                for c in (
+                    "PodName",
+                    "_t",
+                    "_body",
+                    "_level",
+                    "_sev",
+                    "_tid",
+                    "_sid",
+                    "_stream",
+                    "Container",
+                    "_node",
+                )
             ),
             strict=True,
         ):
@@ -363,7 +402,9 @@ def _convert_logs(
                 sl = rl.scope_logs.add()
                 sl.scope.CopyFrom(scope)
                 records = sl.log_records
-            r = records.add(time_unix_nano=t, observed_time_unix_nano=t, severity_number=sev, severity_text=lvl)
+            r = records.add(
+                time_unix_nano=t, observed_time_unix_nano=t, severity_number=sev, severity_text=lvl
+            )
             r.body.string_value = body
             if tid:
                 r.trace_id = tid
@@ -412,21 +453,30 @@ def _convert_metrics(
         table = FRONT_METRICS if front else POD_METRICS
         value_cols = [c for c in df.columns if not c.startswith("_") and c not in _TIME_COLS]
         df = df.with_columns(_ts=pl.col("TimeStamp").cast(pl.Int64, strict=False))
-        df = _set_aside(df, pl.when(pl.col("_ts").is_null()).then(pl.lit("bad TimeStamp: not an integer")),
-                        rejects, counts)
+        df = _set_aside(
+            df,
+            pl.when(pl.col("_ts").is_null()).then(pl.lit("bad TimeStamp: not an integer")),
+            rejects,
+            counts,
+        )
         n = df.height
         df = df.unique(subset=["TimeStamp", *value_cols], keep="first", maintain_order=True)
         counts.duplicates += n - df.height
         clash = df.with_columns(_k=pl.int_range(pl.len()).over("_ts")).filter(pl.col("_k") > 0)
         if clash.height:
-            _reject_frame(clash.with_columns(_why=pl.lit("conflicting duplicate: same TimeStamp, other values")), rejects)
+            _reject_frame(
+                clash.with_columns(_why=pl.lit("conflicting duplicate: same TimeStamp, other values")),
+                rejects,
+            )
             counts.rejected += clash.height
             df = df.with_columns(_k=pl.int_range(pl.len()).over("_ts")).filter(pl.col("_k") == 0)
         df = df.sort("_ts")
         if front:
             res = {"service.name": frontend, "service.namespace": pods.namespace}
         else:
-            res = pods.attrs(fname[: -len("_metric.csv")] if fname.endswith("_metric.csv") else Path(fname).stem)
+            res = pods.attrs(
+                fname[: -len("_metric.csv")] if fname.endswith("_metric.csv") else Path(fname).stem
+            )
         series = []
         for c in value_cols:
             name, unit, kind = table.get(c) or _generic_metric(c, "frontend" if front else "pod")
@@ -560,7 +610,9 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
     def files(kind: str, pattern: str) -> list[tuple[Path, str]]:
         out_ = [(p, "rca") for d in dates for p in _files(rca / d / kind, pattern)]
         if include_construct:
-            out_ += [(p, "construct") for d in dates for p in _files(src / "construct_data" / d / kind, pattern)]
+            out_ += [
+                (p, "construct") for d in dates for p in _files(src / "construct_data" / d / kind, pattern)
+            ]
         return out_
 
     w = RawDatasetWriter(out)
@@ -594,13 +646,24 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
                 (r["incident_id"], r["start_time"], r["data_end"] or r["start_time"]) for r in incidents
             ]
             overlaps = [o for o in time_overlaps(spans) if "construct_data" in (o["a"], o["b"])]
-            fault_free.append({"source": "construct_data", "start": cs, "end": ce, "overlaps_incidents": overlaps})
-        offsets = sorted({c["inject_timestamp_minus_inject_time_s"] for c in checks if c["inject_timestamp_minus_inject_time_s"] is not None})
+            fault_free.append(
+                {"source": "construct_data", "start": cs, "end": ce, "overlaps_incidents": overlaps}
+            )
+        offsets = sorted(
+            {
+                c["inject_timestamp_minus_inject_time_s"]
+                for c in checks
+                if c["inject_timestamp_minus_inject_time_s"] is not None
+            }
+        )
         dataset = {
             "name": name,
             "adapter": "nezha",
-            "source": {**SOURCE, "folders": [f"rca_data/{d}" for d in dates]
-                       + ([f"construct_data/{d}" for d in dates] if include_construct else [])},
+            "source": {
+                **SOURCE,
+                "folders": [f"rca_data/{d}" for d in dates]
+                + ([f"construct_data/{d}" for d in dates] if include_construct else []),
+            },
             "licence": SOURCE["licence"],
             "synthetic": False,
             "system": system,
@@ -619,21 +682,49 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
                 "rejected_by_reason": rejects.by_reason(),
             },
             "choices": {
-                "service_name": "pod name without its two hash suffixes (ts-contacts-service-866bd68c97-xcqfx -> ts-contacts-service); the pod is k8s.pod.name and service.instance.id",
-                "span_kind": "not in the source: inferred — a root, or a span whose parent runs in another pod, is SERVER (2); a span with a child in another pod is CLIENT (3); other spans INTERNAL (1); a span whose parent is missing from the data UNSPECIFIED (0)",
+                "service_name": "pod name without its two hash suffixes "
+                "(ts-contacts-service-866bd68c97-xcqfx -> ts-contacts-service); the pod is "
+                "k8s.pod.name and service.instance.id",
+                "span_kind": "not in the source: inferred — a root, or a span whose parent runs in another "
+                "pod, is SERVER (2); a span with a child in another pod is CLIENT (3); other "
+                "spans INTERNAL (1); a span whose parent is missing from the data UNSPECIFIED "
+                "(0)",
                 "span_status": "not in the source: left UNSET",
-                "span_times": "StartTimeUnixNano / EndTimeUnixNano as given; the Duration column (microseconds) is their difference and is not kept",
-                "duplicates": "minute files overlap in time (e.g. 08_52_trace.csv starts at 08:50:08), and construct_data shares a minute with rca_data: exact duplicate rows are dropped once (counted under duplicates)",
-                "logs": "the Log column is a container runtime JSON line: its 'log' field (trailing newline removed) is the body, 'stream' becomes log.iostream; severity from the level word after the application timestamp (INFO 9, WARN 13, ERROR 17); TimeUnixNano is the record time; Container -> k8s.container.name and Node -> k8s.node.ip record attributes",
-                "log_time_fix": "rows whose TimeUnixNano is Go's zero time (negative) take their time from the Timestamp text (UTC); counted in logs.time_from_timestamp_text",
-                "log_clock": "the application's own timestamp inside the body is UTC+8 (16:42:22 for 08:42:22Z); the body is kept as written",
-                "metrics": "each pod metric column is a gauge on the pod's resource at TimeStamp (Unix s; the sub-second Time column is dropped); NaN cells are not written (counted as cells without value)",
-                "front_service": f"front_service.csv is the frontend SLO series; its latency percentiles equal {FRONTEND[system]}'s PodServerLatency columns, so its gauges (frontend.*) go on service.name={FRONTEND[system]}. SuccessRate(%) is 0 in every row of 2023-01-29 and is converted as is",
-                "metric_files": "rca_data and construct_data metric files of a day are byte-identical whole-day series; rows are merged and deduplicated on (file, TimeStamp)",
-                "incident_start": "inject_time read as UTC. inject_timestamp is ignored: it is about 8 h before inject_time (the collector's UTC+8 wall clock read as UTC) and repeats (09:03:53 and 09:12:56 share one value); kept as inject_timestamp_raw",
-                "incident_end": "null: the fault list gives no end; data_end is the end of the fault's trace minute files (its minute and the two after)",
-                "root_cause_indicator": "construct_data/root_cause_ts.json [service][fault type]; metric names mapped to this dataset's OTLP metric names (CpuUsageRate(%) -> pod.cpu.utilization), code regions kept as written; the source string is root_cause_indicator_source",
-                "construct_data": "included as fault-free telemetry of the same system in this dataset (its spans and logs lie between incidents; see fault_free)",
+                "span_times": "StartTimeUnixNano / EndTimeUnixNano as given; the Duration column "
+                "(microseconds) is their difference and is not kept",
+                "duplicates": "minute files overlap in time (e.g. 08_52_trace.csv starts at 08:50:08), and "
+                "construct_data shares a minute with rca_data: exact duplicate rows are "
+                "dropped once (counted under duplicates)",
+                "logs": "the Log column is a container runtime JSON line: its 'log' field (trailing newline "
+                "removed) is the body, 'stream' becomes log.iostream; severity from the level word "
+                "after the application timestamp (INFO 9, WARN 13, ERROR 17); TimeUnixNano is the "
+                "record time; Container -> k8s.container.name and Node -> k8s.node.ip record "
+                "attributes",
+                "log_time_fix": "rows whose TimeUnixNano is Go's zero time (negative) take their time from "
+                "the Timestamp text (UTC); counted in logs.time_from_timestamp_text",
+                "log_clock": "the application's own timestamp inside the body is UTC+8 (16:42:22 for "
+                "08:42:22Z); the body is kept as written",
+                "metrics": "each pod metric column is a gauge on the pod's resource at TimeStamp (Unix s; "
+                "the sub-second Time column is dropped); NaN cells are not written (counted as "
+                "cells without value)",
+                "front_service": "front_service.csv is the frontend SLO series; its latency percentiles "
+                f"equal {FRONTEND[system]}'s PodServerLatency columns, so its gauges "
+                f"(frontend.*) go on service.name={FRONTEND[system]}. SuccessRate(%) is 0 "
+                "in every row of 2023-01-29 and is converted as is",
+                "metric_files": "rca_data and construct_data metric files of a day are byte-identical "
+                "whole-day series; rows are merged and deduplicated on (file, TimeStamp)",
+                "incident_start": "inject_time read as UTC. inject_timestamp is ignored: it is about 8 h "
+                "before inject_time (the collector's UTC+8 wall clock read as UTC) and "
+                "repeats (09:03:53 and 09:12:56 share one value); kept as "
+                "inject_timestamp_raw",
+                "incident_end": "null: the fault list gives no end; data_end is the end of the fault's trace "
+                "minute files (its minute and the two after)",
+                "root_cause_indicator": "construct_data/root_cause_ts.json [service][fault type]; metric "
+                "names mapped to this dataset's OTLP metric names (CpuUsageRate(%) "
+                "-> pod.cpu.utilization), code regions kept as written; the source "
+                "string is root_cause_indicator_source",
+                "construct_data": "included as fault-free telemetry of the same system in this dataset (its "
+                "spans and logs lie between incidents; see fault_free)",
             },
             "clock_check": {
                 "telemetry_clock": "StartTimeUnixNano of spans (UTC)",
@@ -646,8 +737,9 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
             "logs": linfo,
             "otlp": {"folder": "otlp", "framing": "length_prefixed", "files": files_out},
             "rejected": "rejected.jsonl (file, line, reason per row)",
-            "timing_s": {"traces": round(t2 - t1, 2), "logs": round(t3 - t2, 2), "metrics": round(t4 - t3, 2)},
         }
+        # timings go to the log, not into dataset.json (a DVC output: same source, same bytes)
+        log.info("nezha: traces %.1f s, logs %.1f s, metrics %.1f s", t2 - t1, t3 - t2, t4 - t3)
         w.finish(dataset, rejects)
     except BaseException:
         w.abort()

@@ -51,8 +51,19 @@ from otlp_aiops.datasets.adapters.common import (
 SOURCE = "otlp-export"
 LINK_MODES = ("copy", "symlink")
 TIME_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
-_UNIT_ALIASES = {"s": "s", "sec": "s", "seconds": "s", "ms": "ms", "milliseconds": "ms", "us": "us", "µs": "us",
-                 "microseconds": "us", "ns": "ns", "nanoseconds": "ns", "auto": "auto"}
+_UNIT_ALIASES = {
+    "s": "s",
+    "sec": "s",
+    "seconds": "s",
+    "ms": "ms",
+    "milliseconds": "ms",
+    "us": "us",
+    "µs": "us",
+    "microseconds": "us",
+    "ns": "ns",
+    "nanoseconds": "ns",
+    "auto": "auto",
+}
 # canonical column -> accepted header names (compared lower-case, spaces and dashes as underscores)
 COLUMNS: dict[str, tuple[str, ...]] = {
     "incident_id": ("incident_id", "id"),
@@ -141,13 +152,17 @@ def _map_columns(headers: list[str], where: str) -> tuple[dict[str, int], list[s
             unused.append(h)
             continue
         if canon in found:
-            raise IncidentError(f"{where}: columns {headers[found[canon]]!r} and {h!r} both give {canon}; keep one")
+            raise IncidentError(
+                f"{where}: columns {headers[found[canon]]!r} and {h!r} both give {canon}; keep one"
+            )
         found[canon] = i
     missing = [c for c in REQUIRED if c not in found]
     if missing:
         need = "; ".join(f"{c} (or {', '.join(COLUMNS[c][1:])})" for c in missing)
-        raise IncidentError(f"{where}: missing column(s): {need}. Header: {', '.join(headers) or '(empty)'}. "
-                            "See docs/own-data.md for the incident schema")
+        raise IncidentError(
+            f"{where}: missing column(s): {need}. Header: {', '.join(headers) or '(empty)'}. "
+            "See docs/own-data.md for the incident schema"
+        )
     return found, unused
 
 
@@ -170,7 +185,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[str, list[Any]]]]:
     except UnicodeDecodeError as e:
         raise IncidentError(f"{path}: not UTF-8 text ({e}); save the CSV as UTF-8") from None
     if not text.strip():
-        raise IncidentError(f"{path}: empty file (expected a header line: start_time,end_time,root_cause_service,…)")
+        raise IncidentError(
+            f"{path}: empty file (expected a header line: start_time,end_time,root_cause_service,…)"
+        )
     delimiter = "\t" if suffix == ".tsv" else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     headers = next(reader)
@@ -187,7 +204,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[str, list[Any]]]]:
     return headers, rows
 
 
-def read_incident_file(path: str | Path, time_unit: str = "auto") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def read_incident_file(
+    path: str | Path, time_unit: str = "auto"
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Parse and check an incident file. Returns (rows for :func:`incidents_table`, notes: the time
     unit used, columns ignored, counts). Raises :class:`IncidentError` naming every bad row."""
     path = Path(path)
@@ -224,7 +243,9 @@ def read_incident_file(path: str | Path, time_unit: str = "auto") -> tuple[list[
             row[canon] = None
             if v is None:
                 if canon == "start_time":
-                    errors.append(f"{where}: column {headers[cols[canon]]!r}: empty (every incident needs a start)")
+                    errors.append(
+                        f"{where}: column {headers[cols[canon]]!r}: empty (every incident needs a start)"
+                    )
                 continue
             try:
                 if hasattr(v, "value") and type(v).__name__ == "Timestamp":  # pandas, ns precision
@@ -249,8 +270,10 @@ def read_incident_file(path: str | Path, time_unit: str = "auto") -> tuple[list[
                         raise ValueError("not a non-negative finite number")
                     u = unit if unit != "auto" else epoch_unit(num)
                     if u is None:
-                        raise ValueError("an epoch number that is no date between 1980 and 2100 in s, ms, µs or "
-                                         "ns; state the unit (--time-unit) or use ISO-8601")
+                        raise ValueError(
+                            "an epoch number that is no date between 1980 and 2100 in s, ms, µs or "
+                            "ns; state the unit (--time-unit) or use ISO-8601"
+                        )
                     if unit == "auto":
                         detected[u] += 1
                     pending.append((where, canon, text, num, row))
@@ -266,8 +289,10 @@ def read_incident_file(path: str | Path, time_unit: str = "auto") -> tuple[list[
     if len(detected) > 1:
         first = {u: next(w for w, _c, _t, n, _r in pending if epoch_unit(n) == u) for u in detected}
         units = ", ".join(f"{u} ({n} values, first at {first[u]})" for u, n in detected.most_common())
-        errors.append(f"{path}: epoch numbers in different units: {units}; write every time in one unit "
-                      "or state it with --time-unit")
+        errors.append(
+            f"{path}: epoch numbers in different units: {units}; write every time in one unit "
+            "or state it with --time-unit"
+        )
     used_unit = unit if unit != "auto" else (next(iter(detected)) if len(detected) == 1 else None)
     if used_unit is not None:
         for where, canon, text, num, row in pending:
@@ -324,8 +349,10 @@ def read_topology(path: str | Path) -> dict[str, Any]:
             a = names.get("caller") or names.get("source")
             b = names.get("callee") or names.get("target")
             if not a or not b:
-                raise AdapterError(f"{path}: expected columns caller,callee (or source,target); found "
-                                   f"{', '.join(reader.fieldnames or []) or 'none'}")
+                raise AdapterError(
+                    f"{path}: expected columns caller,callee (or source,target); found "
+                    f"{', '.join(reader.fieldnames or []) or 'none'}"
+                )
             edges = []
             for r in reader:
                 if not (r.get(a) or "").strip() or not (r.get(b) or "").strip():
@@ -358,12 +385,22 @@ def read_topology(path: str | Path) -> dict[str, Any]:
 def _check_apart(src: Path, out: Path, what: str) -> None:
     s, o = src.resolve(), out.resolve()
     if s == o or s.is_relative_to(o) or o.is_relative_to(s):
-        raise AdapterError(f"{what} {src} and the output {out} overlap; the output must be a separate folder "
-                           "(the source is never changed)")
+        raise AdapterError(
+            f"{what} {src} and the output {out} overlap; the output must be a separate folder "
+            "(the source is never changed)"
+        )
 
 
-def convert(src: Path, out: Path, *, name: str = "otlp", incidents: str | Path | None = None,
-            topology: str | Path | None = None, time_unit: str = "auto", link: str = "copy") -> ImportSummary:
+def convert(
+    src: Path,
+    out: Path,
+    *,
+    name: str = "otlp",
+    incidents: str | Path | None = None,
+    topology: str | Path | None = None,
+    time_unit: str = "auto",
+    link: str = "copy",
+) -> ImportSummary:
     """Import an OTLP export folder ``src`` with its incident file into the raw layout at ``out``."""
     from otlp_aiops import progress
     from otlp_aiops.otlp.ingest import IngestFatalError, discover
@@ -372,8 +409,10 @@ def convert(src: Path, out: Path, *, name: str = "otlp", incidents: str | Path |
     src, out = Path(src), Path(out)
     dataset = out.name if name in ("otlp", "") else name
     if incidents is None:
-        raise AdapterError("the otlp adapter needs --incidents FILE (CSV or Parquet; a header line alone "
-                           "means a fault-free recording)")
+        raise AdapterError(
+            "the otlp adapter needs --incidents FILE (CSV or Parquet; a header line alone "
+            "means a fault-free recording)"
+        )
     if link not in LINK_MODES:
         raise AdapterError(f"link mode {link!r}: expected one of {', '.join(LINK_MODES)}")
     _check_apart(src, out, "the export folder")
@@ -386,8 +425,11 @@ def convert(src: Path, out: Path, *, name: str = "otlp", incidents: str | Path |
         raise AdapterError(str(e)) from None
     if not inputs:
         why = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:5])
-        raise AdapterError(f"{src}: no OTLP files found" + (f" ({len(skipped)} other files: {why})" if skipped else "")
-                           + " — expected OTLP JSON lines, JSON, protobuf (length-prefixed or raw), zstd or gzip")
+        raise AdapterError(
+            f"{src}: no OTLP files found"
+            + (f" ({len(skipped)} other files: {why})" if skipped else "")
+            + " — expected OTLP JSON lines, JSON, protobuf (length-prefixed or raw), zstd or gzip"
+        )
 
     w = RawDatasetWriter(out, inputs=[src])
     try:
@@ -402,8 +444,14 @@ def convert(src: Path, out: Path, *, name: str = "otlp", incidents: str | Path |
                     os.symlink(inp.path.resolve(), dest)
                 else:
                     _copy(inp.path, dest)
-                files.append({"path": f"otlp/{rel.as_posix()}", "bytes": inp.size, "framing": inp.fmt.framing,
-                              "compression": inp.fmt.compression})
+                files.append(
+                    {
+                        "path": f"otlp/{rel.as_posix()}",
+                        "bytes": inp.size,
+                        "framing": inp.fmt.framing,
+                        "compression": inp.fmt.compression,
+                    }
+                )
                 bar.advance(inp.size, note=rel.as_posix())
         w.write_incidents(incidents_table(rows))
         if topo is not None:
@@ -440,8 +488,14 @@ def convert(src: Path, out: Path, *, name: str = "otlp", incidents: str | Path |
     except BaseException:
         w.abort()
         raise
-    return ImportSummary(name=dataset, out=out, seconds=time.perf_counter() - t0, counts=counts,
-                         incidents=notes["incidents"], rejected=0)
+    return ImportSummary(
+        name=dataset,
+        out=out,
+        seconds=time.perf_counter() - t0,
+        counts=counts,
+        incidents=notes["incidents"],
+        rejected=0,
+    )
 
 
 def _copy(src: Path, dest: Path, chunk: int = 8 << 20) -> None:

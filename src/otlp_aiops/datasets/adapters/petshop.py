@@ -36,7 +36,8 @@ from otlp_aiops.datasets.adapters.common import (
 SOURCE = {
     "repository": "https://github.com/amazon-science/petshop-root-cause-analysis",
     "commit": "1c5992dc",
-    "paper": "Hardt et al., The PetShop Dataset — Finding Causes of Performance Issues across Microservices, CLeaR 2024 (arXiv:2311.04806)",
+    "paper": "Hardt et al., The PetShop Dataset — Finding Causes of Performance Issues across Microservices, "
+    "CLeaR 2024 (arXiv:2311.04806)",
     "licence": "CC-BY-4.0 (LICENSE_DATASET)",
 }
 KINDS = {"latency": "latency", "requests": "traffic", "availability": "errors"}
@@ -71,12 +72,21 @@ def _scenario(src: Path) -> Path:
     raise AdapterError(f"{src}: several scenarios {[h.name for h in hits]}: pass the scenario folder itself")
 
 
-def read_metrics(path: Path, rejects: Rejects) -> tuple[np.ndarray, list[tuple[str, str, str]], np.ndarray, dict[str, int]]:
+def read_metrics(
+    path: Path, rejects: Rejects
+) -> tuple[np.ndarray, list[tuple[str, str, str]], np.ndarray, dict[str, int]]:
     """(times ns, columns (component, metric, statistic), values (rows, cols) with NaN gaps, stats)."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    if len(rows) < HEADER_ROWS or rows[0][:1] != ["microservice"] or rows[1][:1] != ["metric"] or rows[2][:1] != ["statistic"]:
-        raise AdapterError(f"{path}: expected a header of rows microservice / metric / statistic / unix_timestamp")
+    if (
+        len(rows) < HEADER_ROWS
+        or rows[0][:1] != ["microservice"]
+        or rows[1][:1] != ["metric"]
+        or rows[2][:1] != ["statistic"]
+    ):
+        raise AdapterError(
+            f"{path}: expected a header of rows microservice / metric / statistic / unix_timestamp"
+        )
     width = len(rows[0])
     cols = list(zip(rows[0][1:], rows[1][1:], rows[2][1:], strict=True))
     times, values = [], []
@@ -109,7 +119,12 @@ def read_metrics(path: Path, rejects: Rejects) -> tuple[np.ndarray, list[tuple[s
         times.append(s_to_ns(t))
         values.append(vals)
         st["rows_converted"] += 1
-    return np.array(times, dtype=np.int64), cols, np.array(values, dtype=np.float64).reshape(len(times), len(cols)), st
+    return (
+        np.array(times, dtype=np.int64),
+        cols,
+        np.array(values, dtype=np.float64).reshape(len(times), len(cols)),
+        st,
+    )
 
 
 def convert(src: Path, out: Path, *, name: str = "petshop") -> ImportSummary:
@@ -162,7 +177,9 @@ def convert(src: Path, out: Path, *, name: str = "petshop") -> ImportSummary:
                 ts = float(tgt["timestamp"])
                 node = rc["node"]
             except (ValueError, KeyError, TypeError) as e:
-                raise AdapterError(f"{tpath}: not a PetShop target (target.node/metric/agg/timestamp, root_cause.node): {e}") from e
+                raise AdapterError(
+                    f"{tpath}: not a PetShop target (target.node/metric/agg/timestamp, root_cause.node): {e}"
+                ) from e
             span = emit(d / "metrics.csv", case_id)
             command = ((target.get("metadata") or {}).get("reproducibility") or {}).get("command") or ""
             incidents.append(
@@ -214,7 +231,10 @@ def convert(src: Path, out: Path, *, name: str = "petshop") -> ImportSummary:
         dataset = {
             "name": name,
             "adapter": "petshop",
-            "source": {**SOURCE, "folder": scen.relative_to(Path(src)).as_posix() if scen != Path(src) else "."},
+            "source": {
+                **SOURCE,
+                "folder": scen.relative_to(Path(src)).as_posix() if scen != Path(src) else ".",
+            },
             "licence": SOURCE["licence"],
             "synthetic": False,
             "system": "petshop (AWS One Observability demo PetAdoptions)",
@@ -223,21 +243,31 @@ def convert(src: Path, out: Path, *, name: str = "petshop") -> ImportSummary:
             "signals": ["metrics"],
             "counts": counts,
             "choices": {
-                "metrics": "each (component, metric, statistic) column is a gauge named <metric>.<statistic> (latency.average, latency.p50/p90/p95/p99, "
-                "requests.sum, availability.average) on a resource whose service.name is the component; 5-minute points at unix_timestamp; "
+                "metrics": "each (component, metric, statistic) column is a gauge named <metric>.<statistic> "
+                "(latency.average, latency.p50/p90/p95/p99, "
+                "requests.sum, availability.average) on a resource whose service.name is the component; "
+                "5-minute points at unix_timestamp; "
                 "units are not stated by the source (latency values look like seconds) so unit is left empty",
-                "incident_start": "target.timestamp. The repository's evaluation code never reads it (it passes each issue's whole metrics.csv as the "
-                "abnormal data); the paper describes target as the observed SLO violation (node, metric, statistic). Its values fall 5-10 min "
-                "after the first row of the issue's 20-minute window on a ~30-minute schedule, consistent with the time the issue was triggered "
+                "incident_start": "target.timestamp. The repository's evaluation code never reads it (it "
+                "passes each issue's whole metrics.csv as the "
+                "abnormal data); the paper describes target as the observed SLO violation (node, metric, "
+                "statistic). Its values fall 5-10 min "
+                "after the first row of the issue's 20-minute window on a ~30-minute schedule, consistent "
+                "with the time the issue was triggered "
                 "or first observed; documented as the observed-anomaly time",
                 "incident_end": "null: not given; data_start / data_end give the issue's metric window",
                 "root_cause_indicator": "root_cause.metric (null in every issue of this scenario)",
-                "fault_type": "derived from metadata.reproducibility.command: delay/sleep -> delay, error -> error, requests -> request_overload, else unknown",
-                "normal_data": "noissue/metrics.csv is fault-free data (a separate recording, months from the issues); every incident names it in "
-                "reference_start / reference_end, as the repository's evaluation compares each issue against it",
-                "symptom_service": "target.node of the issues (every issue of this scenario targets it)" if len(targets) == 1
+                "fault_type": "derived from metadata.reproducibility.command: delay/sleep -> delay, error -> "
+                "error, requests -> request_overload, else unknown",
+                "normal_data": "noissue/metrics.csv is fault-free data (a separate recording, months from "
+                "the issues); every incident names it in "
+                "reference_start / reference_end, as the repository's evaluation compares each issue against "
+                "it",
+                "symptom_service": "target.node of the issues (every issue of this scenario targets it)"
+                if len(targets) == 1
                 else f"the most common target.node ({dict(targets)}); per incident in target_service",
-                "topology": "graph.csv adjacency: a 1 in row A, column B is the call A -> B (caller -> callee)",
+                "topology": "graph.csv adjacency: a 1 in row A, column B is the call A -> B (caller -> "
+                "callee)",
                 "empty_cells": "empty cells are not written (counted as cells without value)",
             },
             "graph": graph_info,

@@ -36,12 +36,14 @@ from otlp_aiops.datasets.adapters.common import (
     resource_pb,
     scope_pb,
     time_overlaps,
+    wide_metric_totals,
 )
 
 SOURCE = {
     "repository": "https://github.com/phamquiluan/RCAEval",
     "data": "https://zenodo.org/records/13305663 (RE1/RE2/RE3 records linked from the repository)",
-    "paper": "Pham et al., RCAEval: A Benchmark for Root Cause Analysis of Microservice Systems with Telemetry Data, WWW 2025 companion (arXiv:2412.17015)",
+    "paper": "Pham et al., RCAEval: A Benchmark for Root Cause Analysis of Microservice Systems with "
+    "Telemetry Data, WWW 2025 companion (arXiv:2412.17015)",
     "licence": "per RCAEval's dataset record (CC-BY-4.0 on Zenodo); check the record of the copy you import",
 }
 METRIC_FILES = ("metrics.csv", "data.csv", "simple_metrics.csv")
@@ -65,8 +67,12 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "lat_90": ("service.latency.p90", "s", "latency"),
     "lat_99": ("service.latency.p99", "s", "latency"),
 }
-INDICATOR = {"cpu": "container.cpu.usage", "mem": "container.memory.usage", "disk": "container.disk.io",
-             "socket": "container.socket.count"}
+INDICATOR = {
+    "cpu": "container.cpu.usage",
+    "mem": "container.memory.usage",
+    "disk": "container.disk.io",
+    "socket": "container.socket.count",
+}
 
 
 def metric_name(metric: str) -> tuple[str, str, str]:
@@ -85,7 +91,9 @@ def parse_case_folder(case: Path) -> tuple[str, str]:
     """``.../checkoutservice_cpu/1`` -> ("checkoutservice", "cpu")."""
     service, sep, fault = case.parent.name.rpartition("_")
     if not sep or not service or not fault:
-        raise AdapterError(f"{case}: the case folder's parent must be named <service>_<fault>, not {case.parent.name!r}")
+        raise AdapterError(
+            f"{case}: the case folder's parent must be named <service>_<fault>, not {case.parent.name!r}"
+        )
     return service, fault
 
 
@@ -100,7 +108,11 @@ def _read_inject_time(path: Path) -> int:
 def _us_to_ns(text_col: str, float_col: str) -> pl.Expr:
     """Microseconds -> ns, exact for integer text (a float64 loses ns at today's epoch)."""
     as_int = pl.col(text_col).cast(pl.Int64, strict=False)
-    return pl.when(as_int.is_not_null()).then(as_int * 1000).otherwise((pl.col(float_col) * 1000).round().cast(pl.Int64))
+    return (
+        pl.when(as_int.is_not_null())
+        .then(as_int * 1000)
+        .otherwise((pl.col(float_col) * 1000).round().cast(pl.Int64))
+    )
 
 
 def _spans(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCounts) -> None:
@@ -146,7 +158,11 @@ def _spans(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCoun
         .unique()
     )
     df = df.join(remote, on=["traceID", "spanID"], how="left")
-    status = pl.col("statusCode").cast(pl.Float64, strict=False) if "statusCode" in df.columns else pl.lit(None, pl.Float64)
+    status = (
+        pl.col("statusCode").cast(pl.Float64, strict=False)
+        if "statusCode" in df.columns
+        else pl.lit(None, pl.Float64)
+    )
     df = df.with_columns(
         _kind=pl.when((pl.col("_par") == "") | (pl.col("_psvc") != pl.col("serviceName")))
         .then(SPAN_KIND_SERVER)
@@ -159,14 +175,21 @@ def _spans(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCoun
         _err=(status == 2) | (status >= 500),
         _tid=pl.col("traceID").str.to_lowercase().str.pad_start(32, "0").str.decode("hex"),
         _sid=pl.col("spanID").str.to_lowercase().str.decode("hex"),
-        _pid=pl.when(pl.col("_par") == "").then(None).otherwise(pl.col("_par")).str.to_lowercase().str.decode("hex"),
+        _pid=pl.when(pl.col("_par") == "")
+        .then(None)
+        .otherwise(pl.col("_par"))
+        .str.to_lowercase()
+        .str.decode("hex"),
         _s=_us_to_ns("startTime", "_start"),
         _e=_us_to_ns("startTime", "_start") + _us_to_ns("duration", "_dur"),
     ).sort("serviceName", "_s")
     td = trace_pb2.TracesData()
     cur, spans = None, None
     for svc, tid, sid, pid, name, kind, s, e, err in zip(
-        *(df[c].to_list() for c in ("serviceName", "_tid", "_sid", "_pid", "operationName", "_kind", "_s", "_e", "_err")),
+        *(
+            df[c].to_list()
+            for c in ("serviceName", "_tid", "_sid", "_pid", "operationName", "_kind", "_s", "_e", "_err")
+        ),
         strict=True,
     ):
         if svc != cur:
@@ -176,8 +199,15 @@ def _spans(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCoun
             ss = rs.scope_spans.add()
             ss.scope.CopyFrom(scope_pb())
             spans = ss.spans
-        sp = spans.add(trace_id=tid, span_id=sid, parent_span_id=pid or b"", name=name, kind=kind,
-                       start_time_unix_nano=s, end_time_unix_nano=e)
+        sp = spans.add(
+            trace_id=tid,
+            span_id=sid,
+            parent_span_id=pid or b"",
+            name=name,
+            kind=kind,
+            start_time_unix_nano=s,
+            end_time_unix_nano=e,
+        )
         if err:
             sp.status.code = STATUS_ERROR
     if df.height:
@@ -206,12 +236,16 @@ def _logs(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCount
     for line, reason in df.filter(pl.col("_why").is_not_null()).select("_line", "_why").iter_rows():
         rejects.add(path, line, reason)
     counts.rejected += int(df["_why"].is_not_null().sum())
-    df = df.filter(pl.col("_why").is_null()).with_columns(
-        _sev=pl.col("_lvl").replace_strict(SEVERITY, default=0, return_dtype=pl.Int32)
-    ).sort("container_name", "_t")
+    df = (
+        df.filter(pl.col("_why").is_null())
+        .with_columns(_sev=pl.col("_lvl").replace_strict(SEVERITY, default=0, return_dtype=pl.Int32))
+        .sort("container_name", "_t")
+    )
     ld = logs_pb2.LogsData()
     cur, records = None, None
-    for svc, t, body, lvl, sev in zip(*(df[c].to_list() for c in ("container_name", "_t", "message", "_lvl", "_sev")), strict=True):
+    for svc, t, body, lvl, sev in zip(
+        *(df[c].to_list() for c in ("container_name", "_t", "message", "_lvl", "_sev")), strict=True
+    ):
         if svc != cur:
             cur = svc
             rl = ld.resource_logs.add()
@@ -226,22 +260,29 @@ def _logs(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCount
     counts.converted += df.height
 
 
-def convert(src: Path, out: Path, *, name: str = "rcaeval", metrics_file: str | None = None,
-            symptom_service: str | None = None) -> ImportSummary:
+def convert(
+    src: Path,
+    out: Path,
+    *,
+    name: str = "rcaeval",
+    metrics_file: str | None = None,
+    symptom_service: str | None = None,
+) -> ImportSummary:
     """Convert every case under ``src`` (a folder with ``inject_time.txt`` somewhere below)."""
     t0 = time.perf_counter()
     src = Path(src)
     cases = find_cases(src)
     if not cases:
-        raise AdapterError(f"{src}: no case folder with inject_time.txt (expected <service>_<fault>/<rep>/inject_time.txt)")
+        raise AdapterError(
+            f"{src}: no case folder with inject_time.txt (expected <service>_<fault>/<rep>/inject_time.txt)"
+        )
     rejects = Rejects(src)
     w = RawDatasetWriter(out)
     try:
         kinds: dict[str, str] = {}
         incidents: list[dict[str, Any]] = []
         spans: list[tuple[str, int, int]] = []
-        mrows = {"rows_read": 0, "rows_converted": 0, "rows_rejected": 0, "points": 0, "cells_without_value": 0,
-                 "cells_rejected": 0, "files": 0}
+        mrows = wide_metric_totals()
         traces, logs = SourceCounts(), SourceCounts()
         signals = {"metrics"}
         services: set[str] = set()
@@ -278,7 +319,11 @@ def convert(src: Path, out: Path, *, name: str = "rcaeval", metrics_file: str | 
         traces.check("traces")
         logs.check("logs")
         ts_field = pa.timestamp("ns", tz="UTC")
-        extra = [pa.field("reference_start", ts_field), pa.field("reference_end", ts_field), pa.field("inside_data", pa.bool_())]
+        extra = [
+            pa.field("reference_start", ts_field),
+            pa.field("reference_end", ts_field),
+            pa.field("inside_data", pa.bool_()),
+        ]
         w.write_incidents(incidents_table(incidents, extra))
         files_out = w.close_otlp()
         overlaps = time_overlaps(spans)
@@ -291,7 +336,9 @@ def convert(src: Path, out: Path, *, name: str = "rcaeval", metrics_file: str | 
             "rejected_rows": len(rejects.rows),
             "rejected_by_reason": rejects.by_reason(),
         }
-        symptom = symptom_service or next((s for s in ("frontend", "front-end", "ts-ui-dashboard") if s in services), None)
+        symptom = symptom_service or next(
+            (s for s in ("frontend", "front-end", "ts-ui-dashboard") if s in services), None
+        )
         dataset = {
             "name": name,
             "adapter": "rcaeval",
@@ -303,16 +350,25 @@ def convert(src: Path, out: Path, *, name: str = "rcaeval", metrics_file: str | 
             "signals": sorted(signals),
             "counts": counts,
             "choices": {
-                "metrics": f"the case's first of {', '.join(METRIC_FILES)} (or --metrics-file); each <service>_<metric> column a gauge on "
-                "service.name=<service>; RCAEval's simple names get semantic names (cpu -> container.cpu.usage, mem -> container.memory.usage, "
-                "latency-90 -> service.latency.p90, workload -> service.request.rate, error -> service.error.rate), raw names are kept dotted",
-                "incident": "one per case: start = inject_time.txt, end = the last metric row + 1 s (RCAEval's anomalous window runs to the end "
+                "metrics": f"the case's first of {', '.join(METRIC_FILES)} (or --metrics-file); each "
+                "<service>_<metric> column a gauge on "
+                "service.name=<service>; RCAEval's simple names get semantic names (cpu -> "
+                "container.cpu.usage, mem -> container.memory.usage, "
+                "latency-90 -> service.latency.p90, workload -> service.request.rate, error -> "
+                "service.error.rate), raw names are kept dotted",
+                "incident": "one per case: start = inject_time.txt, end = the last metric row + 1 s "
+                "(RCAEval's anomalous window runs to the end "
                 "of the case); root cause = <service> of the folder <service>_<fault>, fault type = <fault>",
-                "reference": "reference_start / reference_end = the case's own rows before inject_time (its pre-injection normal period)",
-                "traces": "startTime and duration in µs (Jaeger); span kind inferred as for Nezha (root or parent in another service: SERVER; "
-                "child in another service: CLIENT; else INTERNAL); statusCode 2 or >= 500 sets status ERROR; 16-digit trace ids are left-padded to 32",
-                "logs": "timestamp (ns) is the record time, message the body, level the severity, container_name the service",
-                "symptom_service": "frontend / front-end / ts-ui-dashboard when present, else --symptom-service",
+                "reference": "reference_start / reference_end = the case's own rows before inject_time (its "
+                "pre-injection normal period)",
+                "traces": "startTime and duration in µs (Jaeger); span kind inferred as for Nezha (root or "
+                "parent in another service: SERVER; "
+                "child in another service: CLIENT; else INTERNAL); statusCode 2 or >= 500 sets status ERROR; "
+                "16-digit trace ids are left-padded to 32",
+                "logs": "timestamp (ns) is the record time, message the body, level the severity, "
+                "container_name the service",
+                "symptom_service": "frontend / front-end / ts-ui-dashboard when present, else "
+                "--symptom-service",
             },
             "overlaps": overlaps,
             "otlp": {"folder": "otlp", "framing": "length_prefixed", "files": files_out},

@@ -27,20 +27,27 @@ from otlp_aiops.datasets.adapters.common import (
     metric_kind,
     ns_to_iso,
     time_overlaps,
+    wide_metric_totals,
 )
 
 SOURCE = {
     "repository": "https://github.com/azamikram/rcd",
     "commit": "373882c6",
     "folder": "sock-shop-data",
-    "paper": "Ikram et al., Root Cause Analysis of Failures in Microservices through Causal Discovery, NeurIPS 2022; "
+    "paper": "Ikram et al., Root Cause Analysis of Failures in Microservices through Causal Discovery, "
+    "NeurIPS 2022; "
     "used as 'Sock Shop 1' by Pham et al., RCAEval, ASE 2024",
-    "licence": "none stated in the repository (RCAEval lists RCD's code as MIT); used for research evaluation only",
+    "licence": "none stated in the repository (RCAEval lists RCD's code as MIT); used for research "
+    "evaluation only",
 }
 STEP_NS = 1_000_000_000
 # metric suffix -> (OTLP name, unit, kind); units from collect-data.py's PromQL
 METRICS: dict[str, tuple[str, str, str]] = {
-    "cpu": ("container.cpu.usage", "%", "cpu"),  # rate(container_cpu_usage_seconds_total) * 100: % of one core
+    "cpu": (
+        "container.cpu.usage",
+        "%",
+        "cpu",
+    ),  # rate(container_cpu_usage_seconds_total) * 100: % of one core
     "mem": ("container.memory.usage", "By", "memory"),  # container_memory_usage_bytes
     "lod": ("service.request.rate", "{request}/s", "traffic"),  # rate(request_duration_seconds_count)
     "lat_50": ("service.latency.p50", "s", "latency"),  # histogram_quantile(0.50, request_duration_seconds)
@@ -68,14 +75,15 @@ def convert(src: Path, out: Path, *, name: str = "rcd-sockshop") -> ImportSummar
     root = src / "sock-shop-data" if (src / "sock-shop-data").is_dir() else src
     cases = _cases(root)
     if not cases:
-        raise AdapterError(f"{src}: no <service>-<fault>/<rep>/anomalous.csv cases (expected sock-shop-data/)")
+        raise AdapterError(
+            f"{src}: no <service>-<fault>/<rep>/anomalous.csv cases (expected sock-shop-data/)"
+        )
     rejects = Rejects(src)
     w = RawDatasetWriter(out)
     try:
         incidents: list[dict[str, Any]] = []
         spans: list[tuple[str, int, int]] = []
-        totals = {"rows_read": 0, "rows_converted": 0, "rows_rejected": 0, "points": 0, "cells_without_value": 0,
-                  "cells_rejected": 0, "files": 0}
+        totals = wide_metric_totals()
         kinds: dict[str, str] = {}
         services: set[str] = set()
         for case in cases:
@@ -101,7 +109,10 @@ def convert(src: Path, out: Path, *, name: str = "rcd-sockshop") -> ImportSummar
                 }
             )
         assert totals["rows_read"] == totals["rows_converted"] + totals["rows_rejected"]
-        extra = [pa.field("reference_start", pa.timestamp("ns", tz="UTC")), pa.field("reference_end", pa.timestamp("ns", tz="UTC"))]
+        extra = [
+            pa.field("reference_start", pa.timestamp("ns", tz="UTC")),
+            pa.field("reference_end", pa.timestamp("ns", tz="UTC")),
+        ]
         w.write_incidents(incidents_table(incidents, extra))
         files_out = w.close_otlp()
         overlaps = time_overlaps(spans)
@@ -126,18 +137,26 @@ def convert(src: Path, out: Path, *, name: str = "rcd-sockshop") -> ImportSummar
             "signals": ["metrics"],
             "counts": counts,
             "choices": {
-                "metrics": "each <service>_<metric> column is a gauge named by its meaning (cpu -> container.cpu.usage in % of one core, "
-                "mem -> container.memory.usage in bytes, lod -> service.request.rate in requests/s, lat_N -> service.latency.pN in s) "
+                "metrics": "each <service>_<metric> column is a gauge named by its meaning (cpu -> "
+                "container.cpu.usage in % of one core, "
+                "mem -> container.memory.usage in bytes, lod -> service.request.rate in requests/s, lat_N -> "
+                "service.latency.pN in s) "
                 "on a resource whose service.name is <service>; time is Unix seconds (1 s step)",
-                "incident": "one per case: start = first row of anomalous.csv, end = its last row + 1 s; root cause = the case folder's service, "
+                "incident": "one per case: start = first row of anomalous.csv, end = its last row + 1 s; "
+                "root cause = the case folder's service, "
                 "fault type its suffix, indicator the faulty resource's metric",
-                "normal_data": "normal.csv is an earlier, separate fault-free recording: kept at its real timestamps as fault-free data and "
-                "named per incident in reference_start / reference_end (RCAEval's BARO compares each case against its own normal rows)",
-                "overlaps": "no recording (normal or anomalous) of any case overlaps another's in time" if not overlaps
+                "normal_data": "normal.csv is an earlier, separate fault-free recording: kept at its real "
+                "timestamps as fault-free data and "
+                "named per incident in reference_start / reference_end (RCAEval's BARO compares each case "
+                "against its own normal rows)",
+                "overlaps": "no recording (normal or anomalous) of any case overlaps another's in time"
+                if not overlaps
                 else "some recordings overlap in time: see overlaps",
                 "empty_cells": "empty or NaN cells are not written (counted as cells without value)",
-                "normal_order": "normal.csv is earlier than anomalous.csv in every case except those in normal_after_anomalous "
-                "(orders-mem/5 in the RCD copy: its normal recording starts 5 min after the anomalous one ends, so it may hold recovery); "
+                "normal_order": "normal.csv is earlier than anomalous.csv in every case except those in "
+                "normal_after_anomalous "
+                "(orders-mem/5 in the RCD copy: its normal recording starts 5 min after the anomalous one "
+                "ends, so it may hold recovery); "
                 "kept as the case's reference, as RCAEval does",
             },
             "overlaps": overlaps,

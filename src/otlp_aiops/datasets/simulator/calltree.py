@@ -95,7 +95,8 @@ def expand(topo: Topology, journey: Journey) -> CallTree:
                 else:
                     if s.count not in var_index:
                         raise ValueError(
-                            f"{topo.system}: journey {journey.name} reaches a loop over {s.count!r} but does not "
+                            f"{topo.system}: journey {journey.name} reaches a loop over {s.count!r} but does "
+                            "not "
                             f"define that variable"
                         )
                     var = var_index[s.count]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from otlp_aiops.config import ConfigError, parse_duration
+
 # The faults injected when `fault_types` is not set (the default datasets were built with these).
 DEFAULT_FAULT_TYPES: tuple[str, ...] = (
     "cpu_hog",
@@ -24,48 +26,14 @@ DEFAULT_FAULT_TYPES: tuple[str, ...] = (
 FAULT_TYPES: tuple[str, ...] = (*DEFAULT_FAULT_TYPES, "code_return")
 DISTURBANCE_KINDS: tuple[str, ...] = ("traffic_surge", "deploy_restart")
 
-# CLI framing name -> (framing of otlp.framing.encode_frames, file extension)
+# CLI framing name -> (framing of otlp.write.encode_frames, file extension)
 FRAMINGS: dict[str, tuple[str, str]] = {
     "jsonl": ("jsonl", "jsonl"),
     "proto": ("length_prefixed", "binpb"),
     "proto-zstd": ("length_prefixed_zstd", "binpb"),
 }
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SYSTEM_RE = re.compile(r"online-boutique|train-ticket|random:(\d+)")
-
-
-class ConfigError(ValueError):
-    """A simulator setting is unknown or has a value that cannot be used."""
-
-
-def parse_duration(value: Any, key: str = "duration") -> float:
-    """Seconds from ``3600``, ``"3600s"``, ``"90m"``, ``"2h"``, ``"1h30m"``, ``"500ms"``."""
-    if isinstance(value, bool):
-        raise ConfigError(
-            f"{key}: {value!r} is not a duration (use e.g. 2h, 90m, 3600s or a number of seconds)"
-        )
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        else:
-            parts = _DURATION_RE.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ConfigError(
-                    f"{key}: {value!r} is not a duration (use e.g. 2h, 90m, 3600s or a number of seconds)"
-                )
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ConfigError(
-            f"{key}: {value!r} is not a duration (use e.g. 2h, 90m, 3600s or a number of seconds)"
-        )
-    if seconds < 0:
-        raise ConfigError(f"{key}: must not be negative, got {value!r}")
-    return seconds
 
 
 def _duration_range(value: Any, key: str) -> tuple[float, float]:

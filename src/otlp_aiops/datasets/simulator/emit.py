@@ -7,26 +7,24 @@ and setting the few fields that vary (ids, times, body): that keeps protobuf bui
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otlp_aiops.datasets.simulator import logtext as lt
 from otlp_aiops.datasets.simulator.calltree import CallTree
 from otlp_aiops.datasets.simulator.cluster import ClusterState
 from otlp_aiops.datasets.simulator.config import SimulatorConfig
-from otlp_aiops.datasets.simulator.metrics import DISK_OP_MS, kv
+from otlp_aiops.datasets.simulator.metrics import DISK_OP_MS
 from otlp_aiops.datasets.simulator.requests import DEADLINE, DEPENDENCY, EXCEPTION, OK, UNAVAILABLE, Requests
+from otlp_aiops.datasets.simulator.resources import resource_proto
 from otlp_aiops.datasets.simulator.schedule import span_name
 from otlp_aiops.datasets.simulator.topology import Service, Topology
-from otlp_aiops.otlp.framing import atomic_write_bytes, encode_frames
+from otlp_aiops.otlp.write import kv
 
 FAULT_EXCEPTION = 5  # an own exception thrown by the injected bug (EXCEPTION: a background one)
 SERVER, CLIENT = 0, 1
@@ -39,8 +37,6 @@ LIFE = ("start", "listen", "sigterm", "stopped", "memory", "disk")
 J_LIFECYCLE = 127
 _MAXN = 50_001
 
-SDK_LANGUAGE = {"go": "go", "java": "java", "dotnet": "dotnet", "nodejs": "nodejs", "python": "python"}
-SDK_VERSION = {"go": "1.35.0", "java": "1.47.0", "dotnet": "1.11.2", "nodejs": "1.30.1", "python": "1.31.0"}
 SPAN_SCOPE = {
     ("go", "grpc"): ("go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc", "0.60.0"),
     ("go", "http"): ("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "0.60.0"),
@@ -82,31 +78,6 @@ def code_text(svc: Service, code: int) -> str:
             else ("connection_refused" if code == UNAVAILABLE else "timeout")
         )
     return {UNAVAILABLE: "connection_refused", DEADLINE: "timeout"}.get(code, "ERR")
-
-
-def resource_proto(topo: Topology, cl: ClusterState, r: int) -> resource_pb2.Resource:
-    pr = cl.resources[r]
-    svc = topo.services[pr.service]
-    attrs = [
-        ("service.name", svc.name),
-        ("service.namespace", topo.namespace),
-        ("service.version", pr.version),
-        ("service.instance.id", pr.pod),
-        ("k8s.namespace.name", topo.namespace),
-        ("k8s.pod.name", pr.pod),
-        ("k8s.statefulset.name" if not svc.instrumented else "k8s.deployment.name", svc.name),
-        ("k8s.container.name", svc.name if svc.instrumented else svc.runtime),
-        ("k8s.node.name", pr.node),
-        ("host.name", pr.pod),
-        ("deployment.environment.name", "simulation"),
-    ]
-    if svc.instrumented:
-        attrs += [
-            ("telemetry.sdk.name", "opentelemetry"),
-            ("telemetry.sdk.language", SDK_LANGUAGE[svc.runtime]),
-            ("telemetry.sdk.version", SDK_VERSION[svc.runtime]),
-        ]
-    return resource_pb2.Resource(attributes=[kv(k, v) for k, v in attrs])
 
 
 def _encode(j: int, x: int, a: int, code: int, fail: int, ccode: int) -> int:
@@ -708,60 +679,3 @@ def _vencode(
     return (
         ((xs * 8 + a) * 8 + code.astype(np.int64)) * (_MAXN + 1) + (fail.astype(np.int64) + 1)
     ) * 8 + ccode.astype(np.int64)
-
-
-@dataclass
-class WrittenFile:
-    path: str  # relative to the dataset folder
-    signal: str
-    messages: int
-    records: int
-    bytes: int
-    sha256: str
-
-
-class RotatingWriter:
-    """Collects framed messages of one signal and writes them to ``<signal>-NNNNN.<ext>`` files,
-    starting a new file when the next message would pass the rotation size (each file atomically)."""
-
-    def __init__(
-        self, folder: Path, root: Path, signal: str, ext: str, framing: str, rotate_bytes: int
-    ) -> None:
-        self.folder, self.root, self.signal, self.ext = folder, root, signal, ext
-        self.framing, self.rotate_bytes = framing, rotate_bytes
-        self.files: list[WrittenFile] = []
-        self._frames: list[bytes] = []
-        self._size = self._messages = self._records = 0
-
-    def add(self, payload: bytes, records: int) -> None:
-        frame = b"".join(encode_frames([payload], self.framing))  # type: ignore[arg-type]
-        if self._frames and self._size + len(frame) > self.rotate_bytes:
-            self.flush()
-        self._frames.append(frame)
-        self._size += len(frame)
-        self._messages += 1
-        self._records += records
-
-    def flush(self) -> None:
-        if not self._frames:
-            return
-        path = self.folder / f"{self.signal}-{len(self.files) + 1:05d}.{self.ext}"
-        digest = hashlib.sha256()
-        for f in self._frames:
-            digest.update(f)
-        size = atomic_write_bytes(path, self._frames)
-        self.files.append(
-            WrittenFile(
-                path.relative_to(self.root).as_posix(),
-                self.signal,
-                self._messages,
-                self._records,
-                size,
-                digest.hexdigest(),
-            )
-        )
-        self._frames, self._size, self._messages, self._records = [], 0, 0, 0
-
-    def close(self) -> list[WrittenFile]:
-        self.flush()
-        return self.files

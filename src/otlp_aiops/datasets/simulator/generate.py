@@ -27,12 +27,13 @@ import numpy as np
 from otlp_aiops.datasets.simulator.calltree import expand
 from otlp_aiops.datasets.simulator.cluster import ClusterState, simulate_cluster
 from otlp_aiops.datasets.simulator.config import FRAMINGS, SimulatorConfig
-from otlp_aiops.datasets.simulator.emit import Columns, Emitter, RotatingWriter, WrittenFile
+from otlp_aiops.datasets.simulator.emit import Columns, Emitter
 from otlp_aiops.datasets.simulator.metrics import RequestAggregates, metric_messages
 from otlp_aiops.datasets.simulator.requests import OpArrays, simulate_requests
 from otlp_aiops.datasets.simulator.schedule import Schedule, make_schedule, span_name
 from otlp_aiops.datasets.simulator.topology import Topology, build_topology, iter_calls
 from otlp_aiops.datasets.simulator.traffic import arrivals, request_rate
+from otlp_aiops.otlp.write import RotatingWriter, WrittenFile
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,24 @@ TAG_TOPOLOGY, TAG_SCHEDULE, TAG_RATE, TAG_ARRIVALS, TAG_CLUSTER, TAG_REQUESTS, T
 
 NOT_MODELLED = [
     "Real code, real network stacks or real kernels: latency, CPU and memory follow simple formulas "
-    "(a queueing factor 1/(1-utilisation) capped at x20, a log-normal body with a Pareto tail), not measurements.",
-    "Retry load is not fed back into CPU utilisation; the load on a pod comes from the mean call counts of the "
+    "(a queueing factor 1/(1-utilisation) capped at x20, a log-normal body with a Pareto tail), not "
+    "measurements.",
+    "Retry load is not fed back into CPU utilisation; the load on a pod comes from the mean call counts of "
+    "the "
     "journeys times the actual request counts, so a retry storm does not itself saturate a service.",
-    "Requests in flight when a pod is killed are not cut short; a server keeps working after its caller timed out "
+    "Requests in flight when a pod is killed are not cut short; a server keeps working after its caller "
+    "timed out "
     "(no deadline propagation or cancellation).",
-    "No asynchronous messaging (queues, pub/sub), caches with hit ratios, connection pools, circuit breakers, "
+    "No asynchronous messaging (queues, pub/sub), caches with hit ratios, connection pools, circuit "
+    "breakers, "
     "rate limiters, autoscaling or load shedding.",
-    "No node-level faults, noisy neighbours, DNS, TLS, clock skew between pods, or partial network partitions; "
+    "No node-level faults, noisy neighbours, DNS, TLS, clock skew between pods, or partial network "
+    "partitions; "
     "one fault at a time, never overlapping.",
     "Client-side metrics (rpc.client.*) and span links are not produced; span events only for exceptions.",
     "Logs carry trace context but are templated: a handful of templates per service, not free text.",
-    "Only journeys the topology lists are generated; users, sessions and carts have no state across requests.",
+    "Only journeys the topology lists are generated; users, sessions and carts have no state across "
+    "requests.",
     "Metrics of uninstrumented datastores (redis, MySQL) are receiver-style series on the pod resource; real "
     "Collector receivers use their own resources.",
     "Train Ticket and random:N are shapes, not replicas: their endpoints and call trees are simplified.",
@@ -342,9 +349,9 @@ def _iso(start_ns: int, sec: float) -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from otlp_aiops.otlp.framing import atomic_write_bytes
+    from otlp_aiops.outputs import atomic_write_text
 
-    atomic_write_bytes(path, [json.dumps(obj, indent=2, sort_keys=False).encode() + b"\n"])
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _write_parquet(path: Path, table: Any) -> None:
@@ -496,7 +503,8 @@ def dataset_json(
             "folder": "otlp",
             "framing": FRAMINGS[cfg.framing][0],
             "collector_file_exporter_format": collector_format,
-            "messages": "one TracesData / LogsData per span / log export interval, one MetricsData per metric "
+            "messages": "one TracesData / LogsData per span / log export interval, one MetricsData per "
+            "metric "
             "export interval; each carries every pod that exported in it",
             "rotation_mb": cfg.rotate_mb,
             "files": [dataclasses.asdict(f) for f in files],
@@ -505,7 +513,8 @@ def dataset_json(
             "trace_sample_ratio": cfg.trace_sample_ratio,
             "how": "head sampling at the entry service: a sampled request exports every span of its trace",
             "metrics": "request counts, errors and duration histograms include every request, sampled or not",
-            "logs": "INFO request logs only for sampled requests (as with a trace-based log sampler); WARN and "
+            "logs": "INFO request logs only for sampled requests (as with a trace-based log sampler); WARN "
+            "and "
             "ERROR logs for every request, with its trace and span id (flags mark whether it was sampled); "
             "lifecycle logs for every pod",
         },
@@ -519,19 +528,24 @@ def dataset_json(
                 "end_time": "fault removed",
                 "root_cause_service": "the faulty service",
                 "root_cause_indicator": "metric name where the fault "
-                "shows first, or the server span name for code faults (the code region); null for network faults",
-                "fault_type": "cpu_hog | memory_leak | network_delay | packet_loss | code_exception | disk_io_slow "
+                "shows first, or the server span name for code faults (the code region); null for network "
+                "faults",
+                "fault_type": "cpu_hog | memory_leak | network_delay | packet_loss | code_exception | "
+                "disk_io_slow "
                 "| pod_kill | code_return",
                 "severity": "0..1, scales the fault's strength",
                 "root_cause_pod": "the pod hit",
                 "root_cause_operation": "the faulty operation (code faults)",
-                "parameters": "JSON: the fault's physical size (hog cores, delay ms, loss, ...); code_return: "
+                "parameters": "JSON: the fault's physical size (hog cores, delay ms, loss, ...); "
+                "code_return: "
                 "wrong_path_probability, skipped_calls (span names) and log_template (the wrong path's line)",
             },
-            "disturbances_note": "benign events that are NOT incidents (traffic surges, rolling restarts); they lie "
+            "disturbances_note": "benign events that are NOT incidents (traffic surges, rolling restarts); "
+            "they lie "
             "in fault-free stretches, at least min_gap seconds from any incident: use them to "
             "count false alarms",
-            "fault_free": f"the first {cfg.warmup:g} s hold no incident or disturbance; every gap between events is "
+            "fault_free": f"the first {cfg.warmup:g} s hold no incident or disturbance; every gap between "
+            "events is "
             f">= {cfg.min_gap:g} s",
             "by_fault_type": dict(sorted(Counter(i.fault_type for i in schedule.incidents).items())),
             "by_disturbance_kind": dict(sorted(Counter(d.kind for d in schedule.disturbances).items())),
@@ -553,9 +567,11 @@ METRIC_CATALOGUE = {
     "http.server.request.duration": "histogram, s, per http.route (HTTP services)",
     "app.server.request.count": "cumulative sum per operation (every request, sampled or not)",
     "app.server.error.count": "cumulative sum per operation",
-    "runtime": "go.goroutine.count, go.memory.used, jvm.memory.used, jvm.thread.count, v8js.memory.heap.used, "
+    "runtime": "go.goroutine.count, go.memory.used, jvm.memory.used, jvm.thread.count, "
+    "v8js.memory.heap.used, "
     "nodejs.eventloop.delay.p99, cpython.gc.collections, process.thread.count, dotnet.gc.collections, "
     "dotnet.thread_pool.thread.count, redis.*, mysql.*",
-    "resets": "sums and histograms are cumulative from the process start: a restart starts them again with a new "
+    "resets": "sums and histograms are cumulative from the process start: a restart starts them again with a "
+    "new "
     "start_time_unix_nano",
 }

@@ -18,8 +18,10 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otlp_aiops.datasets.simulator.cluster import ClusterState
 from otlp_aiops.datasets.simulator.requests import Requests
+from otlp_aiops.datasets.simulator.resources import resource_proto
 from otlp_aiops.datasets.simulator.schedule import span_name
 from otlp_aiops.datasets.simulator.topology import Topology
+from otlp_aiops.otlp.write import kv
 
 # explicit bucket bounds in ms (the OTel SDK defaults: ms for rpc.server.duration, the same values in
 # seconds for http.server.request.duration)
@@ -89,16 +91,6 @@ class RequestAggregates:
 
     def total_requests(self) -> int:
         return int(self.count.sum())
-
-
-def kv(key: str, value: str | int | float | bool) -> common_pb2.KeyValue:
-    if isinstance(value, bool):
-        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
-    if isinstance(value, float):
-        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(double_value=value))
-    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
 
 
 def _cum_since_start(per_sec: np.ndarray, inc_at: np.ndarray) -> np.ndarray:
@@ -240,8 +232,6 @@ def metric_messages(
     topo: Topology, cl: ClusterState, agg: RequestAggregates, start_ns: int
 ) -> Iterator[tuple[metrics_pb2.MetricsData, int, int]]:
     """One ``MetricsData`` per export interval: (message, data points, export second)."""
-    from otlp_aiops.datasets.simulator.emit import resource_proto
-
     interval, n_int = agg.interval, agg.n_int
     n_series = len(agg.series)
     count = agg.count.reshape(n_series, n_int)

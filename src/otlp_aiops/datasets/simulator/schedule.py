@@ -81,7 +81,8 @@ def make_schedule(cfg: SimulatorConfig, topo: Topology, rng: np.random.Generator
         mean_need = n_inc * (lo + hi) / 2 + n_dist * (dlo + dhi) / 2 + n * gap + cfg.warmup
         raise ConfigError(
             f"{n_inc} incidents and {n_dist} disturbances do not fit in {cfg.seconds} s: they need about "
-            f"{mean_need:.0f} s (warm-up {cfg.warmup:g} s, min_gap {gap} s between events); raise duration or "
+            f"{mean_need:.0f} s (warm-up {cfg.warmup:g} s, min_gap {gap} s between events); raise duration "
+            "or "
             "lower incidents / disturbances / incident_duration / min_gap"
         )
     # gaps: one before the first event (>= 0 after the warm-up), one after each event (>= min_gap)

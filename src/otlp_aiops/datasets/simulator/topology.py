@@ -461,7 +461,8 @@ def online_boutique() -> Topology:
         tuple(ops),
         journeys,
         traffic_source="loadgenerator (Locust; not instrumented, sends HTTP requests to frontend)",
-        reference="GoogleCloudPlatform/microservices-demo (Online Boutique), https://github.com/GoogleCloudPlatform/microservices-demo",
+        reference="GoogleCloudPlatform/microservices-demo (Online Boutique), "
+        "https://github.com/GoogleCloudPlatform/microservices-demo",
     )
 
 
@@ -853,7 +854,8 @@ def train_ticket() -> Topology:
         tuple(ops),
         tuple(journeys),
         traffic_source="load generator (not instrumented, sends HTTP requests to ts-gateway-service)",
-        reference="FudanSELab/train-ticket, https://github.com/FudanSELab/train-ticket; Zhou et al., IEEE TSE 2018",
+        reference="FudanSELab/train-ticket, https://github.com/FudanSELab/train-ticket; Zhou et al., IEEE "
+        "TSE 2018",
     )
 
 
