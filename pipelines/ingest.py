@@ -30,7 +30,7 @@ def main() -> int:
         return 2
     params = yaml.safe_load(Path(args.params).read_text())
     try:
-        cfg = IngestConfig.from_params(params)
+        cfg = IngestConfig.from_params(params, args.params)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,7 +33,8 @@ def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, 
             try:
                 out[key.strip()] = yaml.safe_load(value)
             except yaml.YAMLError as e:
-                why = "the value is not valid YAML (" + str(getattr(e, "problem", None) or e).splitlines()[0] + ")"
+                problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+                why = f"the value is not valid YAML ({problem})"
         if why:
             typer.echo(f"error: {option} {item!r}: {why}", err=True)
             raise typer.Exit(2)
@@ -64,8 +65,11 @@ def _main(
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="OTLP files or folders (searched recursively); "
                                                  "local paths or s3://bucket/prefix.")],
-    out: Annotated[str, typer.Option("--out", "-o", help="Output folder for the Parquet tables (a local path, "
-                                     "or s3://bucket/prefix: built locally, then uploaded and committed).")],
+    out: Annotated[
+        str,
+        typer.Option("--out", "-o", help="Output folder for the Parquet tables (a local path, or "
+                     "s3://bucket/prefix: built locally, then uploaded and committed)."),
+    ],
     signal: Annotated[
         str | None,
         typer.Option(
@@ -75,17 +79,20 @@ def ingest(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Parallel worker processes (default: CPU count).")
     ] = None,
-    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per Parquet row group (bounds memory).")] = 32768,
+    batch_rows: Annotated[
+        int, typer.Option(min=1, help="Rows per Parquet row group (bounds memory).")
+    ] = 32768,
     max_part_bytes: Annotated[
         int,
-        typer.Option(min=1, help="Largest line / document block / frame, decompressed; a larger one is quarantined "
-                     "as too_large (bounds memory against compression bombs)."),
+        typer.Option(min=1, help="Largest line / document block / frame, decompressed; a larger one is "
+                     "quarantined as too_large (bounds memory against compression bombs)."),
     ] = 256 << 20,
     max_empty_frames: Annotated[
         int, typer.Option(min=1, help="Zero-length frames in a row after which a stream is not read further.")
     ] = 4096,
     executor: Annotated[
-        str | None, typer.Option(help="local | ray: where files are converted (default: local; docs/scale.md).")
+        str | None,
+        typer.Option(help="local | ray: where files are converted (default: local; docs/scale.md)."),
     ] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="The Ray cluster to join: auto, host:port or ray://host:port.")
@@ -110,9 +117,11 @@ def ingest(
 
     try:
         cfg = executor_config({}, kind=executor, address=ray_address)
-        report = remote_io(lambda ins, o: ingest_paths(ins, o, signal=signal, workers=workers, batch_rows=batch_rows,
-                                                       limits=limits, executor=cfg,
-                                                       source_labels=staged_labels(ins, sources)), sources, out)
+        def run(ins: list, o: Path) -> dict:
+            return ingest_paths(ins, o, signal=signal, workers=workers, batch_rows=batch_rows, limits=limits,
+                                executor=cfg, source_labels=staged_labels(ins, sources))
+
+        report = remote_io(run, sources, out)
     except (IngestFatalError, ExecutorError, StorageError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -162,7 +171,9 @@ def simulate(
     typer.echo(summary.describe())
 
 
-def _benchmark(task: str, dataset: str, method: str | None, params_file: Path, track: bool, all_: bool) -> None:
+def _benchmark(
+    task: str, dataset: str, method: str | None, params_file: Path, track: bool, all_: bool
+) -> None:
     from otlp_aiops.evaluate.benchmark import stage_main
 
     if all_ == (method is not None):
@@ -201,13 +212,22 @@ def _params_methods(task: str, params_file: Path) -> list[str]:
     return [str(m) for m in methods]
 
 
+_TRACK_HELP = "Log the run to MLflow (mlflow.db at the repository root)."
+
+
 @app.command()
 def rca(
     dataset: Annotated[str, typer.Argument(help="A dataset with features in data/features/<dataset>.")],
-    method: Annotated[str | None, typer.Argument(help="A registered ranker: baro, pagerank, gnn, ... (or --all)")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every ranker of params.yaml benchmark.rca, one after another.")] = False,
-    params: Annotated[Path, typer.Option(help="Settings file (method config: rca.<method>).")] = Path("params.yaml"),
-    track: Annotated[bool, typer.Option(help="Log the run to MLflow (mlflow.db at the repository root).")] = True,
+    method: Annotated[
+        str | None, typer.Argument(help="A registered ranker: baro, pagerank, gnn, ... (or --all)")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every ranker of params.yaml benchmark.rca, one after another.")
+    ] = False,
+    params: Annotated[
+        Path, typer.Option(help="Settings file (method config: rca.<method>).")
+    ] = Path("params.yaml"),
+    track: Annotated[bool, typer.Option(help=_TRACK_HELP)] = True,
 ) -> None:
     """Rank root causes of every labelled case over the seeds and score them (the rca stage)."""
     _benchmark("rca", dataset, method, params, track, all_)
@@ -216,20 +236,33 @@ def rca(
 @app.command()
 def detect(
     dataset: Annotated[str, typer.Argument(help="A dataset with features in data/features/<dataset>.")],
-    method: Annotated[str | None, typer.Argument(help="A registered detector: nsigma, iforest, lstm_ae, ... (or --all)")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every detector of params.yaml benchmark.detectors, one after another.")] = False,
-    params: Annotated[Path, typer.Option(help="Settings file (method config: detect.<method>).")] = Path("params.yaml"),
-    track: Annotated[bool, typer.Option(help="Log the run to MLflow (mlflow.db at the repository root).")] = True,
+    method: Annotated[
+        str | None, typer.Argument(help="A registered detector: nsigma, iforest, lstm_ae, ... (or --all)")
+    ] = None,
+    all_: Annotated[
+        bool,
+        typer.Option("--all", help="Every detector of params.yaml benchmark.detectors, one after another."),
+    ] = False,
+    params: Annotated[
+        Path, typer.Option(help="Settings file (method config: detect.<method>).")
+    ] = Path("params.yaml"),
+    track: Annotated[bool, typer.Option(help=_TRACK_HELP)] = True,
 ) -> None:
-    """Fit an anomaly detector on fault-free windows, score the test part and evaluate it (the detect stage)."""
+    """Fit an anomaly detector on fault-free windows, score the test part and evaluate it (the detect
+    stage)."""
     _benchmark("detect", dataset, method, params, track, all_)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def report(
     ctx: typer.Context,
-    params: Annotated[Path, typer.Option(help="Settings file (sections report and benchmark).")] = Path("params.yaml"),
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for tables/, figures/, report/ (default: benchmarks).")] = None,
+    params: Annotated[
+        Path, typer.Option(help="Settings file (sections report and benchmark).")
+    ] = Path("params.yaml"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for tables/, figures/, report/ (default: benchmarks)."),
+    ] = None,
 ) -> None:
     """Build the benchmark tables, figures, leaderboard and HTML report from the results (the report stage).
 
@@ -245,12 +278,15 @@ def report(
 
 @app.command()
 def quickstart(
-    out: Annotated[Path, typer.Argument(help="Folder to write everything into (new, empty or an earlier quickstart's).")] = Path("quickstart-out"),
+    out: Annotated[
+        Path, typer.Argument(help="Folder to write everything into (new, empty or an earlier quickstart's).")
+    ] = Path("quickstart-out"),
     duration: Annotated[str, typer.Option(help="Simulated time span.")] = "10m",
     incidents: Annotated[int, typer.Option(min=1, help="Injected incidents.")] = 6,
     seed: Annotated[int, typer.Option(help="Random seed of the simulation and the rankers.")] = 0,
     methods: Annotated[
-        list[str] | None, typer.Option("--method", "-m", help="Ranker to run (repeatable; default: random, baro, pagerank).")
+        list[str] | None,
+        typer.Option("--method", "-m", help="Ranker to run (repeatable; default: random, baro, pagerank)."),
     ] = None,
 ) -> None:
     """The whole path in under a minute, into one folder: simulate, ingest, features, three rankers, a table.
@@ -271,7 +307,9 @@ def quickstart(
     typer.echo(f"\nroot-cause ranking on {res.cases} simulated incidents (mean over cases, "
                f"{res.seconds['total']:.1f} s in all):\n")
     typer.echo(res.table())
-    typer.echo(f"\noutputs: {out}/ (data/raw, data/interim, data/features, benchmarks/results, quickstart.json)")
+    typer.echo(
+        f"\noutputs: {out}/ (data/raw, data/interim, data/features, benchmarks/results, quickstart.json)"
+    )
 
 
 @app.command()
@@ -291,7 +329,10 @@ def _mount_sub_apps() -> None:
     from otlp_aiops.datasets.cli import app as datasets_app
     from otlp_aiops.features.cli import app as features_app
 
-    app.add_typer(datasets_app, name="datasets", help="Datasets: list, fetch, import (public ones or your own OTLP export).")
+    app.add_typer(
+        datasets_app, name="datasets", help="Datasets: list, fetch, import (public ones or your own OTLP "
+        "export)."
+    )
     app.add_typer(features_app, name="features", help="Feature tables: service windows, edges, cases.")
 
 

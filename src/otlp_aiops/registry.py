@@ -36,6 +36,7 @@ RANKERS: dict[str, str] = {
     "tracerca": "otlp_aiops.rca.trace:TraceRCARanker",
     "gnn_unsup": "otlp_aiops.rca.gnn:GNNUnsupRanker",
     "nezha": "otlp_aiops.rca.nezha:NezhaRanker",
+    "ensemble": "otlp_aiops.rca.ensemble:EnsembleRanker",
 }
 
 _KINDS = {"detector": DETECTORS, "ranker": RANKERS}

@@ -71,6 +71,13 @@ def test_nezha_small(tmp_path: Path) -> None:
     out = tmp_path / "raw"
     s = import_dataset("nezha-tt", tmp_path / "src", out)
     ds = json.loads((out / "dataset.json").read_text())
+    # a DVC output: no wall-clock values, counters in key order, the same bytes from the same source
+    assert "timing_s" not in ds
+    assert ds["traces"]["span_kinds"] == {"2": 2, "3": 1}  # two SERVER spans, one CLIENT
+    assert list(ds["traces"]["span_kinds"]) == ["2", "3"]
+    import_dataset("nezha-tt", tmp_path / "src", tmp_path / "again")
+    for name in ("dataset.json", "incidents.parquet", "rejected.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
     assert ds["counts"]["traces"] == {"read": 5, "converted": 3, "duplicates": 1, "rejected": 1, "files": 2}
     assert ds["counts"]["logs"] == {"read": 4, "converted": 2, "duplicates": 0, "rejected": 2, "files": 1}
     rej = {(r["file"], r["line"], r["reason"].split(":")[0]) for r in map(json.loads, (out / "rejected.jsonl").read_text().splitlines())}

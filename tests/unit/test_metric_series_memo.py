@@ -1,4 +1,5 @@
-"""The metric path memoises ``series_id`` per batch (``MetricBatch.point_series_id``, issue 17).
+"""The metric path memoises ``series_id`` and the metric table per batch (``MetricBatch.point_series_id``,
+``MetricBatch.add_info``, issue 17).
 
 The memo must be invisible: the same tables as hashing every point afresh, from protobuf and from
 OTLP/JSON, across batch boundaries, with typed attributes (an int 5 and a string "5" are different
@@ -67,6 +68,7 @@ def _request(service: str, t: int) -> metrics_service_pb2.ExportMetricsServiceRe
     p.positive.offset = 1
     p.positive.bucket_counts.extend([1, 1])
     q = sm.metrics.add(name="gc", unit="s")
+    q.metadata.append(_kv("source", "runtime"))  # an info with metadata is never shared
     p = q.summary.data_points.add(time_unix_nano=t, count=4, sum=2.0)
     p.quantile_values.add(quantile=0.5, value=0.4)
     return req
@@ -95,6 +97,11 @@ def _plain(self, table, a0, resource_id, scope_id, info):  # the un-memoised ori
     return B.series_id(resource_id, scope_id, info, self.attrs[table].rendered(a0))
 
 
+def _plain_info(self, info):  # one metric-table entry per Metric message, as before
+    self.infos.append(info)
+    return len(self.infos) - 1
+
+
 def test_memo_gives_the_tables_of_hashing_every_point(tmp_path, monkeypatch):
     src = _inputs(tmp_path)
     got = {}
@@ -102,6 +109,7 @@ def test_memo_gives_the_tables_of_hashing_every_point(tmp_path, monkeypatch):
         ingest_paths([src], tmp_path / name, workers=1, batch_rows=batch_rows)
         got[name] = _read_all(tmp_path / name)
     monkeypatch.setattr(B.MetricBatch, "point_series_id", _plain)
+    monkeypatch.setattr(B.MetricBatch, "add_info", _plain_info)
     ingest_paths([src], tmp_path / "plain", workers=1)
     plain = _read_all(tmp_path / "plain")
     assert set(plain) >= {"metrics_number", "metrics_histogram", "metrics_exp_histogram", "metrics_summary",

@@ -553,6 +553,7 @@ class MetricBatch:
     exemplar_attrs: AttrCols = field(default_factory=AttrCols)
     ctx: Contexts = field(default_factory=Contexts)
     _sids: dict = field(default_factory=dict, repr=False)  # point_series_id's memo, for this batch
+    _info_index: dict = field(default_factory=dict, repr=False)  # add_info's memo
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.points.values())
@@ -591,8 +592,18 @@ class MetricBatch:
         self.exemplar_attrs.truncate(ex[-1][9] if ex else 0)
 
     def add_info(self, info: MetricInfo) -> int:
-        self.infos.append(info)
-        return len(self.infos) - 1
+        """The index of ``info`` in the batch's metric table. A Metric message usually carries one
+        or two points, so the same metric repeats thousands of times a batch: infos without
+        metadata are shared by value (the columns taken from them are the same either way)."""
+        if info.metadata:
+            self.infos.append(info)
+            return len(self.infos) - 1
+        key = (info.name, info.description, info.unit, info.metric_type, info.temporality, info.is_monotonic)
+        i = self._info_index.get(key)
+        if i is None:
+            self.infos.append(info)
+            i = self._info_index[key] = len(self.infos) - 1
+        return i
 
     def _info_columns(self, idx: tuple[int, ...]) -> dict[str, pa.Array]:
         take = pa.array(idx, pa.int32())

@@ -38,6 +38,7 @@ class IngestConfig:
         return Limits(max_part_bytes=self.max_part_bytes, max_empty_frames=self.max_empty_frames)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> IngestConfig:
-        """The ``ingest`` section of a parsed ``params.yaml`` (absent: the defaults)."""
-        return config_from_dict(cls, params.get("ingest"), where="params.yaml ingest: ")
+    def from_params(cls, params: Mapping[str, Any], source: str = "params.yaml") -> IngestConfig:
+        """The ``ingest`` section of a parsed ``params.yaml`` (absent: the defaults); errors name
+        ``source``."""
+        return config_from_dict(cls, params.get("ingest"), where=f"{source} ingest: ")

@@ -29,8 +29,8 @@ torch and torch_geometric are imported at the top: this module is loaded only th
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import dataclasses
+import fnmatch
 import logging
 import math
 import time
@@ -556,7 +556,7 @@ class _NodeRanker(RootCauseRanker):
                              "among its services")
         self.feature_columns_ = columns
         cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), _torch_threads(self.config.threads):
+        with _deterministic(), torch.random.fork_rng(devices=cuda), _torch_threads(self.config.threads):
             torch.manual_seed(self.seed)
             module = self._build(graphs[0].x.shape[1])
             info = train_node_ranker(module, graphs, self.config, seed=self.seed, device=device)

@@ -26,6 +26,7 @@ from otlp_aiops.otlp.write import RotatingWriter, WrittenFile, kv
 from otlp_aiops.outputs import OutputError, atomic_write_bytes, atomic_write_text, claim_output
 
 ROTATE_BYTES = 16 << 20
+SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 1, 2, 3  # OTLP SpanKind
 SCOPE_NAME = "otlp_aiops.datasets.adapters"
 SCOPE_VERSION = "1.0.0"
 METRIC_KINDS = ("latency", "errors", "traffic", "cpu", "memory", "saturation", "other")
@@ -98,6 +99,36 @@ def resource_pb(attrs: dict[str, Any]) -> resource_pb2.Resource:
 
 def scope_pb() -> common_pb2.InstrumentationScope:
     return common_pb2.InstrumentationScope(name=SCOPE_NAME, version=SCOPE_VERSION)
+
+
+def infer_span_kinds(
+    df: Any, *, trace: str, span: str, parent: str, owner: str, root: str
+) -> tuple[Any, Any]:
+    """For traces that carry no span kind: join each span's parent owner (``_powner``: the ``owner``
+    column, a pod or a service, of the span named by ``parent``) and whether a child runs under
+    another owner (``_rc``) onto the polars frame ``df``, and return it with the kind expression. A
+    root (``parent == root``) or a span whose parent runs elsewhere is SERVER; one whose parent is not
+    in the data 0 (UNSPECIFIED); one with a child elsewhere CLIENT; any other INTERNAL."""
+    import polars as pl
+
+    parents = df.select(trace, pl.col(span).alias(parent), pl.col(owner).alias("_powner"))
+    df = df.join(parents, on=[trace, parent], how="left")
+    remote = (
+        df.filter(pl.col("_powner").is_not_null() & (pl.col("_powner") != pl.col(owner)))
+        .select(trace, pl.col(parent).alias(span), _rc=pl.lit(True))
+        .unique()
+    )
+    df = df.join(remote, on=[trace, span], how="left")
+    kind = (
+        pl.when((pl.col(parent) == root) | (pl.col("_powner") != pl.col(owner)))
+        .then(SPAN_KIND_SERVER)
+        .when((pl.col(parent) != root) & pl.col("_powner").is_null())
+        .then(0)
+        .when(pl.col("_rc").fill_null(False))
+        .then(SPAN_KIND_CLIENT)
+        .otherwise(SPAN_KIND_INTERNAL)
+    )
+    return df, kind
 
 
 @dataclass

@@ -36,6 +36,7 @@ from otlp_aiops.datasets.adapters.common import (
     SourceCounts,
     gauge_message,
     incidents_table,
+    infer_span_kinds,
     metric_kind,
     ns_to_iso,
     read_csv_text,
@@ -54,7 +55,6 @@ SOURCE = {
     "Multi-modal Observability Data, ESEC/FSE 2023",
     "licence": "MIT",
 }
-SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 1, 2, 3
 SPANS_PER_MESSAGE = 20_000
 LOGS_PER_MESSAGE = 20_000
 
@@ -228,23 +228,12 @@ def _convert_traces(
         df = df.with_columns(_k=pl.int_range(pl.len()).over("TraceID", "SpanID")).filter(pl.col("_k") == 0)
     # Nezha's traces carry no span kind: infer it from the structure (a span whose parent runs in
     # another pod, or a root, is a SERVER span; a span with a child in another pod is a CLIENT span)
-    parents = df.select("TraceID", pl.col("SpanID").alias("ParentID"), pl.col("PodName").alias("_ppod"))
-    df = df.join(parents, on=["TraceID", "ParentID"], how="left")
-    remote = (
-        df.filter(pl.col("_ppod").is_not_null() & (pl.col("_ppod") != pl.col("PodName")))
-        .select("TraceID", pl.col("ParentID").alias("SpanID"), _rc=pl.lit(True))
-        .unique()
+    df, kind = infer_span_kinds(
+        df, trace="TraceID", span="SpanID", parent="ParentID", owner="PodName", root="root"
     )
-    df = df.join(remote, on=["TraceID", "SpanID"], how="left")
-    orphan = (pl.col("ParentID") != "root") & pl.col("_ppod").is_null()
+    orphan = (pl.col("ParentID") != "root") & pl.col("_powner").is_null()
     df = df.with_columns(
-        _kind=pl.when((pl.col("ParentID") == "root") | (pl.col("_ppod") != pl.col("PodName")))
-        .then(SPAN_KIND_SERVER)
-        .when(orphan)
-        .then(0)
-        .when(pl.col("_rc").fill_null(False))
-        .then(SPAN_KIND_CLIENT)
-        .otherwise(SPAN_KIND_INTERNAL),
+        _kind=kind,
         _tid=pl.col("TraceID").str.to_lowercase().str.decode("hex"),
         _sid=pl.col("SpanID").str.to_lowercase().str.decode("hex"),
         _pid=pl.when(pl.col("ParentID") == "root")

@@ -30,6 +30,7 @@ from otlp_aiops.datasets.adapters.common import (
     SourceCounts,
     add_wide_metric_file,
     incidents_table,
+    infer_span_kinds,
     metric_kind,
     ns_to_iso,
     read_csv_text,
@@ -48,7 +49,6 @@ SOURCE = {
 }
 METRIC_FILES = ("metrics.csv", "data.csv", "simple_metrics.csv")
 STEP_NS = 1_000_000_000
-SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 1, 2, 3
 STATUS_ERROR = 2
 # metric suffix -> (OTLP name, unit, kind) for the names RCAEval's simple tables use
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -150,27 +150,16 @@ def _spans(path: Path, rejects: Rejects, w: RawDatasetWriter, counts: SourceCoun
         rejects.add(path, line, reason)
     counts.rejected += int(df["_why"].is_not_null().sum())
     df = df.filter(pl.col("_why").is_null())
-    parents = df.select("traceID", pl.col("spanID").alias("_par"), pl.col("serviceName").alias("_psvc"))
-    df = df.join(parents, on=["traceID", "_par"], how="left")
-    remote = (
-        df.filter(pl.col("_psvc").is_not_null() & (pl.col("_psvc") != pl.col("serviceName")))
-        .select("traceID", pl.col("_par").alias("spanID"), _rc=pl.lit(True))
-        .unique()
+    df, kind = infer_span_kinds(
+        df, trace="traceID", span="spanID", parent="_par", owner="serviceName", root=""
     )
-    df = df.join(remote, on=["traceID", "spanID"], how="left")
     status = (
         pl.col("statusCode").cast(pl.Float64, strict=False)
         if "statusCode" in df.columns
         else pl.lit(None, pl.Float64)
     )
     df = df.with_columns(
-        _kind=pl.when((pl.col("_par") == "") | (pl.col("_psvc") != pl.col("serviceName")))
-        .then(SPAN_KIND_SERVER)
-        .when(pl.col("_psvc").is_null())
-        .then(0)
-        .when(pl.col("_rc").fill_null(False))
-        .then(SPAN_KIND_CLIENT)
-        .otherwise(SPAN_KIND_INTERNAL),
+        _kind=kind,
         # Jaeger exports statusCode as the OTel status (2 = ERROR) or an HTTP code: both mean error here
         _err=(status == 2) | (status >= 500),
         _tid=pl.col("traceID").str.to_lowercase().str.pad_start(32, "0").str.decode("hex"),
