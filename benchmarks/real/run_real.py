@@ -81,7 +81,7 @@ def build(ds: str, params: dict, root: Path, rebuild: bool = False) -> None:
         else:
             stage.import_public(ds, raw)
         print(f"raw {ds}: {time.perf_counter() - t0:.1f} s", flush=True)
-    if rebuild or not (interim / "spans").exists() and not (interim / "metrics").exists():
+    if rebuild or (not (interim / "spans").exists() and not (interim / "metrics").exists()):
         t0 = time.perf_counter()
         cfg = IngestConfig.from_params(params)
         ingest_paths([raw / "otlp"], interim, workers=cfg.workers, batch_rows=cfg.batch_rows, limits=cfg.limits,
@@ -130,14 +130,14 @@ def main() -> int:
             try:
                 fn = run_rca if args.task == "rca" else run_detect
                 metrics = fn(ds, m, params, root=root, track=False)
-            except Exception as e:  # noqa: BLE001 - report and go on with the next method
+            except Exception as e:  # report it and go on with the next method
                 failed += 1
                 print(f"FAILED {args.task} {ds} {m}: {type(e).__name__}: {e}", flush=True)
                 traceback.print_exc()
                 continue
             wall = time.perf_counter() - t0
             keys = (("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr") if args.task == "rca"
-                    else ("f1", "precision", "recall", "auc_roc"))
+                    else ("range_f1", "pa_f1", "auc_pr", "vus_pr", "false_alarms_per_hour"))
             line = {"task": args.task, "dataset": ds, "method": m, "wall_s": round(wall, 1),
                     **{k: metrics.get(k) for k in keys},
                     **{k: metrics[k] for k in ("seconds_per_case", "mean_seconds", "seconds") if k in metrics}}

@@ -882,12 +882,19 @@ def test_successful_run_replaces_the_previous_output(tmp_path: Path):
     src = tmp_path / "traces.jsonl"
     src.write_bytes(jsonl(three_traces()))
     out = tmp_path / "out"
-    out.mkdir()
+    run_ingest([src], out)  # an earlier run of ingest: the folder is ingest's own
     (out / "stale.txt").write_text("from an older run")
     run_ingest([src], out)
     assert not (out / "stale.txt").exists()
     assert column(out, "spans", "name") == span_names(3)
     assert _leftovers(tmp_path) == []
+    # a folder that ingest did not write is never replaced: refused, its files untouched
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(IngestFatalError, match="not written by ingest"):
+        ingest_paths([src], foreign, workers=1)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and _leftovers(tmp_path) == []
 
 
 def test_parallel_workers_give_the_same_tables(tmp_path: Path):
@@ -947,11 +954,11 @@ def test_cli_exits_1_when_the_output_cannot_be_written(tmp_path: Path):
     blocker.write_bytes(b"")
     res = _cli(str(src), "--out", str(blocker / "out"))  # the parent is a file
     assert res.exit_code == 1
-    assert f"error: {blocker / 'out'}: cannot write the output" in res.output
+    assert f"error: {blocker / 'out'}: cannot create the parent folder" in res.output
 
     res = _cli(str(src), "--out", str(blocker))  # the output is a file
     assert res.exit_code == 1
-    assert f"error: {blocker}: exists and is a file, not a folder" in res.output
+    assert f"error: {blocker}: exists and is not a folder" in res.output
     assert blocker.read_bytes() == b""
     assert _leftovers(tmp_path) == []
 
