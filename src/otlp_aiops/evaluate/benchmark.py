@@ -442,7 +442,7 @@ def run_detect(dataset: str, method: str, params: Mapping[str, Any], *, root: Pa
         tasks = [(cls, cfg, seed, data, train, test, models_dir.resolve() if executor.is_ray else models_dir)
                  for seed in seeds]
         outcomes = run_tasks(_run_detector_seed, tasks, executor,
-                             on_done=(lambda _i, _r: bar.advance(1)) if executor.is_ray else None)
+                             on_done=lambda i, _r: bar.advance(1, note=f"seed {seeds[i]}"))
         for seed, (det, scores, fit_s, score_s) in zip(seeds, outcomes, strict=True):
             with run.seed_run(seed, dataset=dataset, method=method) as sr:
                 res = evaluate_detection(scores, data.label[test], data.incident[test], data.times[test],
@@ -454,8 +454,6 @@ def run_detect(dataset: str, method: str, params: Mapping[str, Any], *, root: Pa
                 _log_history(sr, training_history(det))
                 rows.extend(detection_long_rows(res, dataset=dataset, method=method, seed=seed, run_id=sr.run_id,
                                                 fault_types=fault_types))
-                if not executor.is_ray:
-                    bar.advance(1, note=f"seed {seed}")
                 if track and seed == seeds[0]:
                     _log_score_figure(sr, data, test, scores, det.threshold_, method)
         metrics: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": len(seeds), **_mean_std(per_seed)}
