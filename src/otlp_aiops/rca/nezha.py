@@ -164,7 +164,7 @@ class NezhaRanker(RootCauseRanker):
         if not (d / "spans").is_dir():
             log.info("nezha: %s has no spans table; ranking by metric alarms only", d)
             return
-        self.interim_dir_ = str(d.resolve())
+        self.interim_dir_ = str(d)  # as given (relative in the pipeline): a saved model holds no absolute path
         windows = self.ref_windows_
         tel = self._telemetry()
         if tel.empty:
