@@ -32,12 +32,20 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if known and dataset not in known:
-        print(f"error: dataset {dataset!r} is not in {args.params} `datasets` ({', '.join(known)})", file=sys.stderr)
+        print(
+            f"error: dataset {dataset!r} is not in {args.params} `datasets` ({', '.join(known)})",
+            file=sys.stderr,
+        )
         return 2
     try:
         cfg = resolve_config(params.get("features"), dataset, where=f"{args.params} features: ")
-        summary = build_features(Path("data/interim") / dataset, Path("data/raw") / dataset,
-                                 Path("data/features") / dataset, cfg, dataset=dataset)
+        summary = build_features(
+            Path("data/interim") / dataset,
+            Path("data/raw") / dataset,
+            Path("data/features") / dataset,
+            cfg,
+            dataset=dataset,
+        )
     except (ConfigError, FeaturesError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -45,9 +53,11 @@ def main() -> int:
     # timings are printed, never stored: DVC metrics and outputs change only with the data
     counts = {k: v for k, v in summary.items() if k not in ("seconds", "timings")}
     atomic_write_json(metrics, counts)
-    print(f"features {dataset}: {summary['windows']} windows x {summary['services']} services x "
-          f"{summary['features']} features, {summary['cases']} cases, {summary['graph_edges']} graph edges "
-          f"({summary['seconds']:.1f} s)")
+    print(
+        f"features {dataset}: {summary['windows']} windows x {summary['services']} services x "
+        f"{summary['features']} features, {summary['cases']} cases, {summary['graph_edges']} graph edges "
+        f"({summary['seconds']:.1f} s)"
+    )
     return 0
 
 

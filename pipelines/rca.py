@@ -4,7 +4,20 @@ benchmarks/results/rca/<dataset>/<method>.json (summary), models/<dataset>/rca/<
 
 import sys
 
-from otlp_aiops.evaluate.benchmark import stage_main
+from otlp_aiops.stages.entry import stage_command, stage_parser
+from otlp_aiops.stages.rca import rca_stage
 
 if __name__ == "__main__":
-    sys.exit(stage_main("rca"))
+    args = stage_parser("rca").parse_args()
+    sys.exit(
+        stage_command(
+            "rca",
+            args.dataset,
+            args.method,
+            args.params,
+            stage=rca_stage,
+            track=not args.no_track,
+            executor=args.executor,
+            ray_address=args.ray_address,
+        )
+    )

@@ -5,7 +5,12 @@ per trial."""
 
 import sys
 
-from otlp_aiops.sweep import main
+from otlp_aiops.sweep import sweep_command, sweep_parser
 
 if __name__ == "__main__":
-    sys.exit(main())
+    args = sweep_parser().parse_args()
+    sys.exit(
+        sweep_command(
+            args.params, track=not args.no_track, executor=args.executor, ray_address=args.ray_address
+        )
+    )

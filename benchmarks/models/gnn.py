@@ -38,18 +38,20 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 RESULTS = REPO / "benchmarks" / "results" / "gnn.json"
 TARGET_S = 300.0
-METHODS = {"gnn": ("gnn", {}), "gnn_gat": ("gnn", {"conv": "gat"}), "mlp": ("mlp", {})}  # on params.yaml rca.<name>
+# label -> (ranker, settings over params.yaml rca.<ranker>)
+METHODS = {"gnn": ("gnn", {}), "gnn_gat": ("gnn", {"conv": "gat"}), "mlp": ("mlp", {})}
 
 FEATURES = ("span.server_latency_p50", "span.server_latency_p99", "span.server_error_rate",
-            "span.server_request_rate", "metric.container_cpu_usage.mean", "metric.container_memory_usage.mean")
+            "span.server_request_rate", "metric.container_cpu_usage.mean",
+            "metric.container_memory_usage.mean")
 KINDS = ("latency", "latency", "errors", "traffic", "cpu", "memory")
 BASE = np.array([50.0, 200.0, 0.01, 20.0, 0.3, 300.0])
 NOISE = np.array([3.0, 20.0, 0.004, 1.5, 0.03, 3.0])
 FAULTS = {"latency": (0, 1), "errors": (2,), "cpu": (4,), "memory": (5,)}
 
 
-def synthetic_cases(n: int, *, services: int, seed: int, magnitude: float = 8.0, propagation: float = 0.5,
-                    before: int = 10, after: int = 10, reference: int = 30) -> list:
+def synthetic_cases(n: int, *, services: int, seed: int, magnitude: float = 8.0,
+                    propagation: float = 0.5, before: int = 10, after: int = 10, reference: int = 30) -> list:
     """``n`` incidents on one random tree of ``services`` services (seeded by ``seed`` // 1000 so train
     and test seeds 1 and 2 share the system but not the incidents)."""
     from otlp_aiops.features.data import CaseData, ServiceGraph
@@ -66,8 +68,8 @@ def synthetic_cases(n: int, *, services: int, seed: int, magnitude: float = 8.0,
     for i in range(n):
         root = names[int(rng.integers(1, services))]
         fault = list(FAULTS)[int(rng.integers(len(FAULTS)))]
-        T = before + after
-        values = BASE + NOISE * rng.standard_normal((T, services, len(FEATURES)))
+        n_windows = before + after
+        values = BASE + NOISE * rng.standard_normal((n_windows, services, len(FEATURES)))
         ref = BASE + NOISE * rng.standard_normal((reference, services, len(FEATURES)))
         for f in FAULTS[fault]:
             values[before:, names.index(root), f] += magnitude * NOISE[f]
@@ -77,7 +79,7 @@ def synthetic_cases(n: int, *, services: int, seed: int, magnitude: float = 8.0,
                     cur = parent[cur]
                     values[before:, names.index(cur), f] += magnitude * NOISE[f] * propagation**hop
                     hop += 1
-        times = t0 + np.arange(T) * step
+        times = t0 + np.arange(n_windows) * step
         cases.append(CaseData(
             case_id=f"syn-{seed}-{i:03d}", dataset="synthetic", services=names, features=FEATURES,
             feature_kinds=KINDS, times=times, values=values, onset=before,
@@ -87,15 +89,19 @@ def synthetic_cases(n: int, *, services: int, seed: int, magnitude: float = 8.0,
 
 
 def _accuracy(ranker: Any, cases: list) -> tuple[float, float, float]:
+    """AC@1, AC@3 and the ranking seconds per case of a fitted ranker on ``cases``."""
+    from otlp_aiops.evaluate.rca import ac_at_k
+
     t0 = time.perf_counter()
     ranks = [ranker.rank(c).rank_of(c.root_cause_service) for c in cases]
     per_case = (time.perf_counter() - t0) / len(cases)
-    return (float(np.mean([r == 1 for r in ranks])), float(np.mean([r <= 3 for r in ranks])), per_case)
+    return ac_at_k(ranks, 1), ac_at_k(ranks, 3), per_case
 
 
 def _kfold(name: str, cfg: dict, seed: int, cases: list, k: int) -> tuple[float, float]:
     """top-1 / top-3 over ``k`` folds of the incidents (seeded split; no incident in train and test)."""
     from otlp_aiops import registry
+    from otlp_aiops.evaluate.rca import ac_at_k
 
     order = np.random.default_rng(seed).permutation(len(cases))
     ranks = []
@@ -103,9 +109,8 @@ def _kfold(name: str, cfg: dict, seed: int, cases: list, k: int) -> tuple[float,
         held = set(fold.tolist())
         ranker = registry.create("ranker", name, cfg, seed=seed).fit(
             None, [c for i, c in enumerate(cases) if i not in held])
-        ranks += [ranker.rank(cases[i]).rank_of(cases[i].root_cause_service) or len(cases[i].services) + 1
-                  for i in fold]
-    return float(np.mean([r == 1 for r in ranks])), float(np.mean([r <= 3 for r in ranks]))
+        ranks += [ranker.rank(cases[i]).rank_of(cases[i].root_cause_service) for i in fold]
+    return ac_at_k(ranks, 1), ac_at_k(ranks, 3)
 
 
 QUALITY_VARIANTS = ("gnn", "gnn-transfer", "mlp", "gnn_unsup")
@@ -130,16 +135,18 @@ def run_quality(args: argparse.Namespace) -> None:
     overrides = json.loads(args.override) if args.override else {}
     transfer = None
     if args.transfer_from:
-        tdir = args.features_dir.parent / args.transfer_from if args.features_dir else REPO / "data" / "features" / args.transfer_from
+        features_root = args.features_dir.parent if args.features_dir else REPO / "data" / "features"
+        tdir = features_root / args.transfer_from
         if (tdir / "meta.json").exists():
             transfer = [c for c in load_cases(tdir) if c.root_cause_service]
     variants = [v for v in args.variants.split(",") if v != "gnn-transfer" or transfer]
-    print(f"{args.dataset}: {len(cases)} cases, {len(cases[0].services)} services, {len(reference.values)} "
-          f"fault-free windows; variants {', '.join(variants)}", flush=True)
+    print(f"{args.dataset}: {len(cases)} cases, {len(cases[0].services)} services, "
+          f"{len(reference.values)} fault-free windows; variants {', '.join(variants)}", flush=True)
     out: dict[str, Any] = {}
     for variant in variants:
         name = variant.split("-")[0]
-        cfg = {**(rca.get(name) or {}), "threads": args.threads, **overrides.get(variant, overrides.get(name, {}))}
+        override = overrides.get(variant, overrides.get(name, {}))
+        cfg = {**(rca.get(name) or {}), "threads": args.threads, **override}
         per_seed, fit_s, rank_s = [], [], []
         for seed in range(args.seeds):
             ranked = {}
@@ -151,15 +158,16 @@ def run_quality(args: argparse.Namespace) -> None:
             else:
                 models = []
                 for tr, te in incident_folds([c.case_id for c in cases], args.folds, seed):
-                    models.append((registry.create("ranker", name, cfg, seed=seed).fit(None, [cases[i] for i in tr]),
-                                   [cases[i] for i in te]))
+                    model = registry.create("ranker", name, cfg, seed=seed).fit(None, [cases[i] for i in tr])
+                    models.append((model, [cases[i] for i in te]))
             fit_s.append(time.perf_counter() - t0)
             for model, test in models:
                 for c in test:
                     t1 = time.perf_counter()
                     r = model.rank(c)
                     rank_s.append(time.perf_counter() - t1)
-                    ranked[c.case_id] = rca_case_result(c.case_id, r, c.root_cause_service, fault_type=c.fault_type)
+                    ranked[c.case_id] = rca_case_result(c.case_id, r, c.root_cause_service,
+                                                        fault_type=c.fault_type)
             per_seed.append(aggregate_rca(ranked.values()))
         keys = ("ac_at_1", "ac_at_3", "ac_at_5", "avg_at_5", "mrr")
         def mean(dicts: list[dict[str, float]], keys: tuple[str, ...] = keys) -> dict[str, float]:
@@ -179,12 +187,14 @@ def run_quality(args: argparse.Namespace) -> None:
         for ft, m in res["by_fault_type"].items():
             print(f"    {ft:18s} n={m['n_cases']:3.0f} AC@1 {m['ac_at_1']:.3f} AC@3 {m['ac_at_3']:.3f} "
                   f"AC@5 {m['ac_at_5']:.3f} Avg@5 {m['avg_at_5']:.3f} MRR {m['mrr']:.3f}", flush=True)
-    doc = {"benchmark": "gnn_quality", "dataset": args.dataset, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    doc = {"benchmark": "gnn_quality", "dataset": args.dataset,
+           "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "machine": machine_info(numpy=np, torch=torch) | {"torch_threads": torch.get_num_threads()},
-           "n_cases": len(cases), "n_services": len(cases[0].services), "n_reference_windows": len(reference.values),
-           "seeds": args.seeds, "folds": args.folds, "transfer_from": args.transfer_from if transfer else None,
-           "variants": out}
-    path = args.out if args.out != RESULTS else REPO / "benchmarks" / "results" / f"gnn_quality_{args.dataset}.json"
+           "n_cases": len(cases), "n_services": len(cases[0].services),
+           "n_reference_windows": len(reference.values), "seeds": args.seeds, "folds": args.folds,
+           "transfer_from": args.transfer_from if transfer else None, "variants": out}
+    default_out = REPO / "benchmarks" / "results" / f"gnn_quality_{args.dataset}.json"
+    path = args.out if args.out != RESULTS else default_out
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -195,7 +205,8 @@ def run_quality(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quality", action="store_true", help="ranking quality of the GNN variants on --dataset")
-    ap.add_argument("--transfer-from", default="sim-boutique-train", help="--quality: gnn-transfer trains here")
+    ap.add_argument("--transfer-from", default="sim-boutique-train",
+                    help="--quality: gnn-transfer trains here")
     ap.add_argument("--variants", default=",".join(QUALITY_VARIANTS), help="--quality: which variants")
     ap.add_argument("--override", default="", help='--quality: JSON {variant or method: {setting: value}}')
     ap.add_argument("--dataset", default="sim-boutique", help="data/features/<dataset> to train on")
@@ -206,10 +217,14 @@ def main() -> None:
     ap.add_argument("--propagation", type=float, default=0.5)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--threads", type=int, default=1, help="the rankers' `threads` setting (0: torch's default)")
-    ap.add_argument("--features-dir", type=Path, default=None, help="a features folder (default data/features/<dataset>)")
-    ap.add_argument("--folds", type=int, default=5, help="k-fold over incidents for quality on a real dataset")
-    ap.add_argument("--params", type=Path, default=REPO / "params.yaml", help="configs: its rca.gnn / rca.mlp sections")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="the rankers' `threads` setting (0: torch's default)")
+    ap.add_argument("--features-dir", type=Path, default=None,
+                    help="a features folder (default data/features/<dataset>)")
+    ap.add_argument("--folds", type=int, default=5,
+                    help="k-fold over incidents for quality on a real dataset")
+    ap.add_argument("--params", type=Path, default=REPO / "params.yaml",
+                    help="configs: its rca.gnn / rca.mlp sections")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quality:
@@ -257,9 +272,9 @@ def main() -> None:
             ranker.fit(None, train)
             fit_s = time.perf_counter() - t0
             info = ranker.train_info_
-            run = {"seed": seed, "fit_s": fit_s, "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"],
-                   "best_val_loss": info["best_val_loss"], "skipped_cases": info["skipped_cases"],
-                   "load_avg_1m_before": load0}
+            run = {"seed": seed, "fit_s": fit_s, "epochs_run": info["epochs_run"],
+                   "best_epoch": info["best_epoch"], "best_val_loss": info["best_val_loss"],
+                   "skipped_cases": info["skipped_cases"], "load_avg_1m_before": load0}
             if test:
                 run["top1"], run["top3"], run["rank_s_per_case"] = _accuracy(ranker, test)
             elif args.folds > 1:
@@ -268,8 +283,8 @@ def main() -> None:
                 ranker.save(Path(tmp) / "m")
                 run["model_bytes"] = sum(p.stat().st_size for p in (Path(tmp) / "m").iterdir())
             runs.append(run)
-            print(f"{label:8s} seed {seed}: fit {fit_s:6.2f} s, {info['epochs_run']} epochs"
-                  + (f", top-1 {run['top1']:.2f}, top-3 {run['top3']:.2f}" if "top1" in run else ""), flush=True)
+            acc = f", top-1 {run['top1']:.2f}, top-3 {run['top3']:.2f}" if "top1" in run else ""
+            print(f"{label:8s} seed {seed}: fit {fit_s:6.2f} s, {info['epochs_run']} epochs{acc}", flush=True)
         summary = {"fit_s_median": statistics.median(r["fit_s"] for r in runs),
                    "fit_s_max": max(r["fit_s"] for r in runs),
                    "epochs_median": statistics.median(r["epochs_run"] for r in runs)}
@@ -278,7 +293,8 @@ def main() -> None:
                 vals = [r[k] for r in runs]
                 summary[f"{k}_mean"] = statistics.fmean(vals)
                 summary[f"{k}_std"] = statistics.pstdev(vals)
-        results[label] = {"method": name, "config": config_to_dict(ranker.config), "summary": summary, "runs": runs}
+        results[label] = {"method": name, "config": config_to_dict(ranker.config), "summary": summary,
+                          "runs": runs}
 
     out = {
         "benchmark": "gnn",
@@ -297,7 +313,8 @@ def main() -> None:
     tmp.write_text(json.dumps(out, indent=2) + "\n")
     os.replace(tmp, args.out)
     quality = "top1_mean" in next(iter(results.values()))["summary"]
-    print(f"\n{'method':8s} {'fit s (median)':>15s} {'epochs':>7s}" + ("  top-1      top-3" if quality else ""))
+    head = f"\n{'method':8s} {'fit s (median)':>15s} {'epochs':>7s}"
+    print(head + ("  top-1      top-3" if quality else ""))
     for label, r in results.items():
         s = r["summary"]
         line = f"{label:8s} {s['fit_s_median']:15.2f} {s['epochs_median']:7.0f}"

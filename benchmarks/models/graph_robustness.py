@@ -1,7 +1,7 @@
 """How the graph-walk rankers (``pagerank``, ``random_walk``) hold up when the symptom is not the front
 door, against ``nsigma`` (no graph): Avg@5 and AC@1 on a dataset's cases as built, and on the same cases
 with one service removed (its series, its edges), the symptom then being chosen again by the features
-stage's own rule (``features.build.symptom_service``).
+stage's own rule (``features.cases.symptom_service``).
 
 On PetShop, removing ``PetSite`` makes that rule pick the entry reaching the most services, the Step
 Functions client, whose subgraph holds none of the faults: the case behind issue 13's "pagerank 0.0
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from otlp_aiops import registry
-from otlp_aiops.features.build import symptom_service
+from otlp_aiops.features.cases import symptom_service
 from otlp_aiops.features.data import CaseData, ServiceGraph
 from otlp_aiops.features.store import load_cases
 

@@ -15,7 +15,7 @@ sim-boutique-train, when a supervised ranker is asked for):
    ``/work/shared``) or the simulator (``pipelines/raw.py``), unless already there;
 3. ``<root>/data/interim/<ds>``: OTLP -> Parquet (``pipelines/ingest.py``), unless already there;
 4. ``<root>/data/features/<ds>``: the feature store (``pipelines/features.py``), unless already there;
-5. every method: :func:`otlp_aiops.evaluate.benchmark.run_rca` (or ``run_detect``) with
+5. every method: :func:`otlp_aiops.stages.rca.run_rca` (or ``stages.detect.run_detect``) with
    ``root=<root>`` and ``track=False`` (no MLflow), the seeds / offsets / folds of params.yaml;
    results land in ``<root>/benchmarks/results/{rca,detect}/<ds>/<method>.{parquet,json}``.
 
@@ -113,7 +113,8 @@ def main() -> int:
     methods = [m for m in args.methods.split(",") if m] or list(bench["rca" if args.task == "rca" else "detectors"])
 
     from otlp_aiops import registry
-    from otlp_aiops.evaluate.benchmark import run_detect, run_rca
+    from otlp_aiops.stages.detect import run_detect
+    from otlp_aiops.stages.rca import run_rca
 
     need_train = args.task == "rca" and any(
         getattr(registry.model_class("ranker", m), "supervised", False) for m in methods)

@@ -43,9 +43,9 @@ def _peak_worker_rss(stop: threading.Event, peak: list[int]) -> None:
 def measure(work: Path, seeds: int, repeats: int, nodes: int) -> dict:
     import shutil
 
-    from otlp_aiops.evaluate.benchmark import run_detect
     from otlp_aiops.executor import ExecutorConfig
     from otlp_aiops.otlp.ingest import ingest_paths
+    from otlp_aiops.stages.detect import run_detect
 
     cfg = ExecutorConfig(kind="ray", address="127.0.0.1:6390")
     raw = work / "raw" / "otlp"

@@ -174,18 +174,21 @@ def simulate(
 def _benchmark(
     task: str, dataset: str, method: str | None, params_file: Path, track: bool, all_: bool
 ) -> None:
-    from otlp_aiops.evaluate.benchmark import stage_main
+    from otlp_aiops.stages.detect import detect_stage
+    from otlp_aiops.stages.entry import stage_command
+    from otlp_aiops.stages.rca import rca_stage
 
     if all_ == (method is not None):
         typer.echo(f"error: name one METHOD or pass --all (every method of params.yaml "
                    f"benchmark.{'rca' if task == 'rca' else 'detectors'})", err=True)
         raise typer.Exit(2)
     methods = [method] if method else _params_methods(task, params_file)
+    stage = rca_stage if task == "rca" else detect_stage
     failed = []
     for m in methods:
         if len(methods) > 1:
             typer.echo(f"== {task} {dataset} {m}", err=True)
-        rc = stage_main(task, [dataset, m, "--params", str(params_file), *([] if track else ["--no-track"])])
+        rc = stage_command(task, dataset, m, params_file, stage=stage, track=track)
         if rc:
             failed.append(m)
     if len(methods) > 1:

@@ -42,10 +42,17 @@ class ExecutorConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ExecutorError(f"executor.kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.num_cpus is not None and (isinstance(self.num_cpus, bool) or not isinstance(self.num_cpus, int)
-                                          or self.num_cpus < 1):
-            raise ExecutorError(f"executor.num_cpus must be a whole number ≥ 1 or null, not {self.num_cpus!r}")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+        if self.num_cpus is not None and (
+            isinstance(self.num_cpus, bool) or not isinstance(self.num_cpus, int) or self.num_cpus < 1
+        ):
+            raise ExecutorError(
+                f"executor.num_cpus must be a whole number ≥ 1 or null, not {self.num_cpus!r}"
+            )
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
             raise ExecutorError(f"executor.max_retries must be a whole number ≥ 0, not {self.max_retries!r}")
         if self.kind == "local" and self.address:
             raise ExecutorError("executor.address is for kind: ray")
@@ -58,8 +65,9 @@ class ExecutorConfig:
 LOCAL = ExecutorConfig()
 
 
-def executor_config(params: Mapping[str, Any] | None = None, *, kind: str | None = None,
-                    address: str | None = None) -> ExecutorConfig:
+def executor_config(
+    params: Mapping[str, Any] | None = None, *, kind: str | None = None, address: str | None = None
+) -> ExecutorConfig:
     """The executor of ``params`` (its ``executor`` section), overridden by the environment
     (``OTLP_AIOPS_EXECUTOR``, ``OTLP_AIOPS_RAY_ADDRESS``) and then by explicit arguments (the CLI)."""
     section = dict((params or {}).get("executor") or {})
@@ -85,8 +93,11 @@ def _ray(cfg: ExecutorConfig) -> Any:
     except ImportError:
         raise ExecutorError('executor.kind: ray needs Ray: pip install -e ".[ray]"') from None
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False,
-                                  "configure_logging": False}
+        kwargs: dict[str, Any] = {
+            "ignore_reinit_error": True,
+            "log_to_driver": False,
+            "configure_logging": False,
+        }
         if cfg.address:
             kwargs["address"] = cfg.address
         else:
@@ -96,10 +107,17 @@ def _ray(cfg: ExecutorConfig) -> Any:
     return ray
 
 
-def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple], cfg: ExecutorConfig = LOCAL, *,
-              workers: int | None = 1, order: Iterable[int] | None = None,
-              initializer: Callable[..., Any] | None = None, initargs: tuple = (),
-              on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+def run_tasks(
+    fn: Callable[..., Any],
+    tasks: Sequence[tuple],
+    cfg: ExecutorConfig = LOCAL,
+    *,
+    workers: int | None = 1,
+    order: Iterable[int] | None = None,
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple = (),
+    on_done: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
     """``[fn(*t) for t in tasks]``, run by ``cfg``: results in the order of ``tasks`` whatever order
     they finish in. ``workers`` (local only): 1 runs them in this process, more in a process pool.
     ``order``: the order to start them in (e.g. largest first). ``on_done(i, result)`` is called in

@@ -61,6 +61,15 @@ class Persistent:
 
     name: str = "model"
 
+    def _set_config(self, config: Any, seed: int) -> None:
+        """Keep ``config`` (None: the default ``Config()``), which must be a ``Config``, and the seed."""
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}"
+            )
+        self.seed = int(seed)
+
     def get_state(self) -> dict[str, Any]:
         return fitted_state(self)
 

@@ -77,9 +77,18 @@ def fmt_amount(n: float, unit: str, as_bytes: bool) -> str:
 class Task:
     """One progress task. ``total`` may be None (unknown); ``as_bytes`` shows amounts as sizes."""
 
-    def __init__(self, description: str, total: float | None = None, unit: str = "items", *,
-                 as_bytes: bool = False, mode_: str | None = None, interval: float | None = None,
-                 first_after: float | None = None, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        description: str,
+        total: float | None = None,
+        unit: str = "items",
+        *,
+        as_bytes: bool = False,
+        mode_: str | None = None,
+        interval: float | None = None,
+        first_after: float | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
         self.description = description
         self.total = total
         self.unit = unit
@@ -263,8 +272,9 @@ if hasattr(os, "register_at_fork"):
 
 
 @contextmanager
-def task(description: str, total: float | None = None, unit: str = "items", *, as_bytes: bool = False,
-         **kw: Any) -> Iterator[Task]:
+def task(
+    description: str, total: float | None = None, unit: str = "items", *, as_bytes: bool = False, **kw: Any
+) -> Iterator[Task]:
     """Open a progress task for the ``with`` block; it becomes the current task."""
     t = Task(description, total, unit, as_bytes=as_bytes, **kw).start()
     with _lock:

@@ -50,8 +50,8 @@ def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise QuickstartError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise QuickstartError(f"{out}: exists, is not empty and is not a quickstart folder; refusing to write "
-                              "into it (name a new or empty folder)")
+        raise QuickstartError(f"{out}: exists, is not empty and is not a quickstart folder; refusing to "
+                              "write into it (name a new or empty folder)")
 
 
 def run_quickstart(out: str | Path, *, duration: str = "10m", incidents: int = 6, seed: int = 0,
@@ -80,9 +80,9 @@ def run_quickstart(out: str | Path, *, duration: str = "10m", incidents: int = 6
     t0 = time.perf_counter()
     from otlp_aiops.datasets.simulator import SimulatorConfig, simulate
 
-    cfg = SimulatorConfig.from_dict({"system": "online-boutique", "duration": duration, "incidents": incidents,
-                                     "seed": seed, "framing": "proto", "incident_duration": [45, 75],
-                                     "min_gap": 30, "disturbances": 0})
+    cfg = SimulatorConfig.from_dict({"system": "online-boutique", "duration": duration,
+                                     "incidents": incidents, "seed": seed, "framing": "proto",
+                                     "incident_duration": [45, 75], "min_gap": 30, "disturbances": 0})
     sim = simulate(cfg, raw)
     lap("simulate", t0, f"{duration} of Online Boutique, {incidents} incidents -> {raw}")
     del sim
@@ -103,13 +103,18 @@ def run_quickstart(out: str | Path, *, duration: str = "10m", incidents: int = 6
     lap("features", t0, f"{summary.get('windows')} windows x {summary.get('services')} services, "
                         f"{res.cases} cases -> {feats}")
 
-    from otlp_aiops.evaluate.benchmark import run_rca
+    from otlp_aiops.executor import executor_config
+    from otlp_aiops.stages.common import NO_TRACKING
+    from otlp_aiops.stages.config import BenchmarkConfig, StageSettings
+    from otlp_aiops.stages.rca import rca_stage
 
-    params = {"benchmark": {"datasets": [DATASET], "rca": list(methods), "detectors": [], "seeds": [seed],
-                            "detection_offsets": ["0s"], "supervised_train": {}, "transfer_from": None}}
+    bench = BenchmarkConfig(datasets=(DATASET,), rca=tuple(methods), detectors=(), seeds=(seed,),
+                            detection_offsets=("0s",), supervised_train={}, transfer_from=None)
+    executor = executor_config()  # local unless OTLP_AIOPS_EXECUTOR says otherwise
     for m in methods:
         t0 = time.perf_counter()
-        metrics = run_rca(DATASET, m, params, root=out, track=False)
+        metrics = rca_stage(DATASET, m, StageSettings(bench=bench, executor=executor), root=out,
+                            tracking=NO_TRACKING)
         res.metrics[m] = metrics
         lap(f"rca {m}", t0, f"AC@1 {metrics.get('ac_at_1', float('nan')):.3f}")
     res.seconds["total"] = round(time.perf_counter() - t_all, 2)

@@ -37,6 +37,7 @@ RANKERS: dict[str, str] = {
     "gnn_unsup": "otlp_aiops.rca.gnn:GNNUnsupRanker",
     "nezha": "otlp_aiops.rca.nezha:NezhaRanker",
     "ensemble": "otlp_aiops.rca.ensemble:EnsembleRanker",
+    "stacked": "otlp_aiops.rca.stacked:StackedRanker",
 }
 
 _KINDS = {"detector": DETECTORS, "ranker": RANKERS}

@@ -87,7 +87,7 @@ def publish(local: Path | str, uri: str) -> dict[str, Any]:
         for rel, p in files.items():
             fs.copy_files(str(p), f"{base}/{rel}", destination_filesystem=filesystem)
         for info in filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True)):
-            rel = info.path[len(base) + 1:]
+            rel = info.path[len(base) + 1 :]
             if info.type == fs.FileType.File and rel not in files and rel != MANIFEST:
                 filesystem.delete_file(info.path)
         with filesystem.open_output_stream(f"{base}/{MANIFEST}") as out:
@@ -117,7 +117,7 @@ def stage_in(location: str | Path, local: Path | str) -> Path:
         if not files:
             raise StorageError(f"{uri}: nothing there") from None
         for path in files:
-            dest = local / path[len(base) + 1:]
+            dest = local / path[len(base) + 1 :]
             dest.parent.mkdir(parents=True, exist_ok=True)
             fs.copy_files(path, str(dest), source_filesystem=filesystem)
         return local
@@ -129,12 +129,15 @@ def stage_in(location: str | Path, local: Path | str) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fs.copy_files(f"{base}/{rel}", str(dest), source_filesystem=filesystem)
         if dest.stat().st_size != meta["size"] or _sha256(dest) != meta["sha256"]:
-            raise StorageError(f"{uri}/{rel}: differs from the manifest (an upload in progress or a damaged copy)")
+            raise StorageError(
+                f"{uri}/{rel}: differs from the manifest (an upload in progress or a damaged copy)"
+            )
     return local
 
 
-def remote_io(fn: Callable[..., Any], inputs: Sequence[str | Path], out: str | Path, *args: Any,
-              **kwargs: Any) -> Any:
+def remote_io(
+    fn: Callable[..., Any], inputs: Sequence[str | Path], out: str | Path, *args: Any, **kwargs: Any
+) -> Any:
     """``fn(local_inputs, local_out, *args, **kwargs)`` where remote inputs are staged in and a remote
     ``out`` is built locally and published when ``fn`` returns; with only local paths it is ``fn``
     itself. On an error nothing is published: the remote output keeps its previous commit."""

@@ -57,10 +57,17 @@ def tracking_uri(root: Path | None = None) -> str:
 
 def git_commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         commit = out.stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty and commit else "") if commit else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -110,8 +117,15 @@ EXPERIMENT_KIND = "custom_model_development"
 ARTIFACTS_DIR = "mlartifacts"
 
 
-def run_name(stage: str, dataset: str, method: str, *, offset: str = "", dvc_exp_name: str = "",
-             seed: int | None = None) -> str:
+def run_name(
+    stage: str,
+    dataset: str,
+    method: str,
+    *,
+    offset: str = "",
+    dvc_exp_name: str = "",
+    seed: int | None = None,
+) -> str:
     """``"rca · sim-boutique · pagerank · offset 0s · exp-1a2b3 · seed 0"``: what the runs table shows
     first. ``dvc_exp_name`` empty (a plain ``dvc repro`` or the CLI) reads "workspace"."""
     parts = [stage, dataset, method]
@@ -141,13 +155,23 @@ def relocate_store(root: Path) -> int:
     con = sqlite3.connect(db, timeout=60)
     try:
         tables = {t for (t,) in con.execute("select name from sqlite_master where type='table'")}
-        targets = [(t, c) for t, c in (("experiments", "artifact_location"), ("runs", "artifact_uri"),
-                                       ("logged_models", "artifact_location")) if t in tables]
+        targets = [
+            (t, c)
+            for t, c in (
+                ("experiments", "artifact_location"),
+                ("runs", "artifact_uri"),
+                ("logged_models", "artifact_location"),
+            )
+            if t in tables
+        ]
         olds: set[str] = set()
         for t, c in targets:
             for (loc,) in con.execute(f"select distinct {c} from {t} where {c} like ?", (f"%{marker}%",)):
-                i = loc.find(marker + "/") if (marker + "/") in loc else (len(loc) - len(marker)
-                                                                          if loc.endswith(marker) else -1)
+                i = (
+                    loc.find(marker + "/")
+                    if (marker + "/") in loc
+                    else (len(loc) - len(marker) if loc.endswith(marker) else -1)
+                )
                 if i >= 0:
                     olds.add(loc[: i + len(marker)])
         olds.discard(new)
@@ -158,8 +182,13 @@ def relocate_store(root: Path) -> int:
                 for t, c in targets:
                     cur = con.execute(
                         f"update {t} set {c} = ? || substr({c}, ?) where {c} = ? or {c} like ? escape '\\'",
-                        (new, len(old) + 1, old,
-                         old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"))
+                        (
+                            new,
+                            len(old) + 1,
+                            old,
+                            old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%",
+                        ),
+                    )
                     changed += cur.rowcount
         log.info("tracking: moved artifact locations %s -> %s (%d rows)", sorted(olds), new, changed)
     finally:
@@ -173,8 +202,11 @@ def _experiment(mlflow: Any, name: str, root: Path) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
         try:
-            return mlflow.create_experiment(name, artifact_location=(root / ARTIFACTS_DIR).as_uri(),
-                                            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            return mlflow.create_experiment(
+                name,
+                artifact_location=(root / ARTIFACTS_DIR).as_uri(),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
         except Exception:  # another process created it in between
             exp = mlflow.get_experiment_by_name(name)
             if exp is None:
@@ -195,14 +227,26 @@ class StageRun:
         self._names = dict(names or {})
 
     @contextlib.contextmanager
-    def seed_run(self, seed: int, params: Mapping[str, Any] | None = None, *, dataset: str | None = None,
-                 method: str | None = None, offset: str | None = None) -> Iterator[SeedRun]:
+    def seed_run(
+        self,
+        seed: int,
+        params: Mapping[str, Any] | None = None,
+        *,
+        dataset: str | None = None,
+        method: str | None = None,
+        offset: str | None = None,
+    ) -> Iterator[SeedRun]:
         """A nested run for one seed (of one dataset label × method variant × offset, where given);
         its name carries them, its tags repeat the parent's and add ``seed`` / ``offset`` / ``variant``."""
         n = self._names
-        name = run_name(n.get("stage", ""), dataset or n.get("dataset", ""), method or n.get("method", ""),
-                        offset=offset if offset is not None else n.get("offset", ""),
-                        dvc_exp_name=n.get("dvc_exp_name", ""), seed=seed)
+        name = run_name(
+            n.get("stage", ""),
+            dataset or n.get("dataset", ""),
+            method or n.get("method", ""),
+            offset=offset if offset is not None else n.get("offset", ""),
+            dvc_exp_name=n.get("dvc_exp_name", ""),
+            seed=seed,
+        )
         tags = {k: v for k, v in self.run.data.tags.items() if not k.startswith("mlflow.")}
         tags.update({"mlflow.parentRunId": self.run_id, "seed": str(seed)})
         if dataset:
@@ -211,16 +255,20 @@ class StageRun:
             tags["variant"] = method
         if offset is not None:
             tags["offset"] = offset
-        with self._mlflow.start_run(run_name=name, nested=True, experiment_id=self.experiment_id,
-                                    tags=tags) as r:
+        with self._mlflow.start_run(
+            run_name=name, nested=True, experiment_id=self.experiment_id, tags=tags
+        ) as r:
             self._mlflow.log_param("seed", seed)
             if params:
                 self._mlflow.log_params(_flat("", params))
             yield SeedRun(self._mlflow, r, n)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        vals = {metric_key(k): float(v) for k, v in metrics.items()
-                if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))}
+        vals = {
+            metric_key(k): float(v)
+            for k, v in metrics.items()
+            if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))
+        }
         if vals:
             self._mlflow.log_metrics(vals, step=step)
 
@@ -229,10 +277,13 @@ class StageRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        ms = [Metric(metric_key(name), float(v), now, i) for i, v in enumerate(values, start=start)
-              if v is not None and math.isfinite(float(v))]
+        ms = [
+            Metric(metric_key(name), float(v), now, i)
+            for i, v in enumerate(values, start=start)
+            if v is not None and math.isfinite(float(v))
+        ]
         for i in range(0, len(ms), 1000):
-            self._mlflow.MlflowClient().log_batch(self.run_id, metrics=ms[i:i + 1000])
+            self._mlflow.MlflowClient().log_batch(self.run_id, metrics=ms[i : i + 1000])
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self._mlflow.log_artifact(str(path), artifact_path=folder)
@@ -247,13 +298,14 @@ class StageRun:
     def log_dict(self, d: Mapping[str, Any], name: str) -> None:
         self._mlflow.log_dict(dict(d), name)
 
-
     @contextlib.contextmanager
     def trial_run(self, name: str, params: Mapping[str, Any]) -> Iterator[SeedRun]:
         """A nested run for one trial of a sweep: its name, and the settings it tried as params."""
         tags = {k: v for k, v in self.run.data.tags.items() if not k.startswith("mlflow.")}
         tags.update({"mlflow.parentRunId": self.run_id, "trial": name})
-        with self._mlflow.start_run(run_name=name, nested=True, experiment_id=self.experiment_id, tags=tags) as r:
+        with self._mlflow.start_run(
+            run_name=name, nested=True, experiment_id=self.experiment_id, tags=tags
+        ) as r:
             self._mlflow.log_params(_flat("", params))
             yield SeedRun(self._mlflow, r, self._names)
 
@@ -269,9 +321,17 @@ def metric_key(k: str) -> str:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, dataset: str, method: str, *, params: Mapping[str, Any],
-              dvc_stage: str | None = None, inputs: list[str] = (), root: Path | None = None,
-              offset: str = "") -> Iterator[StageRun]:
+def stage_run(
+    stage: str,
+    dataset: str,
+    method: str,
+    *,
+    params: Mapping[str, Any],
+    dvc_stage: str | None = None,
+    inputs: list[str] = (),
+    root: Path | None = None,
+    offset: str = "",
+) -> Iterator[StageRun]:
     """Open the parent run of ``stage`` × ``dataset`` × ``method`` in the experiment ``otlp-aiops-<stage>``
     (named by :func:`run_name`; ``offset``: the detection offset(s) it covers, for the name)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -295,7 +355,10 @@ def stage_run(stage: str, dataset: str, method: str, *, params: Mapping[str, Any
     for path, md5 in dvc_lock_hashes(root, list(inputs)).items():
         tags[f"dvc.lock:{path}"] = md5
     names = {"stage": stage, "dataset": dataset, "method": method, "offset": offset, "dvc_exp_name": dvc_exp}
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name(stage, dataset, method, offset=offset,
-                                                                  dvc_exp_name=dvc_exp), tags=tags) as run:
+    with mlflow.start_run(
+        experiment_id=exp_id,
+        run_name=run_name(stage, dataset, method, offset=offset, dvc_exp_name=dvc_exp),
+        tags=tags,
+    ) as run:
         mlflow.log_params(_flat("", params))
         yield StageRun(mlflow, run, names)

@@ -24,7 +24,7 @@ PARAMS = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
 
 
 def _run(root: Path, dataset: str, method: str, seeds=(0,)) -> dict:
-    from otlp_aiops.evaluate.benchmark import run_rca
+    from otlp_aiops.stages.rca import run_rca
 
     params = {**PARAMS, "benchmark": {**PARAMS["benchmark"], "seeds": list(seeds), "detection_offsets": ["0s"]}}
     return run_rca(dataset, method, params, root=root, track=False)

@@ -77,11 +77,12 @@ def main() -> int:
     args = ap.parse_args()
 
     from otlp_aiops.datasets.simulator import SimulatorConfig, simulate
-    from otlp_aiops.evaluate.benchmark import run_detect, run_rca
     from otlp_aiops.executor import LOCAL, ExecutorConfig
     from otlp_aiops.features.build import build_features
     from otlp_aiops.features.config import resolve_config
     from otlp_aiops.otlp.ingest import ingest_paths
+    from otlp_aiops.stages.detect import run_detect
+    from otlp_aiops.stages.rca import run_rca
     from otlp_aiops.sweep import run_sweep
 
     ray_cfg = ExecutorConfig(kind="ray", address=args.address)

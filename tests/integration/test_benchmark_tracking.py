@@ -57,11 +57,15 @@ def _client(root):
 
 
 def test_rca_stage_logs_parent_and_seed_runs(fake_store, tmp_path):
-    from otlp_aiops.evaluate.benchmark import run_rca
+    from otlp_aiops.stages.common import Tracking
+    from otlp_aiops.stages.config import stage_settings
+    from otlp_aiops.stages.rca import rca_stage
 
-    (tmp_path / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n  features@ds:\n    outs:\n    - path: data/features/ds\n      md5: abc123.dir\n")
-    metrics = run_rca("ds", "baro", PARAMS, root=tmp_path, dvc_stage="rca@ds-baro")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  features@ds:\n    outs:\n"
+                                       "    - path: data/features/ds\n      md5: abc123.dir\n")
+    settings = stage_settings(PARAMS, "rca", "baro")
+    assert settings.method_config == {"top_indicators": 3} and settings.bench.folds == 3
+    metrics = rca_stage("ds", "baro", settings, root=tmp_path, tracking=Tracking(dvc_stage="rca@ds-baro"))
     # baro is deterministic: one seed, not three
     assert metrics["seeds"] == 1
     assert metrics["ac_at_1"] == pytest.approx(1.0)  # the synthetic faults are unmistakable
@@ -109,7 +113,8 @@ def test_rca_stage_logs_parent_and_seed_runs(fake_store, tmp_path):
     assert any(a.path.endswith(".png") for a in client.list_artifacts(p.info.run_id))
     # long form: one row per dataset × method × seed × case × metric, with the nested run id
     t = pq.read_table(tmp_path / "benchmarks/results/rca/ds/baro.parquet").to_pandas()
-    assert set(t.columns) == {"dataset", "task", "method", "seed", "case_id", "fault_type", "metric", "value", "run_id"}
+    assert list(t.columns) == ["dataset", "task", "method", "seed", "case_id", "fault_type", "metric", "value",
+                               "run_id"]
     assert set(t.dataset) == {"ds", "ds+offset15s"}
     ac1 = t[(t.metric == "ac_at_1") & (t.dataset == "ds")]
     assert len(ac1) == len(fake_store) and ac1.value.mean() == pytest.approx(metrics["ac_at_1"])
@@ -118,7 +123,7 @@ def test_rca_stage_logs_parent_and_seed_runs(fake_store, tmp_path):
 
 
 def test_stochastic_ranker_runs_every_seed(fake_store, tmp_path):
-    from otlp_aiops.evaluate.benchmark import run_rca
+    from otlp_aiops.stages.rca import run_rca
 
     metrics = run_rca("ds", "random", PARAMS, root=tmp_path)
     assert metrics["seeds"] == 3
@@ -129,7 +134,7 @@ def test_stochastic_ranker_runs_every_seed(fake_store, tmp_path):
 
 
 def test_detect_stage_logs_metrics(fake_store, tmp_path):
-    from otlp_aiops.evaluate.benchmark import run_detect
+    from otlp_aiops.stages.detect import run_detect
 
     metrics = run_detect("ds", "nsigma", {"benchmark": {"seeds": [0, 1]}}, root=tmp_path)
     assert metrics["seeds"] == 1 and metrics["auc_pr"] > 0.9
@@ -146,14 +151,14 @@ def test_detect_stage_logs_metrics(fake_store, tmp_path):
 
 def test_unknown_method_setting_is_an_error(fake_store, tmp_path):
     from otlp_aiops.config import ConfigError
-    from otlp_aiops.evaluate.benchmark import run_rca
+    from otlp_aiops.stages.rca import run_rca
 
     with pytest.raises(ConfigError, match="bogus"):
         run_rca("ds", "baro", {"rca": {"baro": {"bogus": 1}}}, root=tmp_path, track=False)
 
 
 def test_deep_detector_logs_its_training_curve_as_steps(fake_store, tmp_path):
-    from otlp_aiops.evaluate.benchmark import run_detect
+    from otlp_aiops.stages.detect import run_detect
 
     params = {"benchmark": {"seeds": [0]},
               "detect": {"lstm_ae": {"epochs": 4, "patience": 10, "window": 5, "hidden_size": 8,

@@ -57,7 +57,7 @@ def test_run_tasks_keeps_the_task_order_serial_and_in_a_pool() -> None:
 
 def test_local_executor_never_imports_ray() -> None:
     code = ("import sys; from otlp_aiops.executor import run_tasks, LOCAL; "
-            "import otlp_aiops.evaluate.benchmark, otlp_aiops.otlp.ingest; "
+            "import otlp_aiops.stages.rca, otlp_aiops.stages.detect, otlp_aiops.otlp.ingest; "
             "run_tasks(print, [(1,)], LOCAL); assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 

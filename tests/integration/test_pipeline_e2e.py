@@ -52,9 +52,10 @@ def test_stages_run_end_to_end_and_report(root: Path) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from otlp_aiops.evaluate.benchmark import run_detect, run_rca
     from otlp_aiops.features.store import load_cases
     from otlp_aiops.report.build import build_report
+    from otlp_aiops.stages.detect import run_detect
+    from otlp_aiops.stages.rca import run_rca
 
     cases = load_cases(root / "data/features/toy")
     assert len(cases) == 12 and all(c.after().size for c in cases)

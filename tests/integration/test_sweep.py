@@ -48,7 +48,7 @@ def test_trials_are_the_sorted_grid_and_settings_are_checked() -> None:
 def test_local_sweep_equals_separate_runs_and_logs_nested_trials(root: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from otlp_aiops.evaluate.benchmark import run_rca
+    from otlp_aiops.stages.rca import run_rca
     from otlp_aiops.sweep import run_sweep
 
     params = {"benchmark": BENCH, "rca": {}, "detect": {},

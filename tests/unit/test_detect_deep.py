@@ -19,7 +19,8 @@ from otlp_aiops.registry import load_model  # noqa: E402
 
 # small, fast settings; the quality floors below were measured with them (see each comment)
 SMALL = {
-    "lstm_ae": {"window": 6, "hidden_size": 16, "latent_size": 4, "epochs": 8, "batch_size": 32, "patience": 3},
+    "lstm_ae": {"window": 6, "hidden_size": 16, "latent_size": 4, "epochs": 8, "batch_size": 32,
+                "patience": 3},
     "usad": {"window": 4, "hidden_size": 32, "latent_size": 8, "epochs": 8, "batch_size": 32, "patience": 3,
              "val_fraction": 0.2},  # usad defaults to no early stopping; test that path here too
 }

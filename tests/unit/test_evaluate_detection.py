@@ -167,6 +167,7 @@ def test_range_pr_matches_tsb_ad():
             a = int(rng.integers(0, n))
             p[a : a + int(rng.integers(1, 8))] = 1
         events = {f"i{k}": np.arange(a, b + 1) for k, (a, b) in enumerate(label_ranges(y))}
-        prec, rec = range_precision_recall(events, flagged_runs(p.astype(bool), times[:n], int(60e9)), alpha=0.2)
+        runs = flagged_runs(p.astype(bool), times[:n], int(60e9))
+        prec, rec = range_precision_recall(events, runs, alpha=0.2)
         assert rec == pytest.approx(g.range_recall_new(y, p, 0.2)[0], abs=1e-12)
         assert prec == pytest.approx(g.range_recall_new(p, y, 0)[0], abs=1e-12)

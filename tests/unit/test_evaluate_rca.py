@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from otlp_aiops.evaluate.rca import aggregate_rca, rca_case_result, rca_long_rows
+from otlp_aiops.evaluate.metrics import METRICS, TASKS, metric_spec
+from otlp_aiops.evaluate.rca import ac_at_k, aggregate_rca, rca_case_result, rca_long_rows
 from otlp_aiops.rca.base import RankedCauses
 
 
@@ -42,6 +43,30 @@ def test_per_case_values(results):
     assert c["rank"] is None and c["ranked"] is False and c["rr"] == 0.0
     assert all(c[f"hit_at_{k}"] == 0.0 for k in range(1, 6))
     assert "'z' is not among the 3 ranked services" in log_text
+
+
+def test_ac_at_k_counts_unranked_cases_as_misses():
+    ranks = [1, 3, None, 6, float("nan"), 2]
+    assert [ac_at_k(ranks, k) for k in (1, 2, 3, 5, 6)] == [1 / 6, 2 / 6, 3 / 6, 3 / 6, 4 / 6]
+    assert ac_at_k([None], 1) == 0.0 and ac_at_k((4,), 4) == 1.0
+    with pytest.raises(ValueError, match="k must be"):
+        ac_at_k([1], 0)
+    with pytest.raises(ValueError, match="no cases"):
+        ac_at_k([], 1)
+
+
+def test_every_metric_written_has_one_row_in_the_metric_table(results):
+    rs, _ = results
+    written = {r["metric"] for r in rca_long_rows(rs, dataset="d", method="m", seed=0, max_k=10)}
+    assert written - set(METRICS) == {"n_services"}  # bookkeeping for the AC@k curve, not a table column
+    assert {m.task for m in METRICS.values()} == set(TASKS)
+    assert all(m.task == "rca" for n, m in METRICS.items() if n in written)
+    assert all(name == m.name for name, m in METRICS.items())
+    assert metric_spec("ac_at_3").label == "AC@3" and metric_spec("ac_at_3").higher_is_better
+    assert not metric_spec("detection_delay_s").higher_is_better and metric_spec("seconds").decimals == 3
+    # a name not in the table is shown as itself, higher is better
+    unknown = metric_spec("unheard_of")
+    assert (unknown.label, unknown.higher_is_better, unknown.task) == ("unheard_of", True, "")
 
 
 def test_aggregate_overall_and_per_fault_type(results):
@@ -96,7 +121,8 @@ def test_indicator_level_metrics_share_ranks_on_ties_for_ais_only():
     from otlp_aiops.evaluate.rca import indicator_matches
 
     r = RankedCauses(("a", "b", "c"), (3.0, 2.0, 1.0),
-                     (("a", "metric.cpu_usage.mean", 1.0), ("b", "x -> y", 1.0), ("c", "metric.pod_cpu_utilization.max", 0.5)))
+                     (("a", "metric.cpu_usage.mean", 1.0), ("b", "x -> y", 1.0),
+                      ("c", "metric.pod_cpu_utilization.max", 0.5)))
     res = rca_case_result("A", r, "c", fault_type="cpu", root_cause_indicator="pod.cpu.utilization")
     # scores 1.0, 1.0 share rank 1, so the matching row (position 3) has AIS rank 2
     assert (res.indicator_rank, res.indicator_position) == (2, 3)

@@ -9,7 +9,8 @@ import pytest
 
 from features_factories import SEC, T0, write_raw, write_table
 from otlp_aiops.config import ConfigError
-from otlp_aiops.features.build import FeaturesError, build_features, case_window, make_grid
+from otlp_aiops.features.build import FeaturesError, build_features
+from otlp_aiops.features.cases import case_window, make_grid
 from otlp_aiops.features.config import FeaturesConfig, resolve_config
 from otlp_aiops.features.kinds import metric_kind
 from otlp_aiops.features.store import load_cases

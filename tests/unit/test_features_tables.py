@@ -220,7 +220,7 @@ def test_short_reference_falls_back_to_the_nearest_fault_free_windows(tmp_path: 
 
 
 def test_symptom_service_falls_back_to_the_graph_entry() -> None:
-    from otlp_aiops.features.build import symptom_service
+    from otlp_aiops.features.cases import symptom_service
 
     edges = [("gateway", "a"), ("gateway", "b"), ("b", "c"), ("cron", "c")]
     services = ["a", "b", "c", "cron", "gateway", "ui"]

@@ -513,11 +513,17 @@ def test_cli_malformed_set_is_one_line(cmd: list[str], item: str, why: str, tmp_
 
 def test_cli_rca_all_runs_the_params_methods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from otlp_aiops.cli import app
-    from otlp_aiops.evaluate import benchmark
+    from otlp_aiops.stages import entry
 
     calls = []
-    monkeypatch.setattr(benchmark, "stage_main", lambda task, argv: calls.append((task, argv[:2])) or
-                        (1 if argv[1] == "bad" else 0))
+
+    def stage_command(task, dataset, method, params_file, *, stage, track):  # the CLI calls it, no argv
+        calls.append((task, [dataset, method]))
+        assert stage.__name__ == f"{task}_stage"
+        assert params_file == params and track is (task == "detect")
+        return 1 if method == "bad" else 0
+
+    monkeypatch.setattr(entry, "stage_command", stage_command)
     params = write(tmp_path / "p.yaml", "benchmark: {rca: [baro, bad, pagerank], detectors: [pca]}\n")
     r = CliRunner().invoke(app, ["rca", "ds", "--all", "--params", str(params), "--no-track"])
     assert calls == [("rca", ["ds", "baro"]), ("rca", ["ds", "bad"]), ("rca", ["ds", "pagerank"])]
@@ -559,8 +565,8 @@ def test_quickstart_refuses_a_foreign_folder(tmp_path: Path) -> None:
 
 
 def test_quickstart_runs_the_whole_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from otlp_aiops.evaluate.benchmark import run_rca
     from otlp_aiops.quickstart import run_quickstart
+    from otlp_aiops.stages.rca import run_rca
 
     monkeypatch.setenv("OTLP_AIOPS_PROGRESS", "log")
     monkeypatch.setattr(progress, "FIRST_LINE_AFTER_S", 0.0)  # every step reports when it ends
@@ -586,7 +592,7 @@ def test_quickstart_runs_the_whole_path(tmp_path: Path, monkeypatch: pytest.Monk
                             "detection_offsets": ["0s"], "supervised_train": {}, "transfer_from": None}}
     run_rca("quickstart", "random", params, root=tmp_path / "qs", track=False)
     assert "rca quickstart random: done, 12 cases" in capsys.readouterr().err
-    from otlp_aiops.evaluate.benchmark import run_detect
+    from otlp_aiops.stages.detect import run_detect
 
     run_detect("quickstart", "pca", params, root=tmp_path / "qs", track=False)
     assert "detect quickstart pca: done, 1 seeds" in capsys.readouterr().err

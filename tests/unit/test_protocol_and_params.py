@@ -10,8 +10,8 @@ import yaml
 
 from otlp_aiops import registry
 from otlp_aiops.config import ConfigError, config_from_dict, config_to_dict
-from otlp_aiops.evaluate.benchmark import benchmark_config
 from otlp_aiops.evaluate.protocol import fault_free_split, incident_folds, subset_segments
+from otlp_aiops.stages.config import benchmark_config
 
 PARAMS = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
 

@@ -101,7 +101,8 @@ def test_markdown_and_latex_exact():
                         ("d", "rca", "all", "mrr", "alpha", "beta", 10, 0.3, 0.3, False)],
                        columns=["dataset", "task", "scope", "metric", "method", "best_method", "n_pairs",
                                 "p_value", "p_holm", "significantly_worse"])
-    header, rows = tables.build_table(summ, sig, dataset="d", task="rca", metrics=["ac_at_1", "mrr", "ac_at_5"])
+    header, rows = tables.build_table(summ, sig, dataset="d", task="rca",
+                                      metrics=["ac_at_1", "mrr", "ac_at_5"])
     assert tables.to_markdown(header, rows) == (
         "| method | AC@1 | MRR |\n"
         "|---|---|---|\n"
@@ -121,11 +122,35 @@ def test_markdown_and_latex_exact():
 
 
 def test_ac_at_k_curve():
-    rows = [_row("m", 0, "c0", "rank", 1.0), _row("m", 0, "c1", "rank", 3.0), _row("m", 0, "c2", "rank", math.nan)]
+    rows = [_row("m", 0, "c0", "rank", 1.0), _row("m", 0, "c1", "rank", 3.0),
+            _row("m", 0, "c2", "rank", math.nan)]
     rows += [_row("m", 0, f"c{i}", "n_services", 4.0) for i in range(3)]
     c = stats.ac_at_k_curve(stats.validate_results(pd.DataFrame(rows)))
     assert list(c["k"]) == [1, 2, 3, 4]
     assert list(c["ac"]) == pytest.approx([1 / 3, 1 / 3, 2 / 3, 2 / 3], abs=1e-15)
+
+
+def test_report_settings_are_a_strict_frozen_config():
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from otlp_aiops.config import ConfigError
+    from otlp_aiops.report.config import ReportConfig
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    cfg = ReportConfig.from_params(params)
+    assert cfg.bootstrap_seed == params["report"]["bootstrap_seed"]
+    assert ReportConfig.from_params({}) == ReportConfig(0, 0.05, 2000, "nemenyi")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.alpha = 0.1  # type: ignore[misc]
+    with pytest.raises(ConfigError, match=r"p.yaml report: unknown setting\(s\) bootstrap_sed"):
+        ReportConfig.from_params({"report": {"bootstrap_sed": 1}}, "p.yaml")
+    with pytest.raises(ConfigError, match="posthoc must be one of nemenyi, conover"):
+        ReportConfig.from_params({"report": {"posthoc": "dunn"}})
+    with pytest.raises(ConfigError, match="alpha must be between 0 and 1"):
+        ReportConfig.from_params({"report": {"alpha": 5}})
 
 
 def test_validation_errors_name_the_problem(tmp_path):
@@ -148,8 +173,9 @@ def test_build_report_end_to_end(tmp_path):
             for i in range(12):
                 rank = 1.0 if rng.random() < skill else float(rng.integers(2, 6))
                 ft = "cpu" if i % 2 else "mem"
+                avg5 = float(sum(rank <= k for k in range(1, 6)) / 5)
                 for metric, v in (("ac_at_1", float(rank == 1)), ("ac_at_3", float(rank <= 3)),
-                                  ("ac_at_5", 1.0), ("avg_at_5", float(sum(rank <= k for k in range(1, 6)) / 5)),
+                                  ("ac_at_5", 1.0), ("avg_at_5", avg5),
                                   ("mrr", 1 / rank), ("seconds", 0.01), ("rank", rank), ("n_services", 5.0)):
                     rows.append(_row(m, seed, f"c{i}", metric, v, fault_type=ft))
         rows.append(_row(m, 0, "", "vus_pr", skill, task="detect", fault_type=""))
@@ -168,7 +194,8 @@ def test_build_report_end_to_end(tmp_path):
     assert not any(n.endswith(".tmp") for n in names)
     assert (tmp_path / "figures" / "rca_avg_at_5_cd.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "figures" / "d_rca_ac_at_k.png").exists()
-    assert any(s.startswith("detect_vus_pr_cd: critical difference needs at least 2 blocks") for s in out["skipped"])
+    too_few = "detect_vus_pr_cd: critical difference needs at least 2 blocks"
+    assert any(s.startswith(too_few) for s in out["skipped"])
     md = (tmp_path / "tables" / "d_rca.md").read_text()
     # no timing column: tables are tracked outputs and must be the same bytes run after run
     assert md.splitlines()[2] == "| method | AC@1 | AC@3 | AC@5 | Avg@5 | MRR |"
@@ -237,6 +264,65 @@ def test_leaderboard_exact_values():
     assert text.endswith("}\n") and json.loads(text) == board  # what `dvc metrics show` reads
 
 
+def _key_paths(d: dict, prefix: str = "") -> list[str]:
+    """The dotted key paths of a nested dict's leaves: the column names `dvc exp show` gives a
+    file's values."""
+    out = []
+    for k, v in d.items():
+        out += _key_paths(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
+def test_write_leaderboard_one_file_dataset_task_method_metric(tmp_path):
+    from otlp_aiops.report import leaderboard as lb
+
+    df = _board_rows()
+    # "d+offset60s": left out
+    two = pd.concat([df[df["dataset"] == "d"].assign(dataset="e"), df], ignore_index=True)
+    path = lb.write_leaderboard(lb.leaderboard(two), tmp_path / "metrics" / "leaderboard.json")
+    assert path == tmp_path / "metrics" / "leaderboard.json"
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["headline.json", "leaderboard.json"]
+    board = json.loads(path.read_text())
+    per_ds = ["rca.a.ac_at_1", "rca.a.ac_at_3", "rca.a.avg_at_5", "rca.a.mrr", "rca.b.ac_at_1", "rca.b.mrr",
+              "detect.iforest.vus_pr", "detect.iforest.range_f1", "detect.iforest.false_alarms_per_hour"]
+    assert _key_paths(board) == [f"{ds}.{k}" for ds in ("d", "e") for k in per_ds]
+    # the DVC metric: Avg@5 and VUS-PR only ("b" has no Avg@5, so it is left out)
+    head = json.loads((tmp_path / "metrics" / "headline.json").read_text())
+    assert _key_paths(head) == [f"{ds}.{k}" for ds in ("d", "e")
+                                for k in ("rca.a.avg_at_5", "detect.iforest.vus_pr")]
+    assert head["d"]["rca"]["a"]["avg_at_5"] == board["d"]["rca"]["a"]["avg_at_5"]
+    assert board["e"] == board["d"] and board["d"]["rca"]["a"]["mrr"] == 0.7604
+    # written again with fewer datasets: the one file holds exactly those
+    lb.write_leaderboard(lb.leaderboard(df), path)
+    assert list(json.loads(path.read_text())) == ["d"]
+
+
+def test_committed_leaderboard_is_the_dvc_metric_of_the_benchmark_datasets():
+    """metrics/headline.json: the report stage's one DVC metrics file, the headline of
+    metrics/leaderboard.json (an output), a dataset per benchmark.datasets."""
+    from pathlib import Path
+
+    import yaml
+
+    from otlp_aiops.report import leaderboard as lb
+
+    root = Path(__file__).resolve().parents[2]
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["report"]
+    assert [next(iter(m)) for m in stage["metrics"]] == ["metrics/headline.json"]
+    assert "metrics/leaderboard.json" in [next(iter(m)) if isinstance(m, dict) else m for m in stage["outs"]]
+    board = json.loads((root / "metrics" / "leaderboard.json").read_text())
+    assert json.loads((root / "metrics" / "headline.json").read_text()) == lb.headline(board)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert sorted(board) == sorted(params["benchmark"]["datasets"])
+    for ds, tasks in board.items():
+        assert list(tasks) == ["rca", "detect"], ds
+        assert sorted(tasks["rca"]) == sorted(m for m in tasks["rca"] if m.split("-transfer")[0] in
+                                              params["benchmark"]["rca"])
+        for task, methods in tasks.items():
+            for method, vals in methods.items():
+                assert list(vals) == [k for k in lb.HEADLINE[task] if k in vals] and vals, (ds, task, method)
+
+
 def test_leaderboard_markdown_and_readme_block(tmp_path):
     from otlp_aiops.report import leaderboard as lb
 
@@ -270,7 +356,8 @@ def test_leaderboard_markdown_and_readme_block(tmp_path):
 
 
 def test_readme_shows_the_committed_leaderboard():
-    """The README's tables are the report's leaderboard.md, copied by `otlp-aiops report --readme README.md`."""
+    """The README's tables are the report's leaderboard.md, copied by
+    `otlp-aiops report --readme README.md`."""
     from pathlib import Path
 
     from otlp_aiops.report import leaderboard as lb
@@ -306,9 +393,10 @@ def _report_rows() -> list[dict]:
         for metric in ("auc_pr", "range_precision", "range_recall", "false_alarms_per_hour", "pa_f1"):
             rows.append(_row(m, 0, "", metric, vus / 2, task="detect", fault_type=""))
         for i in range(8):
-            rows.append(_row(m, 0, f"inc-{i}", "detected", float(i % 3 != 0), task="detect", fault_type="cpu"))
-            rows.append(_row(m, 0, f"inc-{i}", "detection_delay_s", 15.0 if i % 3 else math.nan, task="detect",
+            rows.append(_row(m, 0, f"inc-{i}", "detected", float(i % 3 != 0), task="detect",
                              fault_type="cpu"))
+            rows.append(_row(m, 0, f"inc-{i}", "detection_delay_s", 15.0 if i % 3 else math.nan,
+                             task="detect", fault_type="cpu"))
     return rows
 
 
@@ -354,7 +442,8 @@ def test_html_report_is_offline_and_complete(tmp_path):
     assert "CC-BY-4.0" in page and "traces (1,200 spans)" in page  # the dataset card
     assert "Per-case drill-down: d" in page
     # drill-down row: case, fault type, true root cause, then each ranker's mean rank over seeds
-    assert re.search(r"<td class=\"text\">inc-4</td><td class=\"text\">mem</td><td class=\"text\">svc1</td>", page)
+    assert re.search(r"<td class=\"text\">inc-4</td><td class=\"text\">mem</td>"
+                     r"<td class=\"text\">svc1</td>", page)
     assert "missed" in page and "100% · 15 s" in page  # detectors per incident
     assert "| ranker (d) |" not in page and "<th>ranker (d)</th>" in page  # leaderboard as HTML
 

@@ -36,10 +36,7 @@ class Detector(Persistent):
     stochastic: ClassVar[bool] = False  # True when the seed changes the result
 
     def __init__(self, config: Any = None, *, seed: int = 0) -> None:
-        self.config = config if config is not None else self.Config()
-        if not isinstance(self.config, self.Config):
-            raise TypeError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}")
-        self.seed = int(seed)
+        self._set_config(config, seed)
 
     # --- the contract -------------------------------------------------------------------------
     def fit(self, X: np.ndarray, segments: np.ndarray | None = None) -> Detector:
@@ -78,7 +75,6 @@ class Detector(Persistent):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (rows × columns), got shape {X.shape}")
         return X
-
 
 
 def impute_medians(X: np.ndarray, medians: np.ndarray) -> np.ndarray:

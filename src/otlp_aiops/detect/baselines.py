@@ -75,8 +75,11 @@ class IsolationForestDetector(_Standardised):
         Z = self._prepare_fit(X)
         c = self.config
         self.forest_ = IsolationForest(
-            n_estimators=c.n_estimators, max_samples=min(c.max_samples, max(len(Z), 2)),
-            max_features=c.max_features, random_state=self.seed, n_jobs=1,
+            n_estimators=c.n_estimators,
+            max_samples=min(c.max_samples, max(len(Z), 2)),
+            max_features=c.max_features,
+            random_state=self.seed,
+            n_jobs=1,
         ).fit(Z)
 
     def _score(self, X, segments):

@@ -48,13 +48,15 @@ Conventions shared by both detectors (documented choices)
 * Validation and early stopping: the last ``val_fraction`` of the training windows (in time order)
   are held out; the ``window − 1`` training windows just before them are dropped, so no row is in
   both sets. Training stops after ``patience`` epochs without a lower validation loss and the
-  weights of the best epoch are restored. With too few windows to hold any out, all ``epochs`` run.
+  weights of the best epoch are restored (:class:`otlp_aiops.torch_utils.EarlyStopping`, the rule
+  of the GNN rankers too). With too few windows to hold any out, all ``epochs`` run.
   ``lstm_ae`` validates on its reconstruction loss; ``usad`` on the mean of its anomaly score over
   the validation windows (its training losses change weights every epoch, so they are not comparable
   between epochs; the score on held-out normal windows is what false alarms come from). ``usad``
   defaults to ``val_fraction: 0`` (all epochs, as in the paper): see :class:`USADConfig`.
 * Determinism: weights are initialised under ``torch.manual_seed(seed)`` inside
-  ``torch.random.fork_rng`` (the caller's global RNG state is left as it was), batches are shuffled
+  ``torch.random.fork_rng`` (the caller's global RNG state is left as it was;
+  :func:`otlp_aiops.torch_utils.seeded_training`), batches are shuffled
   by a ``torch.Generator`` seeded with ``seed``, and ``torch.use_deterministic_algorithms(True,
   warn_only=True)`` is on during fit and score and restored afterwards. The thread count is never
   changed. On a CPU, same seed + same thread count ⇒ identical scores.
@@ -68,14 +70,11 @@ Conventions shared by both detectors (documented choices)
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import logging
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -83,6 +82,7 @@ import torch
 from torch import nn
 
 from otlp_aiops.detect.base import Detector, DetectorConfig, column_medians, impute_medians
+from otlp_aiops.torch_utils import EarlyStopping, deterministic, resolve_device, seeded_training
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,9 @@ class USADConfig(_DeepConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.alpha < 0 or self.beta < 0 or self.alpha + self.beta <= 0:
-            raise ValueError(f"alpha, beta: must be non-negative and not both 0, got {self.alpha}, {self.beta}")
+            raise ValueError(
+                f"alpha, beta: must be non-negative and not both 0, got {self.alpha}, {self.beta}"
+            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,25 +243,9 @@ def window_index(n_rows: int, window: int, segments: np.ndarray | None) -> np.nd
     return np.maximum(idx, start[:, None]).astype(np.int64)
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was asked for but CUDA is not available here (torch {torch.__version__}, "
-            "torch.cuda.is_available() is False): set the detector's device to cpu in params.yaml, "
-            "or for a fitted/loaded model use model.with_device('cpu')"
-        )
-    return torch.device(device)
-
-
-@contextmanager
-def _deterministic() -> Iterator[None]:
-    was = torch.are_deterministic_algorithms_enabled()
-    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(was, warn_only=was_warn)
+def _device(device: str, owner: str) -> torch.device:
+    return resolve_device(device, owner, fix="set the detector's device to cpu in params.yaml, or for "
+                          "a fitted/loaded model use model.with_device('cpu')")
 
 
 def _sync(device: torch.device) -> None:
@@ -297,7 +283,7 @@ class _WindowedTorchDetector(Detector):
         cfg = self.config
         if len(X) == 0:
             raise ValueError(f"{self.name}: cannot fit on 0 rows")
-        device = _resolve_device(cfg.device)
+        device = _device(cfg.device, self.name)
         self.medians_ = column_medians(X)
         Xi = impute_medians(X, self.medians_)
         self.offset_, self.scale_ = self._scaling(Xi)
@@ -316,12 +302,11 @@ class _WindowedTorchDetector(Detector):
         train_idx_t = torch.from_numpy(train_idx).to(device)
         val_idx_t = torch.from_numpy(val_idx).to(device)
 
-        with _deterministic(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_training(self.seed, device):
             net = self._build(X.shape[1]).to(device)
             opts = self._optimizers(net)
             gen = torch.Generator().manual_seed(self.seed)
-            best, best_state, best_epoch, stale = float("inf"), None, 0, 0
+            stopper, best_epoch = EarlyStopping(cfg.patience), 0
             self.epoch_seconds_, self.train_loss_, self.val_loss_ = [], [], []
             for epoch in range(1, cfg.epochs + 1):
                 _sync(device)
@@ -343,15 +328,11 @@ class _WindowedTorchDetector(Detector):
                 if not len(val_idx_t):
                     best_epoch = epoch
                     continue
-                if val < best:
-                    best, best_epoch, stale = val, epoch, 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    stale += 1
-                    if stale >= cfg.patience:
-                        break
-            if best_state is not None:
-                net.load_state_dict(best_state)
+                if stopper.step(epoch, val, net):
+                    break
+            if stopper.improved:
+                stopper.restore(net)
+                best_epoch = stopper.best_epoch
         self.n_epochs_ = len(self.epoch_seconds_)
         self.best_epoch_ = best_epoch
         self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
@@ -363,10 +344,11 @@ class _WindowedTorchDetector(Detector):
         net, device = self._network()
         Z = torch.from_numpy(self._standardise(X)).to(device)
         idx = torch.from_numpy(window_index(len(X), self.config.window, segments)).to(device)
-        with _deterministic():
+        with deterministic():
             return self._scores(net, Z, idx).astype(np.float64)
 
-    def _scores(self, net: nn.Module, Z: torch.Tensor, idx: torch.Tensor, validation: bool = False) -> np.ndarray:
+    def _scores(self, net: nn.Module, Z: torch.Tensor, idx: torch.Tensor,
+                validation: bool = False) -> np.ndarray:
         was_training = net.training
         net.eval()
         out = []
@@ -379,7 +361,7 @@ class _WindowedTorchDetector(Detector):
 
     # --- state and device ------------------------------------------------------------------------
     def _network(self) -> tuple[nn.Module, torch.device]:
-        device = _resolve_device(self.config.device)
+        device = _device(self.config.device, self.name)
         cached = getattr(self, "_net", None)
         if cached is not None and getattr(self, "_net_device", None) == device:
             return cached, device
@@ -427,7 +409,8 @@ class LSTMAutoencoderDetector(_WindowedTorchDetector):
     def _optimizers(self, net: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(net.parameters(), lr=self.config.lr)
 
-    def _train_step(self, net: nn.Module, batch: torch.Tensor, epoch: int, opt: torch.optim.Optimizer) -> float:
+    def _train_step(self, net: nn.Module, batch: torch.Tensor, epoch: int,
+                    opt: torch.optim.Optimizer) -> float:
         opt.zero_grad(set_to_none=True)
         loss = torch.mean((net(batch) - batch) ** 2)
         loss.backward()

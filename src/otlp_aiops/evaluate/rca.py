@@ -40,12 +40,26 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from otlp_aiops.rca.base import RankedCauses
 
 log = logging.getLogger(__name__)
 
 AVG_K = 5  # Avg@5 = mean(AC@1..AC@5), as in RCAEval's tables
 DEFAULT_KS = (1, 3, 5)
+
+
+def ac_at_k(ranks: Iterable[float | None], k: int) -> float:
+    """AC@k: the fraction of cases whose true root cause is among the top ``k``, from the 1-based
+    ``ranks`` of the true root cause, one per case (``None`` or NaN: not ranked, a miss at every k).
+    The one definition: the case results, the report's AC@k curve and the benchmarks call it."""
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k}")
+    r = np.array([math.nan if x is None else x for x in ranks], dtype=np.float64)
+    if len(r) == 0:
+        raise ValueError("ac_at_k: no cases")
+    return float(np.count_nonzero(r <= k)) / len(r)  # NaN compares False: a miss
 
 
 @dataclass(frozen=True)
@@ -74,10 +88,8 @@ class RcaCaseResult:
         return 1.0 if 0 < r <= k else 0.0
 
     def hit(self, k: int) -> float:
-        """1.0 when the true root cause is in the top ``k``, else 0.0."""
-        if k < 1:
-            raise ValueError(f"k must be ≥ 1, got {k}")
-        return 1.0 if self.rank is not None and self.rank <= k else 0.0
+        """1.0 when the true root cause is in the top ``k``, else 0.0 (AC@k of this one case)."""
+        return ac_at_k((self.rank,), k)
 
     @property
     def rr(self) -> float:
@@ -176,7 +188,7 @@ def _summarize(results: Sequence[RcaCaseResult], ks: Sequence[int]) -> dict[str,
     n = len(results)
     out: dict[str, float] = {}
     for k in sorted(set(ks) | set(range(1, AVG_K + 1))):
-        out[f"ac_at_{k}"] = sum(r.hit(k) for r in results) / n
+        out[f"ac_at_{k}"] = ac_at_k([r.rank for r in results], k)
     out[f"avg_at_{AVG_K}"] = sum(out[f"ac_at_{k}"] for k in range(1, AVG_K + 1)) / AVG_K
     out["mrr"] = sum(r.rr for r in results) / n
     secs = [r.seconds for r in results if not math.isnan(r.seconds)]

@@ -8,20 +8,30 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Feature tables, dependency graph and incident cases.", no_args_is_help=True,
-                  add_completion=False)  # fmt: skip
+app = typer.Typer(
+    help="Feature tables, dependency graph and incident cases.", no_args_is_help=True, add_completion=False
+)
+
+
+_DatasetOption = Annotated[str | None, typer.Option(help="Dataset name (default: params.yaml `dataset`).")]
+_ParamsOption = Annotated[Path, typer.Option(help="params.yaml to read section `features` from.")]
+_InterimOption = Annotated[
+    str | None, typer.Option(help="Ingest tables (default data/interim/DATASET; or s3://bucket/prefix).")
+]
+_RawOption = Annotated[str | None, typer.Option(help="Raw dataset (default data/raw/DATASET; or s3://…).")]
+_OUT_HELP = "Output (default data/features/DATASET; or s3://…: built locally, then uploaded and committed)."
+_OutOption = Annotated[str | None, typer.Option("--out", "-o", help=_OUT_HELP)]
+_SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (YAML).")]
 
 
 @app.command()
 def build(
-    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: params.yaml `dataset`).")] = None,
-    params: Annotated[Path, typer.Option(help="params.yaml to read section `features` from.")] = Path("params.yaml"),
-    interim: Annotated[str | None, typer.Option(help="Ingest tables (default data/interim/DATASET; "
-                                                "or s3://bucket/prefix).")] = None,
-    raw: Annotated[str | None, typer.Option(help="Raw dataset (default data/raw/DATASET; or s3://…).")] = None,
-    out: Annotated[str | None, typer.Option("--out", "-o", help="Output (default data/features/DATASET; or "
-                                            "s3://…: built locally, then uploaded and committed).")] = None,
-    settings: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (YAML).")] = None,
+    dataset: _DatasetOption = None,
+    params: _ParamsOption = Path("params.yaml"),
+    interim: _InterimOption = None,
+    raw: _RawOption = None,
+    out: _OutOption = None,
+    settings: _SetOption = None,
 ) -> None:
     """Build service_windows, log templates, edges, graph, cases and feature matrices."""
     import yaml
@@ -53,9 +63,11 @@ def build(
     section["overrides"] = {**overrides, name: own}
     try:
         cfg = resolve_config(section, name, where="features: ")
-        summary = remote_io(lambda ins, o: build_features(ins[0], ins[1], o, cfg, dataset=name),
-                            [interim or str(Path("data/interim") / name), raw or str(Path("data/raw") / name)],
-                            out or str(Path("data/features") / name))
+        summary = remote_io(
+            lambda ins, o: build_features(ins[0], ins[1], o, cfg, dataset=name),
+            [interim or str(Path("data/interim") / name), raw or str(Path("data/raw") / name)],
+            out or str(Path("data/features") / name),
+        )
     except (ConfigError, FeaturesError, FileNotFoundError, StorageError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

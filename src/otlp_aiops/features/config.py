@@ -59,7 +59,9 @@ class FeaturesConfig:
         if self.max_operations < 1:
             raise ConfigError(f"max_operations: must be >= 1, got {self.max_operations}")
         if self.content_reference not in ("auto", "recording", "fault_free"):
-            raise ConfigError(f"content_reference: expected auto, recording or fault_free, got {self.content_reference!r}")
+            raise ConfigError(
+                f"content_reference: expected auto, recording or fault_free, got {self.content_reference!r}"
+            )
         if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
             raise ConfigError(f"quantiles: each must be in (0, 1), got {self.quantiles}")
 

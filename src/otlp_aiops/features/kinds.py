@@ -16,8 +16,13 @@ _METRIC_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("memory", re.compile(r"mem|heap|rss|\bgc\b|[._]gc[._]|oom|swap")),
     ("latency", re.compile(r"latenc|duration|delay|response_?time|\brt\b|elapsed")),
     ("traffic", re.compile(r"request|qps|rps|throughput|calls|traffic|commands|transactions|messages")),
-    ("saturation", re.compile(r"thread|goroutine|connect|queue|disk|[._]io[._]|fs|restart|satur|util|"
-                              r"pool|socket|net|load|fd|file|clients")),
+    (
+        "saturation",
+        re.compile(
+            r"thread|goroutine|connect|queue|disk|[._]io[._]|fs|restart|satur|util|"
+            r"pool|socket|net|load|fd|file|clients"
+        ),
+    ),
 )
 
 
@@ -25,7 +30,9 @@ def metric_kind(metric_name: str, declared: Mapping[str, str] | None = None) -> 
     if declared and metric_name in declared:
         kind = declared[metric_name]
         if kind not in FEATURE_KINDS:
-            raise ValueError(f"dataset.json metric_kinds[{metric_name!r}] = {kind!r} is not one of {FEATURE_KINDS}")
+            raise ValueError(
+                f"dataset.json metric_kinds[{metric_name!r}] = {kind!r} is not one of {FEATURE_KINDS}"
+            )
         return kind
     name = metric_name.lower()
     for kind, pattern in _METRIC_PATTERNS:
@@ -34,7 +41,9 @@ def metric_kind(metric_name: str, declared: Mapping[str, str] | None = None) -> 
     return "other"
 
 
-def feature_kind(feature: str, metric_name: str | None = None, declared: Mapping[str, str] | None = None) -> str:
+def feature_kind(
+    feature: str, metric_name: str | None = None, declared: Mapping[str, str] | None = None
+) -> str:
     source, _, rest = feature.partition(".")
     if source == "span":
         if "latency" in rest or "self_time" in rest or "gap" in rest:
@@ -49,11 +58,14 @@ def feature_kind(feature: str, metric_name: str | None = None, declared: Mapping
     return "other"
 
 
+_SPAN_EVENT_COUNTS = ("error_origins", "error_propagated", "in_calls", "out_calls", "op_mix_unseen")
+
+
 def zero_fill(feature: str) -> bool:
     """Counts of events: a window without events of a service that has the feature is 0, not NaN."""
     source, _, rest = feature.partition(".")
     if source == "log":
         return True
-    if source == "span" and rest in ("error_origins", "error_propagated", "in_calls", "out_calls", "op_mix_unseen"):
+    if source == "span" and rest in _SPAN_EVENT_COUNTS:
         return True
     return source == "span" and rest.endswith(("_count", "_rate", "_errors")) and "error_rate" not in rest

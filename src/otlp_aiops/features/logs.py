@@ -49,21 +49,27 @@ def log_content_counts(con: duckdb.DuckDBPyConnection, w_ns: int, drain: Drain) 
                regexp_extract(coalesce(body, ''), '{CODE_LOCATION_REGEX}', 0) AS loc,
                regexp_replace(coalesce(body, ''), '{MASK_REGEX}', '<*>', 'g') AS masked
         FROM logs WHERE coalesce(time, observed_time) IS NOT NULL AND service_name IS NOT NULL""")
-    rows = con.sql("SELECT masked, count(*) FROM log_lines WHERE loc = '' GROUP BY masked ORDER BY masked").fetchall()
+    rows = con.sql(
+        "SELECT masked, count(*) FROM log_lines WHERE loc = '' GROUP BY masked ORDER BY masked"
+    ).fetchall()
     drain.fit((m, int(n)) for m, n in rows)
     keys = []
     for m, _ in rows:
         g = drain.match(m)
         keys.append(f"tpl{g.id}" if g is not None else "tpl?")
-    con.register("_log_tpl", pa.table({"masked": pa.array([m for m, _ in rows], pa.string()),
-                                       "tpl": pa.array(keys, pa.string())}))  # fmt: skip
+    con.register(
+        "_log_tpl",
+        pa.table({"masked": pa.array([m for m, _ in rows], pa.string()), "tpl": pa.array(keys, pa.string())}),
+    )
     con.sql("""
         CREATE OR REPLACE TEMP TABLE log_keyed AS
-        SELECT l.w, l.service, l.trace, l.sk, l.is_error, CASE WHEN l.loc <> '' THEN l.loc ELSE t.tpl END AS key
+        SELECT l.w, l.service, l.trace, l.sk, l.is_error,
+               CASE WHEN l.loc <> '' THEN l.loc ELSE t.tpl END AS key
         FROM log_lines AS l LEFT JOIN _log_tpl AS t ON l.loc = '' AND t.masked = l.masked""")
     con.sql("""
         INSERT INTO content_counts
-        SELECT w, service, 'log', key, bool_or(is_error), count(*)::DOUBLE FROM log_keyed GROUP BY w, service, key""")
+        SELECT w, service, 'log', key, bool_or(is_error), count(*)::DOUBLE FROM log_keyed
+        GROUP BY w, service, key""")
     return int(con.sql("SELECT count(DISTINCT (service, key)) FROM log_keyed").fetchall()[0][0])
 
 
@@ -107,8 +113,10 @@ def content_shift_features(con: duckdb.DuckDBPyConnection) -> None:
     parts = []
     for src, prefix in MIX_SOURCES.items():
         parts += [
-            f"SELECT w, service, '{prefix}_drop', greatest(drop_z, 0) FROM content_scored WHERE source = '{src}'",
-            f"SELECT w, service, '{prefix}_rise', greatest(rise_z, 0) FROM content_scored WHERE source = '{src}'",
+            f"SELECT w, service, '{prefix}_drop', greatest(drop_z, 0) FROM content_scored "
+            f"WHERE source = '{src}'",
+            f"SELECT w, service, '{prefix}_rise', greatest(rise_z, 0) FROM content_scored "
+            f"WHERE source = '{src}'",
         ]
     con.sql("INSERT INTO sw_long " + " UNION ALL ".join(parts))
     # unseen counts and the total variation distance (known part + the unseen share)
@@ -123,7 +131,8 @@ def content_shift_features(con: duckdb.DuckDBPyConnection) -> None:
             LEFT JOIN (SELECT DISTINCT service, source FROM content_ref) AS hr USING (service, source)
             GROUP BY ALL),
         names AS (SELECT 'log' AS source, 'log.mix' AS prefix UNION ALL SELECT 'op', 'span.op_mix')
-        SELECT u.w, u.service, n.prefix || '_unseen', coalesce(u.unseen, 0) FROM u JOIN names AS n USING (source)
+        SELECT u.w, u.service, n.prefix || '_unseen', coalesce(u.unseen, 0)
+        FROM u JOIN names AS n USING (source)
         UNION ALL
         SELECT w, service, 'log.mix_unseen_error', coalesce(unseen_err, 0) FROM u WHERE source = 'log'
         UNION ALL
@@ -148,8 +157,14 @@ def trace_log_counts(con: duckdb.DuckDBPyConnection) -> None:
         FROM trace_services AS t LEFT JOIN _trace_logs AS l USING (trace, service)""")
 
 
-def reference_windows(ws: np.ndarray, fault_free: np.ndarray, w_ns: int, recordings: list[tuple[int, int]],
-                      choice: str, min_windows: int = 1) -> tuple[np.ndarray, str]:
+def reference_windows(
+    ws: np.ndarray,
+    fault_free: np.ndarray,
+    w_ns: int,
+    recordings: list[tuple[int, int]],
+    choice: str,
+    min_windows: int = 1,
+) -> tuple[np.ndarray, str]:
     """The reference windows of the content features among the windows ``ws`` with content: the
     fault-free ones (``fault_free`` mask over ``ws``: no incident within the margin) inside a declared
     fault-free recording ([start, end) in ns) when ``choice`` is ``recording``, or ``auto`` and the
@@ -166,7 +181,8 @@ def reference_windows(ws: np.ndarray, fault_free: np.ndarray, w_ns: int, recordi
             return ws[inside], "recording"
         if choice == "recording":
             return ws[:0], "recording (no fault-free window with data)"
-        return ws[fault_free], f"fault_free (the recording holds {int(inside.sum())} fault-free window(s) with data)"
+        n_inside = int(inside.sum())
+        return ws[fault_free], f"fault_free (the recording holds {n_inside} fault-free window(s) with data)"
     return ws[fault_free], "fault_free"
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from functools import lru_cache
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from otlp_aiops.features.cases import case_arrays, read_incidents
+from otlp_aiops.features.config import FeaturesConfig
 from otlp_aiops.features.data import CaseData, DetectionData, EdgeSeries, ReferenceData, ServiceGraph
 
 
@@ -40,8 +43,9 @@ def _ns(col) -> np.ndarray:
     return col.to_numpy().astype("datetime64[ns]")
 
 
-def load_cases(features_dir: str | Path, case_ids: Iterable[str] | None = None, *,
-               detection_offset: float | None = None) -> list[CaseData]:
+def load_cases(
+    features_dir: str | Path, case_ids: Iterable[str] | None = None, *, detection_offset: float | None = None
+) -> list[CaseData]:
     """The labelled cases (all, or those named, in the order of the incident start times).
 
     ``detection_offset`` (seconds) rebuilds the cases with another shift of the start than the stage
@@ -68,37 +72,47 @@ def load_cases(features_dir: str | Path, case_ids: Iterable[str] | None = None, 
             arrays = {k: z[k] for k in ("times", "values", "reference_times", "reference")}
         out.append(
             CaseData(
-                case_id=r["case_id"], dataset=meta["dataset"], services=tuple(meta["services"]),
-                features=tuple(meta["features"]), feature_kinds=tuple(meta["feature_kinds"]),
-                times=arrays["times"], values=arrays["values"], onset=int(r["onset"]),
-                reference_times=arrays["reference_times"], reference=arrays["reference"], graph=graph,
-                symptom_service=meta["symptom_service"], root_cause_service=r["root_cause_service"],
-                root_cause_indicator=r["root_cause_indicator"], fault_type=r["fault_type"],
+                case_id=r["case_id"],
+                dataset=meta["dataset"],
+                services=tuple(meta["services"]),
+                features=tuple(meta["features"]),
+                feature_kinds=tuple(meta["feature_kinds"]),
+                times=arrays["times"],
+                values=arrays["values"],
+                onset=int(r["onset"]),
+                reference_times=arrays["reference_times"],
+                reference=arrays["reference"],
+                graph=graph,
+                symptom_service=meta["symptom_service"],
+                root_cause_service=r["root_cause_service"],
+                root_cause_indicator=r["root_cause_indicator"],
+                fault_type=r["fault_type"],
                 start_time=np.datetime64(r["start_time"].replace(tzinfo=None), "ns")
-                if r["start_time"] is not None else None,
+                if r["start_time"] is not None
+                else None,
                 window_seconds=float(meta["window_seconds"]),
-                extra={**{k: r[k] for k in ("n_masked", "n_empty", "n_empty_after", "n_reference",
-                                            "reference_source")}, "features_dir": str(d)},
+                extra={
+                    **{
+                        k: r[k]
+                        for k in ("n_masked", "n_empty", "n_empty_after", "n_reference", "reference_source")
+                    },
+                    "features_dir": str(d),
+                },
                 edges=edges_at(d, arrays["times"], arrays["reference_times"]),
             )
-        )  # fmt: skip
+        )
     return out
 
 
-def _config(meta: dict[str, Any]):
-    from otlp_aiops.features.config import FeaturesConfig
-
+def _config(meta: dict[str, Any]) -> FeaturesConfig:
     known = {f for f in FeaturesConfig.__dataclass_fields__}
     cfg = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["config"].items() if k in known}
     return FeaturesConfig(**cfg)
 
 
-def _rebuilt_cases(d: Path, meta: dict[str, Any], table, offset_s: float,
-                   case_ids: Iterable[str] | None) -> list[CaseData]:
-    import dataclasses
-
-    from otlp_aiops.features.build import case_arrays, read_incidents
-
+def _rebuilt_cases(
+    d: Path, meta: dict[str, Any], table, offset_s: float, case_ids: Iterable[str] | None
+) -> list[CaseData]:
     cfg = dataclasses.replace(_config(meta), detection_offset=offset_s)
     w_ns = round(cfg.window_s * 1e9)
     inc = read_incidents(d / "incidents.parquet", cfg.incident_length_s)
@@ -114,18 +128,37 @@ def _rebuilt_cases(d: Path, meta: dict[str, Any], table, offset_s: float,
             continue
         c = case_arrays(k, inc, cfg, w_ns, grid, values, w["fault_free"])
         r = labels[cid]
-        out.append(CaseData(
-            case_id=cid, dataset=meta["dataset"], services=tuple(meta["services"]),
-            features=tuple(meta["features"]), feature_kinds=tuple(meta["feature_kinds"]),
-            times=c["times"].view("datetime64[ns]"), values=c["values"], onset=int(c["onset"]),
-            reference_times=grid[c["ref_idx"]].view("datetime64[ns]"), reference=values[c["ref_idx"]],
-            graph=graph, symptom_service=meta["symptom_service"], root_cause_service=r["root_cause_service"],
-            root_cause_indicator=r["root_cause_indicator"], fault_type=r["fault_type"],
-            start_time=np.datetime64(int(inc.start[k]), "ns"), window_seconds=float(meta["window_seconds"]),
-            extra={"n_masked": int(c["masked"].sum()), "n_reference": len(c["ref_idx"]),
-                   "reference_source": c["ref_source"], "detection_offset_s": offset_s, "features_dir": str(d)},
-            edges=edges_at(d, c["times"].view("datetime64[ns]"), grid[c["ref_idx"]].view("datetime64[ns]")),
-        ))  # fmt: skip
+        out.append(
+            CaseData(
+                case_id=cid,
+                dataset=meta["dataset"],
+                services=tuple(meta["services"]),
+                features=tuple(meta["features"]),
+                feature_kinds=tuple(meta["feature_kinds"]),
+                times=c["times"].view("datetime64[ns]"),
+                values=c["values"],
+                onset=int(c["onset"]),
+                reference_times=grid[c["ref_idx"]].view("datetime64[ns]"),
+                reference=values[c["ref_idx"]],
+                graph=graph,
+                symptom_service=meta["symptom_service"],
+                root_cause_service=r["root_cause_service"],
+                root_cause_indicator=r["root_cause_indicator"],
+                fault_type=r["fault_type"],
+                start_time=np.datetime64(int(inc.start[k]), "ns"),
+                window_seconds=float(meta["window_seconds"]),
+                extra={
+                    "n_masked": int(c["masked"].sum()),
+                    "n_reference": len(c["ref_idx"]),
+                    "reference_source": c["ref_source"],
+                    "detection_offset_s": offset_s,
+                    "features_dir": str(d),
+                },
+                edges=edges_at(
+                    d, c["times"].view("datetime64[ns]"), grid[c["ref_idx"]].view("datetime64[ns]")
+                ),
+            )
+        )
     return out
 
 
@@ -155,12 +188,18 @@ def load_reference(features_dir: str | Path) -> ReferenceData:
     seg = w["segment"][idx]
     breaks = np.concatenate([[False], (np.diff(idx) != 1) | (np.diff(seg) != 0)])
     return ReferenceData(
-        dataset=meta["dataset"], services=tuple(meta["services"]), features=tuple(meta["features"]),
-        feature_kinds=tuple(meta["feature_kinds"]), times=w["times"][idx], values=values,
-        graph=load_graph(d), symptom_service=meta["symptom_service"],
-        window_seconds=float(meta["window_seconds"]), segment=np.cumsum(breaks).astype(np.int64),
+        dataset=meta["dataset"],
+        services=tuple(meta["services"]),
+        features=tuple(meta["features"]),
+        feature_kinds=tuple(meta["feature_kinds"]),
+        times=w["times"][idx],
+        values=values,
+        graph=load_graph(d),
+        symptom_service=meta["symptom_service"],
+        window_seconds=float(meta["window_seconds"]),
+        segment=np.cumsum(breaks).astype(np.int64),
         edges=edges_at(d, w["times"][idx]),
-    )  # fmt: skip
+    )
 
 
 def load_detection(features_dir: str | Path) -> DetectionData:
@@ -174,10 +213,16 @@ def load_detection(features_dir: str | Path) -> DetectionData:
     keep = np.flatnonzero(~np.isnan(flat).all(axis=0)) if n else np.zeros(0, np.int64)
     names = [f"{svc}|{feat}" for svc in meta["services"] for feat in meta["features"]]
     return DetectionData(
-        dataset=meta["dataset"], columns=tuple(names[i] for i in keep), times=w["times"], X=flat[:, keep],
-        label=w["label"], incident=w["incident"], fault_free=w["fault_free"], segment=w["segment"],
+        dataset=meta["dataset"],
+        columns=tuple(names[i] for i in keep),
+        times=w["times"],
+        X=flat[:, keep],
+        label=w["label"],
+        incident=w["incident"],
+        fault_free=w["fault_free"],
+        segment=w["segment"],
         window_seconds=float(meta["window_seconds"]),
-    )  # fmt: skip
+    )
 
 
 @lru_cache(maxsize=4)
@@ -260,7 +305,9 @@ def load_edge_series(features_dir: str | Path) -> tuple[np.ndarray, EdgeSeries] 
     return _edge_grid_cached(str(d.resolve()), meta.stat().st_mtime if meta.exists() else 0.0)
 
 
-def edges_at(features_dir: str | Path, times: np.ndarray, reference_times: np.ndarray | None = None) -> EdgeSeries | None:
+def edges_at(
+    features_dir: str | Path, times: np.ndarray, reference_times: np.ndarray | None = None
+) -> EdgeSeries | None:
     """The call-edge series over ``times`` (and ``reference_times``): NaN at a time off the grid."""
     loaded = load_edge_series(features_dir)
     if loaded is None:

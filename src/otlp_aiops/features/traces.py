@@ -66,7 +66,8 @@ def trace_services(con: duckdb.DuckDBPyConnection) -> None:
         SELECT trace, service, min(w) AS w,
                coalesce(arg_min(operation, start_time) FILTER (WHERE side = 'server'),
                         arg_min(operation, start_time)) AS operation,
-               coalesce(max(duration_ns) FILTER (WHERE side = 'server'), max(duration_ns)) / 1e6 AS duration_ms,
+               coalesce(max(duration_ns) FILTER (WHERE side = 'server'), max(duration_ns)) / 1e6
+                   AS duration_ms,
                sum(self_ns) / 1e6 AS self_ms, count(*)::INTEGER AS spans,
                bool_or(err) AS error, bool_or(origin) AS origin
         FROM tspans GROUP BY trace, service""")
@@ -99,7 +100,9 @@ def edge_windows(con: duckdb.DuckDBPyConnection, w_ns: int, quantiles: tuple[flo
               FROM edge_calls_x GROUP BY ALL)""")
 
 
-def operation_windows(con: duckdb.DuckDBPyConnection, quantiles: tuple[float, ...], max_operations: int) -> None:
+def operation_windows(
+    con: duckdb.DuckDBPyConnection, quantiles: tuple[float, ...], max_operations: int
+) -> None:
     """``operation_windows`` per (window, service, operation): spans, errors, error rate, latency
     mean and quantiles (ms), for the ``max_operations`` span names of each service with the most
     spans over the whole dataset (ties by name); the others are summed under ``<other>``."""
@@ -137,23 +140,30 @@ def trace_structure_features(con: duckdb.DuckDBPyConnection, w_ns: int, quantile
     parts = [f"SELECT w, service, 'span.self_time_mean', {favg('self_ms')} FROM trace_services GROUP BY ALL"]
     parts += [
         f"SELECT w, service, 'span.self_time_{qname(q)}', quantile_cont(self_ms, {q!r}) FROM trace_services "
-        "GROUP BY ALL" for q in quantiles
+        "GROUP BY ALL"
+        for q in quantiles
     ]
     parts += [
         "SELECT w, service, 'span.error_origins', count_if(origin)::DOUBLE FROM tspans GROUP BY ALL",
-        "SELECT w, service, 'span.error_propagated', count_if(err AND NOT origin)::DOUBLE FROM tspans GROUP BY ALL",
+        "SELECT w, service, 'span.error_propagated', count_if(err AND NOT origin)::DOUBLE FROM tspans "
+        "GROUP BY ALL",
         "SELECT w, callee, 'span.in_calls', count(*)::DOUBLE FROM edge_calls_x GROUP BY ALL",
         "SELECT w, caller, 'span.out_calls', count(*)::DOUBLE FROM edge_calls_x GROUP BY ALL",
-        f"SELECT w, callee, 'span.in_gap_mean', {favg('gap_ms')} FROM edge_calls_x WHERE gap_ms IS NOT NULL GROUP BY ALL",
-        f"SELECT w, caller, 'span.out_gap_mean', {favg('gap_ms')} FROM edge_calls_x WHERE gap_ms IS NOT NULL GROUP BY ALL",
+        f"SELECT w, callee, 'span.in_gap_mean', {favg('gap_ms')} FROM edge_calls_x "
+        "WHERE gap_ms IS NOT NULL GROUP BY ALL",
+        f"SELECT w, caller, 'span.out_gap_mean', {favg('gap_ms')} FROM edge_calls_x "
+        "WHERE gap_ms IS NOT NULL GROUP BY ALL",
     ]
     con.sql("INSERT INTO sw_long " + " UNION ALL ".join(parts))
+    gap_quantiles = " UNION ALL ".join(
+        f"SELECT w, service, 'span.in_gap_{qname(q)}', qv[{i}] FROM g"
+        for i, q in enumerate(quantiles, start=1)
+    )
     con.sql(f"""
         INSERT INTO sw_long
         WITH g AS (SELECT w, callee AS service, quantile_cont(gap_ms, [{qs}]) AS qv FROM edge_calls_x
                    WHERE gap_ms IS NOT NULL GROUP BY ALL)
-        {" UNION ALL ".join(f"SELECT w, service, 'span.in_gap_{qname(q)}', qv[{i}] FROM g"
-                             for i, q in enumerate(quantiles, start=1))}""")
+        {gap_quantiles}""")
 
 
 def operation_counts(con: duckdb.DuckDBPyConnection) -> None:
@@ -173,7 +183,8 @@ def write_trace_tables(con: duckdb.DuckDBPyConnection, out, ts_type) -> dict[str
         "edge_windows": "SELECT * FROM edge_windows ORDER BY w, caller, callee",
         "operation_windows": "SELECT * FROM operation_windows ORDER BY w, service, operation",
         "trace_services": "SELECT * FROM trace_services ORDER BY w, trace, service",
-        "content_mix": """SELECT c.w, c.service, c.source, c.key, c.is_error, c.n, f.ref_n / f.ref_total AS ref_share
+        "content_mix": """SELECT c.w, c.service, c.source, c.key, c.is_error, c.n,
+                                 f.ref_n / f.ref_total AS ref_share
                           FROM content_counts AS c LEFT JOIN content_ref AS f USING (service, source, key)
                           ORDER BY c.w, c.service, c.source, c.key""",
     }
@@ -186,7 +197,9 @@ def write_trace_tables(con: duckdb.DuckDBPyConnection, out, ts_type) -> dict[str
     return rows
 
 
-def exceedance_features(con: duckdb.DuckDBPyConnection, windows, q: float = 0.99, min_reference_calls: int = 5) -> None:
+def exceedance_features(
+    con: duckdb.DuckDBPyConnection, windows, q: float = 0.99, min_reference_calls: int = 5
+) -> None:
     """Count-aware latency evidence into ``sw_long``, against the reference ``windows``: the ``q``
     quantile of the client–server gap of every call edge and of the exclusive time of every (service,
     entry operation) in the reference; per window, ``k`` of ``n`` calls (traces) beyond it, scored as a
@@ -206,6 +219,10 @@ def exceedance_features(con: duckdb.DuckDBPyConnection, windows, q: float = 0.99
 
     con.register("_exc_ref_w", pa.table({"w": pa.array(np.asarray(windows, np.int64), pa.int64())}))
     p = 1.0 - q
+
+    def excess(x: str) -> str:  # the Poisson z of the calls beyond the reference threshold r.thr
+        return f"(count_if({x} > r.thr) - {p} * count(*)) / sqrt({p} * count(*) + 1)"
+
     con.sql(f"""
         CREATE OR REPLACE TEMP TABLE exc_gap_ref AS
         SELECT caller, callee, quantile_cont(gap_ms, {q!r}) AS thr FROM edge_calls_x JOIN _exc_ref_w USING (w)
@@ -216,11 +233,13 @@ def exceedance_features(con: duckdb.DuckDBPyConnection, windows, q: float = 0.99
         JOIN _exc_ref_w USING (w) GROUP BY ALL HAVING count(*) >= {int(min_reference_calls)}""")
     con.sql(f"""
         INSERT INTO sw_long
-        SELECT w, callee, 'span.in_gap_excess', (count_if(e.gap_ms > r.thr) - {p} * count(*)) / sqrt({p} * count(*) + 1)
-        FROM edge_calls_x AS e JOIN exc_gap_ref AS r USING (caller, callee) WHERE e.gap_ms IS NOT NULL GROUP BY ALL
+        SELECT w, callee, 'span.in_gap_excess', {excess("e.gap_ms")}
+        FROM edge_calls_x AS e JOIN exc_gap_ref AS r USING (caller, callee)
+        WHERE e.gap_ms IS NOT NULL GROUP BY ALL
         UNION ALL
-        SELECT w, caller, 'span.out_gap_excess', (count_if(e.gap_ms > r.thr) - {p} * count(*)) / sqrt({p} * count(*) + 1)
-        FROM edge_calls_x AS e JOIN exc_gap_ref AS r USING (caller, callee) WHERE e.gap_ms IS NOT NULL GROUP BY ALL
+        SELECT w, caller, 'span.out_gap_excess', {excess("e.gap_ms")}
+        FROM edge_calls_x AS e JOIN exc_gap_ref AS r USING (caller, callee)
+        WHERE e.gap_ms IS NOT NULL GROUP BY ALL
         UNION ALL
-        SELECT w, service, 'span.self_time_excess', (count_if(t.self_ms > r.thr) - {p} * count(*)) / sqrt({p} * count(*) + 1)
+        SELECT w, service, 'span.self_time_excess', {excess("t.self_ms")}
         FROM trace_services AS t JOIN exc_self_ref AS r USING (service, operation) GROUP BY ALL""")

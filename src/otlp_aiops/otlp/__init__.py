@@ -1,1 +1,2 @@
-"""OTLP on disk -> Arrow -> Parquet: framing detection, lenient OTLP/JSON and protobuf decoding, the schema."""
+"""OTLP on disk -> Arrow -> Parquet: framing detection, lenient OTLP/JSON and protobuf decoding, the
+schema."""

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otlp_aiops.otlp import schema as S
+from otlp_aiops.otlp import schema
 
 ZERO_TRACE_ID = bytes(16)
 ZERO_SPAN_ID = bytes(8)
@@ -122,7 +122,7 @@ class AttrCols:
         self._vals_arr = pa.array(self.vals, pa.string())
         attrs = pa.MapArray.from_arrays(pa.array(offsets), self._keys_arr, self._vals_arr, mask=mask)
         if not self.tag_pos:
-            return attrs, pa.nulls(n, S.ATTRS)
+            return attrs, pa.nulls(n, schema.ATTRS)
         pos = np.asarray(self.tag_pos, dtype=np.int64)
         rows = np.searchsorted(ends, pos, side="right")
         counts = np.bincount(rows, minlength=n)
@@ -206,10 +206,12 @@ def make_resource(
 ) -> ResourceInfo:
     rid = stable_hash(["resource", *attrs_hash_parts(attrs), dropped, schema_url or None, entity_refs_json])
     values = {k: v for k, t, v in reversed(attrs) if t == "string"}  # first occurrence wins
-    promoted = tuple(next((values[k] for k in keys if k in values), None) for _, keys in S.RESOURCE_PROMOTED)
+    promoted = tuple(
+        next((values[k] for k in keys if k in values), None) for _, keys in schema.RESOURCE_PROMOTED
+    )
     row = {
         "resource_id": rid,
-        **{col: promoted[i] for i, (col, _) in enumerate(S.RESOURCE_PROMOTED)},
+        **{col: promoted[i] for i, (col, _) in enumerate(schema.RESOURCE_PROMOTED)},
         "attributes": [(k, v) for k, _, v in attrs],
         "attribute_types": [(k, t) for k, t, _ in attrs if t != "string"] or None,
         "dropped_attributes_count": dropped,
@@ -256,7 +258,7 @@ class Contexts:
             "resource_id": pa.array([r.resource_id for r, _ in self.items], pa.int64()).take(take),
             "scope_id": pa.array([s.scope_id for _, s in self.items], pa.int64()).take(take),
         }
-        for j, (col, _) in enumerate(S.RESOURCE_PROMOTED):
+        for j, (col, _) in enumerate(schema.RESOURCE_PROMOTED):
             cols[col] = pa.array([r.promoted[j] for r, _ in self.items], pa.string()).take(take)
         cols["scope_name"] = pa.array([s.name for _, s in self.items], pa.string()).take(take)
         return cols
@@ -270,7 +272,7 @@ class Contexts:
 def ts_array(values: Any) -> pa.Array:
     """Nanosecond integers (0 = unset) -> timestamp[ns, UTC] with nulls for 0."""
     a = np.asarray(values, dtype=np.int64)
-    return pa.array(a, type=S.TIME, mask=a == 0)
+    return pa.array(a, type=schema.TIME, mask=a == 0)
 
 
 def promote(
@@ -315,16 +317,16 @@ def promote(
     return out
 
 
-def _table(schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
+def _table(table_schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
     arrays = []
-    for f in schema:
+    for f in table_schema:
         a = cols[f.name]
         if not isinstance(a, (pa.Array, pa.ChunkedArray)):
             a = pa.array(a, f.type)
         elif a.type != f.type:
             a = a.cast(f.type)
         arrays.append(a)
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, schema=table_schema)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +335,21 @@ def _table(schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
 
 
 @dataclass
-class SpanBatch:
+class _RowBatch:
+    """What the span and log batches share: the rows of one signal, their attributes and contexts."""
+
+    source_file: str
+    rows: list[tuple] = field(default_factory=list)
+    attrs: AttrCols = field(default_factory=AttrCols)
+    ctx: Contexts = field(default_factory=Contexts)
+    text_contexts: dict = field(default_factory=dict)  # for the C decoder of OTLP/JSON text
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class SpanBatch(_RowBatch):
     """Spans and their events and links, as appended by a decoder.
 
     span row: (trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start, end,
@@ -343,18 +359,10 @@ class SpanBatch:
     link row: (span_row, link_index, trace_id, span_id, trace_state, flags, attr_end, dropped_attrs)
     """
 
-    source_file: str
-    rows: list[tuple] = field(default_factory=list)
-    attrs: AttrCols = field(default_factory=AttrCols)
     events: list[tuple] = field(default_factory=list)
     event_attrs: AttrCols = field(default_factory=AttrCols)
     links: list[tuple] = field(default_factory=list)
     link_attrs: AttrCols = field(default_factory=AttrCols)
-    ctx: Contexts = field(default_factory=Contexts)
-    text_contexts: dict = field(default_factory=dict)  # for the C decoder of OTLP/JSON text
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
     def rollback(self) -> None:
         """Undo what a span that failed half-way appended (its own row is appended last)."""
@@ -381,12 +389,12 @@ class SpanBatch:
         valid = (start != 0) & (end != 0)
         attrs, types = self.attrs.to_arrays(c[11])
         ctx = self.ctx.columns(list(c[17]))
-        trace_id = pa.array(c[0], S.TRACE_ID)
-        span_id = pa.array(c[1], S.SPAN_ID)
+        trace_id = pa.array(c[0], schema.TRACE_ID)
+        span_id = pa.array(c[1], schema.SPAN_ID)
         cols = {
             "trace_id": trace_id,
             "span_id": span_id,
-            "parent_span_id": pa.array(c[2], S.SPAN_ID),
+            "parent_span_id": pa.array(c[2], schema.SPAN_ID),
             "trace_state": pa.array(c[3], pa.string()),
             "flags": pa.array(c[4], pa.uint32()),
             "name": pa.array(c[5], pa.string()),
@@ -403,12 +411,12 @@ class SpanBatch:
             "dropped_events_count": pa.array(c[14], pa.uint32()),
             "link_count": pa.array(c[15], pa.int32()),
             "dropped_links_count": pa.array(c[16], pa.uint32()),
-            **promote(self.attrs, c[11], S.SPAN_PROMOTED),
+            **promote(self.attrs, c[11], schema.SPAN_PROMOTED),
             **ctx,
             "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
             "_record_index": pa.array(c[18], pa.int64()),
         }
-        out = {"spans": _table(S.SPANS, cols)}
+        out = {"spans": _table(schema.SPANS, cols)}
         parent = {
             "trace_id": trace_id,
             "span_id": span_id,
@@ -418,56 +426,55 @@ class SpanBatch:
         }
         if self.events:
             e = list(zip(*self.events, strict=True))
-            take = pa.array(e[0], pa.int32())
-            ea, et = self.event_attrs.to_arrays(e[4])
-            out["span_events"] = _table(
-                S.SPAN_EVENTS,
-                {
-                    **{k: v.take(take) for k, v in parent.items()},
-                    "event_index": pa.array(e[1], pa.int32()),
-                    "time": ts_array(e[2]),
-                    "name": pa.array(e[3], pa.string()),
-                    "attributes": ea,
-                    "attribute_types": et,
-                    "dropped_attributes_count": pa.array(e[5], pa.uint32()),
-                    "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), len(self.events)),
-                },
-            )
+            own = {
+                "event_index": pa.array(e[1], pa.int32()),
+                "time": ts_array(e[2]),
+                "name": pa.array(e[3], pa.string()),
+            }
+            out["span_events"] = self._child_table(schema.SPAN_EVENTS, parent, e, 4, self.event_attrs, own)
         if self.links:
             li = list(zip(*self.links, strict=True))
-            take = pa.array(li[0], pa.int32())
-            la, lt = self.link_attrs.to_arrays(li[6])
-            out["span_links"] = _table(
-                S.SPAN_LINKS,
-                {
-                    **{k: v.take(take) for k, v in parent.items()},
-                    "link_index": pa.array(li[1], pa.int32()),
-                    "linked_trace_id": pa.array(li[2], S.TRACE_ID),
-                    "linked_span_id": pa.array(li[3], S.SPAN_ID),
-                    "trace_state": pa.array(li[4], pa.string()),
-                    "flags": pa.array(li[5], pa.uint32()),
-                    "attributes": la,
-                    "attribute_types": lt,
-                    "dropped_attributes_count": pa.array(li[7], pa.uint32()),
-                    "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), len(self.links)),
-                },
-            )
+            own = {
+                "link_index": pa.array(li[1], pa.int32()),
+                "linked_trace_id": pa.array(li[2], schema.TRACE_ID),
+                "linked_span_id": pa.array(li[3], schema.SPAN_ID),
+                "trace_state": pa.array(li[4], pa.string()),
+                "flags": pa.array(li[5], pa.uint32()),
+            }
+            out["span_links"] = self._child_table(schema.SPAN_LINKS, parent, li, 6, self.link_attrs, own)
         return out
+
+    def _child_table(
+        self,
+        table_schema: pa.Schema,
+        parent: dict[str, Any],
+        cols: list[tuple],
+        attr_at: int,
+        attrs: AttrCols,
+        own: dict[str, Any],
+    ) -> pa.Table:
+        """The event or link table: ``cols`` are its rows' columns (the span row first, the attribute
+        end at ``attr_at``, the dropped-attribute count after it); each row repeats its span's
+        ``parent`` columns."""
+        take = pa.array(cols[0], pa.int32())
+        values, types = attrs.to_arrays(cols[attr_at])
+        return _table(
+            table_schema,
+            {
+                **{k: v.take(take) for k, v in parent.items()},
+                **own,
+                "attributes": values,
+                "attribute_types": types,
+                "dropped_attributes_count": pa.array(cols[attr_at + 1], pa.uint32()),
+                "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), len(cols[0])),
+            },
+        )
 
 
 @dataclass
-class LogBatch:
+class LogBatch(_RowBatch):
     """log row: (time, observed_time, severity_number, severity_text, body, body_type, attr_end,
     dropped_attrs, flags, trace_id, span_id, event_name, ctx, record_index)"""
-
-    source_file: str
-    rows: list[tuple] = field(default_factory=list)
-    attrs: AttrCols = field(default_factory=AttrCols)
-    ctx: Contexts = field(default_factory=Contexts)
-    text_contexts: dict = field(default_factory=dict)  # for the C decoder of OTLP/JSON text
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
     def rollback(self) -> None:
         """Undo what a log record that failed half-way appended (its row is appended last)."""
@@ -490,15 +497,15 @@ class LogBatch:
             "attribute_types": types,
             "dropped_attributes_count": pa.array(c[7], pa.uint32()),
             "flags": pa.array(c[8], pa.uint32()),
-            "trace_id": pa.array(c[9], S.TRACE_ID),
-            "span_id": pa.array(c[10], S.SPAN_ID),
+            "trace_id": pa.array(c[9], schema.TRACE_ID),
+            "span_id": pa.array(c[10], schema.SPAN_ID),
             "event_name": pa.array(c[11], pa.string()),
-            **promote(self.attrs, c[6], S.LOG_PROMOTED),
+            **promote(self.attrs, c[6], schema.LOG_PROMOTED),
             **self.ctx.columns(list(c[12])),
             "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
             "_record_index": pa.array(c[13], pa.int64()),
         }
-        return {"logs": _table(S.LOGS, cols)}
+        return {"logs": _table(schema.LOGS, cols)}
 
 
 @dataclass
@@ -512,6 +519,10 @@ class MetricInfo:
     temporality: int | None
     is_monotonic: bool | None
     metadata: list[tuple[str, str, str | None]]
+
+    def stream_fields(self) -> tuple:
+        """What of the metric identifies its streams (with the resource, scope and attributes)."""
+        return (self.name, self.unit, self.metric_type, self.temporality, self.is_monotonic)
 
 
 # Positions in a point row shared by all point shapes:
@@ -571,8 +582,15 @@ class MetricBatch:
             typed: tuple = (*(p - a0 for p in tag_pos[t0:]), *ac.tags[t0:])
         else:
             typed = ()
-        key = (table, resource_id, scope_id, info.name, info.unit, info.metric_type, info.temporality,
-               info.is_monotonic, tuple(ac.keys[a0:]), tuple(ac.vals[a0:]), typed)  # fmt: skip
+        key = (
+            table,
+            resource_id,
+            scope_id,
+            *info.stream_fields(),
+            tuple(ac.keys[a0:]),
+            tuple(ac.vals[a0:]),
+            typed,
+        )
         sid = self._sids.get(key)
         if sid is None:
             sid = self._sids[key] = series_id(resource_id, scope_id, info, ac.rendered(a0))
@@ -649,15 +667,15 @@ class MetricBatch:
                 "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
                 "_record_index": pa.array(c[P_REC], pa.int64()),
             }
-            schema = S.TABLES[table]
+            table_schema = schema.TABLES[table]
             for j, name in enumerate(POINT_SHAPE_COLUMNS[table]):
-                cols[name] = pa.array(c[P_REC + 1 + j], schema.field(name).type)
-            out[table] = _table(schema, cols)
+                cols[name] = pa.array(c[P_REC + 1 + j], table_schema.field(name).type)
+            out[table] = _table(table_schema, cols)
         if self.exemplars:
             e = list(zip(*self.exemplars, strict=True))
             ea, et = self.exemplar_attrs.to_arrays(e[9])
             out["exemplars"] = _table(
-                S.EXEMPLARS,
+                schema.EXEMPLARS,
                 {
                     "point_table": pa.array(e[0], pa.string()),
                     "series_id": pa.array(e[1], pa.int64()),
@@ -666,8 +684,8 @@ class MetricBatch:
                     "time": ts_array(e[4]),
                     "value_double": pa.array(e[5], pa.float64()),
                     "value_int": pa.array(e[6], pa.int64()),
-                    "trace_id": pa.array(e[7], S.TRACE_ID),
-                    "span_id": pa.array(e[8], S.SPAN_ID),
+                    "trace_id": pa.array(e[7], schema.TRACE_ID),
+                    "span_id": pa.array(e[8], schema.SPAN_ID),
                     "filtered_attributes": ea,
                     "filtered_attribute_types": et,
                     "resource_id": pa.array(e[10], pa.int64()),
@@ -685,6 +703,10 @@ def series_id(
     """The identity of a metric stream (OTLP data model): resource, scope, name, unit, type,
     temporality, monotonicity and the point's attributes (order-insensitive)."""
     return stable_hash(
-        [resource_id, scope_id, info.name, info.unit, info.metric_type, info.temporality, info.is_monotonic,
-         *attrs_hash_parts(sorted(attrs, key=lambda a: (a[0], a[1], a[2] or "")))]
-    )  # fmt: skip
+        [
+            resource_id,
+            scope_id,
+            *info.stream_fields(),
+            *attrs_hash_parts(sorted(attrs, key=lambda a: (a[0], a[1], a[2] or ""))),
+        ]
+    )

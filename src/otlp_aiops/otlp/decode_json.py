@@ -19,8 +19,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otlp_aiops.otlp import accel
-from otlp_aiops.otlp import schema as S
+from otlp_aiops.otlp import accel, schema
 from otlp_aiops.otlp.anyvalue import (
     RecordError,
     json_bool,
@@ -95,27 +94,80 @@ def _norm(d: Any, known: frozenset[str], obj_type: str, fc: FileContext) -> dict
     return out
 
 
-K_SPAN = _known("trace_id", "span_id", "trace_state", "parent_span_id", "flags", "name", "kind",
-                "start_time_unix_nano", "end_time_unix_nano", "attributes", "dropped_attributes_count",
-                "events", "dropped_events_count", "links", "dropped_links_count", "status")  # fmt: skip
+K_SPAN = _known(
+    "trace_id",
+    "span_id",
+    "trace_state",
+    "parent_span_id",
+    "flags",
+    "name",
+    "kind",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "attributes",
+    "dropped_attributes_count",
+    "events",
+    "dropped_events_count",
+    "links",
+    "dropped_links_count",
+    "status",
+)
 K_EVENT = _known("time_unix_nano", "name", "attributes", "dropped_attributes_count")
 K_LINK = _known("trace_id", "span_id", "trace_state", "attributes", "dropped_attributes_count", "flags")
 K_STATUS = _known("message", "code")
-K_LOG = _known("time_unix_nano", "observed_time_unix_nano", "severity_number", "severity_text", "body",
-               "attributes", "dropped_attributes_count", "flags", "trace_id", "span_id", "event_name")  # fmt: skip
+K_LOG = _known(
+    "time_unix_nano",
+    "observed_time_unix_nano",
+    "severity_number",
+    "severity_text",
+    "body",
+    "attributes",
+    "dropped_attributes_count",
+    "flags",
+    "trace_id",
+    "span_id",
+    "event_name",
+)
 K_RESOURCE = _known("attributes", "dropped_attributes_count", "entity_refs")
 K_SCOPE = _known("name", "version", "attributes", "dropped_attributes_count")
-K_METRIC = _known("name", "description", "unit", "gauge", "sum", "histogram", "exponential_histogram",
-                  "summary", "metadata")  # fmt: skip
-K_NUMBER = _known("attributes", "start_time_unix_nano", "time_unix_nano", "as_double", "as_int",
-                  "exemplars", "flags")  # fmt: skip
-K_HIST = _known("attributes", "start_time_unix_nano", "time_unix_nano", "count", "sum", "bucket_counts",
-                "explicit_bounds", "exemplars", "flags", "min", "max")  # fmt: skip
-K_EXP = _known("attributes", "start_time_unix_nano", "time_unix_nano", "count", "sum", "scale",
-               "zero_count", "positive", "negative", "flags", "exemplars", "min", "max",
-               "zero_threshold")  # fmt: skip
-K_SUMMARY = _known("attributes", "start_time_unix_nano", "time_unix_nano", "count", "sum",
-                   "quantile_values", "flags")  # fmt: skip
+K_METRIC = _known(
+    "name", "description", "unit", "gauge", "sum", "histogram", "exponential_histogram", "summary", "metadata"
+)
+K_NUMBER = _known(
+    "attributes", "start_time_unix_nano", "time_unix_nano", "as_double", "as_int", "exemplars", "flags"
+)
+K_HIST = _known(
+    "attributes",
+    "start_time_unix_nano",
+    "time_unix_nano",
+    "count",
+    "sum",
+    "bucket_counts",
+    "explicit_bounds",
+    "exemplars",
+    "flags",
+    "min",
+    "max",
+)
+K_EXP = _known(
+    "attributes",
+    "start_time_unix_nano",
+    "time_unix_nano",
+    "count",
+    "sum",
+    "scale",
+    "zero_count",
+    "positive",
+    "negative",
+    "flags",
+    "exemplars",
+    "min",
+    "max",
+    "zero_threshold",
+)
+K_SUMMARY = _known(
+    "attributes", "start_time_unix_nano", "time_unix_nano", "count", "sum", "quantile_values", "flags"
+)
 K_EXEMPLAR = _known("filtered_attributes", "time_unix_nano", "as_double", "as_int", "span_id", "trace_id")
 
 SIGNAL_KEYS = {
@@ -320,10 +372,17 @@ def _attrs_json_careful(lst: Any, ac: AttrCols, fc: FileContext, what: str) -> N
 
 
 _KV = frozenset(["key", "value"])
-_ANY_KEYS = frozenset(_camel(n) for n in ("string_value", "bool_value", "int_value", "double_value", "array_value",
-                                          "kvlist_value", "bytes_value", "string_value_strindex")) | frozenset(
-    ("string_value", "bool_value", "int_value", "double_value", "array_value", "kvlist_value", "bytes_value",
-     "string_value_strindex"))  # fmt: skip
+_ANY_VALUE_FIELDS = (
+    "string_value",
+    "bool_value",
+    "int_value",
+    "double_value",
+    "array_value",
+    "kvlist_value",
+    "bytes_value",
+    "string_value_strindex",
+)
+_ANY_KEYS = frozenset(_camel(n) for n in _ANY_VALUE_FIELDS) | frozenset(_ANY_VALUE_FIELDS)
 
 
 def _rendered_attrs(lst: Any, fc: FileContext, what: str) -> list[tuple[str, str, str | None]]:
@@ -421,8 +480,11 @@ def _walk(
             rinfo = _resource(rc, fc)
         except _ERRORS as e:
             err = _as_record_error(e)
-            items = [it for sc in slist for it in _items_of(sc, ikey_c, ikey_s)] if type(rc) is dict and isinstance(
-                rc.get(skey_c) or rc.get(skey_s), list) else None  # fmt: skip
+            items = (
+                [it for sc in slist for it in _items_of(sc, ikey_c, ikey_s)]
+                if type(rc) is dict and isinstance(rc.get(skey_c) or rc.get(skey_s), list)
+                else None
+            )
             _quarantine_all(
                 fc, position, f"{rpath}.{skey_c}[*].{ikey_c}", err, f"{rpath}: {err.message}", items, rc
             )
@@ -521,13 +583,29 @@ def decode_traces(doc: dict, fc: FileContext, batch: SpanBatch, position: str) -
                 da = g("droppedAttributesCount")
                 de = g("droppedEventsCount")
                 dl = g("droppedLinksCount")
-                rows.append((
-                    tid, sid, pid, _str(ts, "traceState") if ts else None,
-                    0 if flags is None else _uint(flags, "flags"), name, kind, start, end, code, msg, len(attrs.keys),
-                    0 if da is None else _uint(da, "droppedAttributesCount"), n_ev,
-                    0 if de is None else _uint(de, "droppedEventsCount"), n_lk,
-                    0 if dl is None else _uint(dl, "droppedLinksCount"), ci, rec,
-                ))  # fmt: skip
+                rows.append(
+                    (
+                        tid,
+                        sid,
+                        pid,
+                        _str(ts, "traceState") if ts else None,
+                        0 if flags is None else _uint(flags, "flags"),
+                        name,
+                        kind,
+                        start,
+                        end,
+                        code,
+                        msg,
+                        len(attrs.keys),
+                        0 if da is None else _uint(da, "droppedAttributesCount"),
+                        n_ev,
+                        0 if de is None else _uint(de, "droppedEventsCount"),
+                        n_lk,
+                        0 if dl is None else _uint(dl, "droppedLinksCount"),
+                        ci,
+                        rec,
+                    )
+                )
             except _ERRORS as e:
                 batch.rollback()
                 err = _as_record_error(e)
@@ -536,14 +614,20 @@ def decode_traces(doc: dict, fc: FileContext, batch: SpanBatch, position: str) -
         wire = accel.wire
         if wire is not None and type(spans) is list:
             a, ea, la = attrs, batch.event_attrs, batch.link_attrs
-            wire.decode_json_spans(spans, ci, rec0, rows, batch.events, batch.links,
-                                   a.lists(), ea.lists(), la.lists(), one)  # fmt: skip
+            wire.decode_json_spans(
+                spans, ci, rec0, rows, batch.events, batch.links, a.lists(), ea.lists(), la.lists(), one
+            )
         else:
             for k, s in enumerate(spans):
                 one(k, s)
 
-    _walk(doc, fc, position, ("resourceSpans", "resource_spans", "scopeSpans", "scope_spans", "spans", "spans"),
-          per_scope)  # fmt: skip
+    _walk(
+        doc,
+        fc,
+        position,
+        ("resourceSpans", "resource_spans", "scopeSpans", "scope_spans", "spans", "spans"),
+        per_scope,
+    )
 
 
 def _events(evs: Any, row: int, batch: SpanBatch, fc: FileContext) -> None:
@@ -557,10 +641,16 @@ def _events(evs: Any, row: int, batch: SpanBatch, fc: FileContext) -> None:
         if type(name) is not str:
             raise RecordError("invalid_value", f"events[{j}].name {name!r} is not a string")
         attrs_json(e.get("attributes"), ea, fc, f"events[{j}].attributes")
-        batch.events.append((
-            row, j, _time(e.get("timeUnixNano"), f"events[{j}].timeUnixNano"), name, len(ea.keys),
-            _uint(e.get("droppedAttributesCount"), "droppedAttributesCount"),
-        ))  # fmt: skip
+        batch.events.append(
+            (
+                row,
+                j,
+                _time(e.get("timeUnixNano"), f"events[{j}].timeUnixNano"),
+                name,
+                len(ea.keys),
+                _uint(e.get("droppedAttributesCount"), "droppedAttributesCount"),
+            )
+        )
 
 
 def _links(lks: Any, row: int, batch: SpanBatch, fc: FileContext) -> None:
@@ -573,10 +663,18 @@ def _links(lks: Any, row: int, batch: SpanBatch, fc: FileContext) -> None:
         tid = _id(lk.get("traceId"), 16, f"links[{j}].traceId", fc)
         sid = _id(lk.get("spanId"), 8, f"links[{j}].spanId", fc)
         attrs_json(lk.get("attributes"), la, fc, f"links[{j}].attributes")
-        batch.links.append((
-            row, j, tid, sid, _str(lk.get("traceState"), "traceState"), _uint(lk.get("flags"), "flags"),
-            len(la.keys), _uint(lk.get("droppedAttributesCount"), "droppedAttributesCount"),
-        ))  # fmt: skip
+        batch.links.append(
+            (
+                row,
+                j,
+                tid,
+                sid,
+                _str(lk.get("traceState"), "traceState"),
+                _uint(lk.get("flags"), "flags"),
+                len(la.keys),
+                _uint(lk.get("droppedAttributesCount"), "droppedAttributesCount"),
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -615,13 +713,24 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
                 sev = g("severityNumber")
                 if sev.__class__ is not int or sev > SEVERITY_MAX or sev < 0:
                     sev = _enum(sev, SEVERITY, SEVERITY_MAX, "severityNumber")
-                rows.append((
-                    _time(g("timeUnixNano"), "timeUnixNano"), _time(g("observedTimeUnixNano"), "observedTimeUnixNano"),
-                    sev, _str(g("severityText"), "severityText"), btext, btag, len(attrs.keys),
-                    _uint(g("droppedAttributesCount"), "droppedAttributesCount"), _uint(g("flags"), "flags"),
-                    _id(g("traceId"), 16, "traceId", fc), _id(g("spanId"), 8, "spanId", fc),
-                    _str(g("eventName"), "eventName"), ci, rec,
-                ))  # fmt: skip
+                rows.append(
+                    (
+                        _time(g("timeUnixNano"), "timeUnixNano"),
+                        _time(g("observedTimeUnixNano"), "observedTimeUnixNano"),
+                        sev,
+                        _str(g("severityText"), "severityText"),
+                        btext,
+                        btag,
+                        len(attrs.keys),
+                        _uint(g("droppedAttributesCount"), "droppedAttributesCount"),
+                        _uint(g("flags"), "flags"),
+                        _id(g("traceId"), 16, "traceId", fc),
+                        _id(g("spanId"), 8, "spanId", fc),
+                        _str(g("eventName"), "eventName"),
+                        ci,
+                        rec,
+                    )
+                )
             except _ERRORS as e:
                 batch.rollback()
                 err = _as_record_error(e)
@@ -635,8 +744,13 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
             for k, r in enumerate(records):
                 one(k, r)
 
-    _walk(doc, fc, position, ("resourceLogs", "resource_logs", "scopeLogs", "scope_logs", "logRecords", "log_records"),
-          per_scope)  # fmt: skip
+    _walk(
+        doc,
+        fc,
+        position,
+        ("resourceLogs", "resource_logs", "scopeLogs", "scope_logs", "logRecords", "log_records"),
+        per_scope,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -644,9 +758,14 @@ def decode_logs(doc: dict, fc: FileContext, batch: LogBatch, position: str) -> N
 # --------------------------------------------------------------------------------------------------
 
 _DATA_KEYS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
-_TYPE_OF = {"gauge": "gauge", "sum": "sum", "histogram": "histogram", "exponentialHistogram": "exponential_histogram",
-            "summary": "summary"}  # fmt: skip
-_TABLE_OF = S.POINT_TABLE_OF_TYPE
+_TYPE_OF = {
+    "gauge": "gauge",
+    "sum": "sum",
+    "histogram": "histogram",
+    "exponentialHistogram": "exponential_histogram",
+    "summary": "summary",
+}
+_TABLE_OF = schema.POINT_TABLE_OF_TYPE
 _KNOWN_OF = {
     "metrics_number": K_NUMBER,
     "metrics_histogram": K_HIST,
@@ -659,8 +778,13 @@ K_HISTOGRAM_DATA = _known("data_points", "aggregation_temporality")
 K_SUMMARY_DATA = _known("data_points")
 K_BUCKETS = _known("offset", "bucket_counts")
 K_QUANTILE = _known("quantile", "value")
-_DATA_KNOWN = {"gauge": K_GAUGE, "sum": K_SUM, "histogram": K_HISTOGRAM_DATA,
-               "exponential_histogram": K_HISTOGRAM_DATA, "summary": K_SUMMARY_DATA}  # fmt: skip
+_DATA_KNOWN = {
+    "gauge": K_GAUGE,
+    "sum": K_SUM,
+    "histogram": K_HISTOGRAM_DATA,
+    "exponential_histogram": K_HISTOGRAM_DATA,
+    "summary": K_SUMMARY_DATA,
+}
 
 
 def _opt_double(x: Any, what: str) -> float | None:
@@ -709,9 +833,14 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
         return (None if d is None else json_double(d, "asDouble")), None
     count = _u64(p.get("count"), "count")
     if table == "metrics_histogram":
-        row = (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-               _opt_double(p.get("max"), "max"), _u64_list(p.get("bucketCounts"), "bucketCounts"),
-               _double_list(p.get("explicitBounds"), "explicitBounds"))  # fmt: skip
+        row = (
+            count,
+            _opt_double(p.get("sum"), "sum"),
+            _opt_double(p.get("min"), "min"),
+            _opt_double(p.get("max"), "max"),
+            _u64_list(p.get("bucketCounts"), "bucketCounts"),
+            _double_list(p.get("explicitBounds"), "explicitBounds"),
+        )
         bad = histogram_problem(count, row[4], row[5])  # (after every field is read, as before)
         if bad is not None:
             raise RecordError("bad_histogram", f"histogram point: {bad}")
@@ -720,10 +849,19 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
         po, pcounts = _buckets(p.get("positive"), "positive", fc)
         no, ncounts = _buckets(p.get("negative"), "negative", fc)
         zt = p.get("zeroThreshold")
-        row = (count, _opt_double(p.get("sum"), "sum"), _opt_double(p.get("min"), "min"),
-               _opt_double(p.get("max"), "max"), _int32(p.get("scale"), "scale"),
-               _u64(p.get("zeroCount"), "zeroCount"), 0.0 if zt is None else json_double(zt, "zeroThreshold"),
-               po, pcounts, no, ncounts)  # fmt: skip
+        row = (
+            count,
+            _opt_double(p.get("sum"), "sum"),
+            _opt_double(p.get("min"), "min"),
+            _opt_double(p.get("max"), "max"),
+            _int32(p.get("scale"), "scale"),
+            _u64(p.get("zeroCount"), "zeroCount"),
+            0.0 if zt is None else json_double(zt, "zeroThreshold"),
+            po,
+            pcounts,
+            no,
+            ncounts,
+        )
         return row
     qv = p.get("quantileValues") or []
     if type(qv) is not list:
@@ -739,7 +877,7 @@ def _shape(table: str, p: dict, fc: FileContext) -> tuple:
     return count, 0.0 if sm is None else json_double(sm, "sum"), qs, vs
 
 
-_SHORT = S.POINT_TABLE_SHORT
+_SHORT = schema.POINT_TABLE_SHORT
 
 
 def _exemplars(
@@ -761,12 +899,23 @@ def _exemplars(
             vd, vi = float(iv), iv
         else:
             vd, vi = (None if d is None else json_double(d, "exemplar asDouble")), None
-        batch.exemplars.append((
-            _SHORT[table], sid, info.name, j, _time(ex.get("timeUnixNano"), f"exemplars[{j}].timeUnixNano"),
-            vd, vi, _id(ex.get("traceId"), 16, f"exemplars[{j}].traceId", fc),
-            _id(ex.get("spanId"), 8, f"exemplars[{j}].spanId", fc), len(ea.keys),
-            rinfo.resource_id, rinfo.service_name, rec,
-        ))  # fmt: skip
+        batch.exemplars.append(
+            (
+                _SHORT[table],
+                sid,
+                info.name,
+                j,
+                _time(ex.get("timeUnixNano"), f"exemplars[{j}].timeUnixNano"),
+                vd,
+                vi,
+                _id(ex.get("traceId"), 16, f"exemplars[{j}].traceId", fc),
+                _id(ex.get("spanId"), 8, f"exemplars[{j}].spanId", fc),
+                len(ea.keys),
+                rinfo.resource_id,
+                rinfo.service_name,
+                rec,
+            )
+        )
     return len(exs)
 
 
@@ -818,8 +967,15 @@ def decode_metrics(doc: dict, fc: FileContext, batch: MetricBatch, position: str
                 err = _as_record_error(e)
                 pts = _points_of(mt)
                 ctx = {k: v for k, v in mt.items() if k not in _DATA_KEYS} if type(mt) is dict else None
-                _quarantine_all(fc, position, f"{mpath}.dataPoints", err, err.message,
-                                None if pts is None else [{"metric": ctx, "dataPoint": p} for p in pts], mt)  # fmt: skip
+                _quarantine_all(
+                    fc,
+                    position,
+                    f"{mpath}.dataPoints",
+                    err,
+                    err.message,
+                    None if pts is None else [{"metric": ctx, "dataPoint": p} for p in pts],
+                    mt,
+                )
                 continue
             ii = batch.add_info(info)
             rows = batch.points[table]
@@ -838,19 +994,32 @@ def decode_metrics(doc: dict, fc: FileContext, batch: MetricBatch, position: str
                     nex = 0
                     if table != "metrics_summary":
                         nex = _exemplars(p.get("exemplars"), table, sid, info, rinfo, rec, batch, fc)
-                    rows.append((
-                        ii, sid, _time(p.get("startTimeUnixNano"), "startTimeUnixNano"),
-                        _time(p.get("timeUnixNano"), "timeUnixNano"), len(ac.keys), _uint(p.get("flags"), "flags"),
-                        nex, ci, rec, *shape,
-                    ))  # fmt: skip
+                    rows.append(
+                        (
+                            ii,
+                            sid,
+                            _time(p.get("startTimeUnixNano"), "startTimeUnixNano"),
+                            _time(p.get("timeUnixNano"), "timeUnixNano"),
+                            len(ac.keys),
+                            _uint(p.get("flags"), "flags"),
+                            nex,
+                            ci,
+                            rec,
+                            *shape,
+                        )
+                    )
                 except _ERRORS as e:
                     batch.rollback(table, rec)
                     err = _as_record_error(e)
                     fc.quarantine_record(position, f"{mpath}.dataPoints[{k}]", err.code, err.message, p)
 
-    _walk(doc, fc, position,
-          ("resourceMetrics", "resource_metrics", "scopeMetrics", "scope_metrics", "metrics", "metrics"),
-          per_scope)  # fmt: skip
+    _walk(
+        doc,
+        fc,
+        position,
+        ("resourceMetrics", "resource_metrics", "scopeMetrics", "scope_metrics", "metrics", "metrics"),
+        per_scope,
+    )
 
 
 def _points_of(mt: Any) -> list | None:
@@ -923,8 +1092,18 @@ def decode_text(text: bytes, fc: FileContext, batches: dict[str, Any], position:
 
     a = batch.attrs
     if signal == "traces":
-        n = wire.decode_json_text(0, text, fc.records_read, batch.rows, a.lists(), batch.events, batch.links,
-                                  batch.event_attrs.lists(), batch.link_attrs.lists(), ctx_fn)  # fmt: skip
+        n = wire.decode_json_text(
+            0,
+            text,
+            fc.records_read,
+            batch.rows,
+            a.lists(),
+            batch.events,
+            batch.links,
+            batch.event_attrs.lists(),
+            batch.link_attrs.lists(),
+            ctx_fn,
+        )
     else:
         n = wire.decode_json_text(
             1, text, fc.records_read, batch.rows, a.lists(), None, None, None, None, ctx_fn

@@ -21,8 +21,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otlp_aiops.otlp import accel
-from otlp_aiops.otlp import schema as S
+from otlp_aiops.otlp import accel, schema
 from otlp_aiops.otlp.anyvalue import RecordError, render_proto
 from otlp_aiops.otlp.batches import (
     ZERO_SPAN_ID,
@@ -234,8 +233,16 @@ def _span_row(s: trace_pb2.Span, ci: int, rec: int, batch: SpanBatch) -> None:
         append = batch.events.append
         for j, e in enumerate(evs):
             attrs_proto(e.attributes, ea)
-            append((row, j, _time(e.time_unix_nano, "event time_unix_nano"), e.name, len(ea.keys),
-                    e.dropped_attributes_count))  # fmt: skip
+            append(
+                (
+                    row,
+                    j,
+                    _time(e.time_unix_nano, "event time_unix_nano"),
+                    e.name,
+                    len(ea.keys),
+                    e.dropped_attributes_count,
+                )
+            )
     lks = s.links
     n_lk = len(lks)
     if n_lk:
@@ -243,13 +250,41 @@ def _span_row(s: trace_pb2.Span, ci: int, rec: int, batch: SpanBatch) -> None:
         append = batch.links.append
         for j, lk in enumerate(lks):
             attrs_proto(lk.attributes, la)
-            append((row, j, _id(lk.trace_id, 16, "link trace_id"), _id(lk.span_id, 8, "link span_id"),
-                    lk.trace_state or None, lk.flags, len(la.keys), lk.dropped_attributes_count))  # fmt: skip
-    rows.append((
-        tid, sid, pid, s.trace_state or None, s.flags, s.name, kind, start, end, code, st.message or None,
-        len(attrs.keys), s.dropped_attributes_count, n_ev, s.dropped_events_count, n_lk, s.dropped_links_count,
-        ci, rec,
-    ))  # fmt: skip
+            append(
+                (
+                    row,
+                    j,
+                    _id(lk.trace_id, 16, "link trace_id"),
+                    _id(lk.span_id, 8, "link span_id"),
+                    lk.trace_state or None,
+                    lk.flags,
+                    len(la.keys),
+                    lk.dropped_attributes_count,
+                )
+            )
+    rows.append(
+        (
+            tid,
+            sid,
+            pid,
+            s.trace_state or None,
+            s.flags,
+            s.name,
+            kind,
+            start,
+            end,
+            code,
+            st.message or None,
+            len(attrs.keys),
+            s.dropped_attributes_count,
+            n_ev,
+            s.dropped_events_count,
+            n_lk,
+            s.dropped_links_count,
+            ci,
+            rec,
+        )
+    )
 
 
 def _log_row(r: logs_pb2.LogRecord, ci: int, rec: int, batch: LogBatch) -> None:
@@ -261,10 +296,24 @@ def _log_row(r: logs_pb2.LogRecord, ci: int, rec: int, batch: LogBatch) -> None:
     btag, btext = render_proto(r.body) if r.HasField("body") else (None, None)
     attrs = batch.attrs
     attrs_proto(r.attributes, attrs)
-    batch.rows.append((
-        time, observed, sev, r.severity_text or None, btext, btag, len(attrs.keys), r.dropped_attributes_count,
-        r.flags, _id(r.trace_id, 16, "trace_id"), _id(r.span_id, 8, "span_id"), r.event_name or None, ci, rec,
-    ))  # fmt: skip
+    batch.rows.append(
+        (
+            time,
+            observed,
+            sev,
+            r.severity_text or None,
+            btext,
+            btag,
+            len(attrs.keys),
+            r.dropped_attributes_count,
+            r.flags,
+            _id(r.trace_id, 16, "trace_id"),
+            _id(r.span_id, 8, "span_id"),
+            r.event_name or None,
+            ci,
+            rec,
+        )
+    )
 
 
 class _Spec:
@@ -299,8 +348,13 @@ def _walk_items(
                 row(item, ci, rec, batch)
             except RecordError as e:
                 batch.rollback()
-                fc.quarantine_record(position, f"{path}.{spec.scopes}[{si}].{spec.items}[{k}]", e.code, e.message,
-                                     _original_item(chunk, si, k))  # fmt: skip
+                fc.quarantine_record(
+                    position,
+                    f"{path}.{spec.scopes}[{si}].{spec.items}[{k}]",
+                    e.code,
+                    e.message,
+                    _original_item(chunk, si, k),
+                )
 
 
 def _original_item(chunk: bytes, si: int, k: int) -> bytes:
@@ -331,8 +385,12 @@ def _decode_block_careful(
     for si, (a, b) in enumerate(scopes):
         _scope_careful(chunk[a:b], f"{path}.{scopes_name}[{si}]", rinfo, fc, batch, position, signal)
     if bad_at is not None:
-        fc.quarantine_message(position, "invalid_protobuf", f"{path}: malformed protobuf after {len(scopes)} scopes",
-                              chunk[bad_at:])  # fmt: skip
+        fc.quarantine_message(
+            position,
+            "invalid_protobuf",
+            f"{path}: malformed protobuf after {len(scopes)} scopes",
+            chunk[bad_at:],
+        )
 
 
 def _wire_error(buf: bytes) -> tuple[int, str]:
@@ -389,14 +447,38 @@ def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: An
     attrs = batch.attrs.lists()
     if signal == "traces":
         fc.records_read = accel.wire.decode_request(
-            0, payload, fc.records_read, batch.rows, attrs, batch.events, batch.links, batch.event_attrs.lists(),
-            batch.link_attrs.lists(), _render_fallback, fc.unknown_fields, errors, ctx_fn, validate,
-        )  # fmt: skip
+            0,
+            payload,
+            fc.records_read,
+            batch.rows,
+            attrs,
+            batch.events,
+            batch.links,
+            batch.event_attrs.lists(),
+            batch.link_attrs.lists(),
+            _render_fallback,
+            fc.unknown_fields,
+            errors,
+            ctx_fn,
+            validate,
+        )
     else:
         fc.records_read = accel.wire.decode_request(
-            1, payload, fc.records_read, batch.rows, attrs, None, None, None, None,
-            _render_fallback, fc.unknown_fields, errors, ctx_fn, validate,
-        )  # fmt: skip
+            1,
+            payload,
+            fc.records_read,
+            batch.rows,
+            attrs,
+            None,
+            None,
+            None,
+            None,
+            _render_fallback,
+            fc.unknown_fields,
+            errors,
+            ctx_fn,
+            validate,
+        )
     for ri, si, idx, _rec, code, message, raw in errors:
         if code == "truncated_message":  # the request itself: word it as the Python decoder does
             pos, why = _wire_error(payload)
@@ -411,8 +493,9 @@ def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: An
             )
 
 
-def _scope_careful(sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: Any, position: str,
-                   signal: str) -> None:  # fmt: skip
+def _scope_careful(
+    sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: Any, position: str, signal: str
+) -> None:
     scope_container = {"traces": "ScopeSpans", "logs": "ScopeLogs", "metrics": "ScopeMetrics"}[signal]
     try:
         scope, surl, items, others, bad_at = _container_fields(sc)
@@ -449,16 +532,20 @@ def _scope_careful(sc: bytes, spath: str, rinfo: Any, fc: FileContext, batch: An
                 batch.rollback()
                 fc.quarantine_record(position, f"{spath}.{spec.items}[{k}]", e.code, e.message, raw)
     if bad_at is not None:
-        fc.quarantine_message(position, "invalid_protobuf", f"{spath}: malformed protobuf after {len(items)} records",
-                              sc[bad_at:])  # fmt: skip
+        fc.quarantine_message(
+            position,
+            "invalid_protobuf",
+            f"{spath}: malformed protobuf after {len(items)} records",
+            sc[bad_at:],
+        )
 
 
 # --------------------------------------------------------------------------------------------------
 # metrics
 # --------------------------------------------------------------------------------------------------
 
-_TABLE_OF = S.POINT_TABLE_OF_TYPE
-_SHORT = S.POINT_TABLE_SHORT
+_TABLE_OF = schema.POINT_TABLE_OF_TYPE
+_SHORT = schema.POINT_TABLE_SHORT
 
 
 def _opt(p: Any, name: str) -> float | None:
@@ -476,21 +563,43 @@ def _shape(table: str, p: Any) -> tuple:
         bad = histogram_problem(p.count, counts, bounds)
         if bad is not None:
             raise RecordError("bad_histogram", f"histogram point: {bad}")
-        return (p.count, _opt(p, "sum"), _opt(p, "min"), _opt(p, "max"), counts, bounds)  # fmt: skip
+        return (p.count, _opt(p, "sum"), _opt(p, "min"), _opt(p, "max"), counts, bounds)
     if table == "metrics_exp_histogram":
-        return (p.count, _opt(p, "sum"), _opt(p, "min"), _opt(p, "max"), p.scale, p.zero_count, p.zero_threshold,
-                p.positive.offset, list(p.positive.bucket_counts), p.negative.offset,
-                list(p.negative.bucket_counts))  # fmt: skip
+        return (
+            p.count,
+            _opt(p, "sum"),
+            _opt(p, "min"),
+            _opt(p, "max"),
+            p.scale,
+            p.zero_count,
+            p.zero_threshold,
+            p.positive.offset,
+            list(p.positive.bucket_counts),
+            p.negative.offset,
+            list(p.negative.bucket_counts),
+        )
     return p.count, p.sum, [q.quantile for q in p.quantile_values], [q.value for q in p.quantile_values]
 
 
-def _metric_points(mt: metrics_pb2.Metric, mpath: str, rinfo: Any, sinfo: Any, ci: int, fc: FileContext,
-                   batch: MetricBatch, position: str) -> None:  # fmt: skip
+def _metric_points(
+    mt: metrics_pb2.Metric,
+    mpath: str,
+    rinfo: Any,
+    sinfo: Any,
+    ci: int,
+    fc: FileContext,
+    batch: MetricBatch,
+    position: str,
+) -> None:
     """The data points of one Metric."""
     mtype = mt.WhichOneof("data")
     if mtype is None:
-        fc.quarantine_message(position, "invalid_structure", f"{mpath}: metric {mt.name!r} has no data "
-                              "(gauge/sum/histogram/…)", mt.SerializeToString())  # fmt: skip
+        fc.quarantine_message(
+            position,
+            "invalid_structure",
+            f"{mpath}: metric {mt.name!r} has no data (gauge/sum/histogram/…)",
+            mt.SerializeToString(),
+        )
         return
     data = getattr(mt, mtype)
     temporality = None
@@ -504,12 +613,23 @@ def _metric_points(mt: metrics_pb2.Metric, mpath: str, rinfo: Any, sinfo: Any, c
     if temporality is not None and not 0 <= temporality <= TEMPORALITY_MAX:
         fc.records_read += len(points)
         for k, p in enumerate(points):
-            fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", "unknown_enum",
-                                 f"aggregation_temporality {temporality} is not a known value",
-                                 p.SerializeToString())  # fmt: skip
+            fc.quarantine_record(
+                position,
+                f"{mpath}.{mtype}.data_points[{k}]",
+                "unknown_enum",
+                f"aggregation_temporality {temporality} is not a known value",
+                p.SerializeToString(),
+            )
         return
-    info = MetricInfo(mt.name, mt.description or None, mt.unit or None, mtype, temporality, monotonic,
-                      _rendered(mt.metadata))  # fmt: skip
+    info = MetricInfo(
+        mt.name,
+        mt.description or None,
+        mt.unit or None,
+        mtype,
+        temporality,
+        monotonic,
+        _rendered(mt.metadata),
+    )
     ii = batch.add_info(info)
     rows = batch.points[table]
     ac = batch.attrs[table]
@@ -523,18 +643,30 @@ def _metric_points(mt: metrics_pb2.Metric, mpath: str, rinfo: Any, sinfo: Any, c
             nex = 0
             if table != "metrics_summary" and len(p.exemplars):
                 nex = _exemplars(p.exemplars, table, sid, info, rinfo, rec, batch)
-            rows.append((
-                ii, sid, _time(p.start_time_unix_nano, "start_time_unix_nano"),
-                _time(p.time_unix_nano, "time_unix_nano"), len(ac.keys), p.flags, nex, ci, rec, *_shape(table, p),
-            ))  # fmt: skip
+            rows.append(
+                (
+                    ii,
+                    sid,
+                    _time(p.start_time_unix_nano, "start_time_unix_nano"),
+                    _time(p.time_unix_nano, "time_unix_nano"),
+                    len(ac.keys),
+                    p.flags,
+                    nex,
+                    ci,
+                    rec,
+                    *_shape(table, p),
+                )
+            )
         except RecordError as e:
             batch.rollback(table, rec)
-            fc.quarantine_record(position, f"{mpath}.{mtype}.data_points[{k}]", e.code, e.message,
-                                 p.SerializeToString())  # fmt: skip
+            fc.quarantine_record(
+                position, f"{mpath}.{mtype}.data_points[{k}]", e.code, e.message, p.SerializeToString()
+            )
 
 
-def _walk_metrics(msg: metrics_pb2.ResourceMetrics, path: str, fc: FileContext, batch: MetricBatch,
-                  position: str) -> None:  # fmt: skip
+def _walk_metrics(
+    msg: metrics_pb2.ResourceMetrics, path: str, fc: FileContext, batch: MetricBatch, position: str
+) -> None:
     rinfo = _resource_from_bytes(msg.resource.SerializeToString(), msg.schema_url, fc)
     for si, sm in enumerate(msg.scope_metrics):
         sinfo = _scope_from_bytes(sm.scope.SerializeToString(), sm.schema_url, fc)
@@ -554,11 +686,23 @@ def _exemplars(exs: Any, table: str, sid: int, info: MetricInfo, rinfo, rec: int
             vd, vi = float(ex.as_int), ex.as_int
         else:
             vd, vi = (ex.as_double if w == "as_double" else None), None
-        batch.exemplars.append((
-            _SHORT[table], sid, info.name, j, _time(ex.time_unix_nano, f"exemplars[{j}].time_unix_nano"), vd, vi,
-            _id(ex.trace_id, 16, f"exemplars[{j}].trace_id"), _id(ex.span_id, 8, f"exemplars[{j}].span_id"),
-            len(ea.keys), rinfo.resource_id, rinfo.service_name, rec,
-        ))  # fmt: skip
+        batch.exemplars.append(
+            (
+                _SHORT[table],
+                sid,
+                info.name,
+                j,
+                _time(ex.time_unix_nano, f"exemplars[{j}].time_unix_nano"),
+                vd,
+                vi,
+                _id(ex.trace_id, 16, f"exemplars[{j}].trace_id"),
+                _id(ex.span_id, 8, f"exemplars[{j}].span_id"),
+                len(ea.keys),
+                rinfo.resource_id,
+                rinfo.service_name,
+                rec,
+            )
+        )
     return len(exs)
 
 

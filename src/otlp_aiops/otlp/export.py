@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from otlp_aiops.otlp import schema as S
+from otlp_aiops.otlp import schema
 
 if TYPE_CHECKING:
     import pyarrow.compute as pc
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 
 # point table -> the short name exemplars use in their ``point_table`` column
-_POINT_TABLE_SHORT = {**S.POINT_TABLE_SHORT, "metrics_summary": "summary"}  # summaries have no exemplars
+_POINT_TABLE_SHORT = {**schema.POINT_TABLE_SHORT, "metrics_summary": "summary"}  # summaries have no exemplars
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def _read_rows(
     path = Path(folder) / table
     if not path.exists():
         return []
-    t = pq.read_table(path, schema=S.TABLES[table], filters=where)
+    t = pq.read_table(path, schema=schema.TABLES[table], filters=where)
     keys = [k for k in ("_source_file", "_record_index", *order) if k in t.column_names]
     if keys:
         t = t.sort_by([(k, "ascending") for k in keys])
@@ -143,15 +143,14 @@ def _fill_scope(container: Any, row: Row) -> None:
 
 
 class _Grouper:
-    """Resource* and Scope* blocks of a top-level message, created on first use, in that order."""
+    """Resource* and Scope* blocks of a top-level message, created on first use, in that order (their
+    fields from the ingest folder's resources and scopes tables)."""
 
-    def __init__(
-        self, resource_list: Any, scope_field: str, resources: dict[int, Row], scopes: dict[int, Row]
-    ):
+    def __init__(self, resource_list: Any, scope_field: str, folder: Path):
         self.resource_list = resource_list
         self.scope_field = scope_field
-        self.resources = resources
-        self.scopes = scopes
+        self.resources = _by_id(folder, "resources", "resource_id")
+        self.scopes = _by_id(folder, "scopes", "scope_id")
         self.blocks: dict[int, Any] = {}
         self.scope_blocks: dict[tuple[int, int], Any] = {}
 
@@ -187,8 +186,7 @@ def export_traces(folder: str | Path, where: pc.Expression | None = None) -> tra
 
     folder = Path(folder)
     out = trace_pb2.TracesData()
-    g = _Grouper(out.resource_spans, "scope_spans", _by_id(folder, "resources", "resource_id"),
-                 _by_id(folder, "scopes", "scope_id"))  # fmt: skip
+    g = _Grouper(out.resource_spans, "scope_spans", folder)
     events = _children(folder, "span_events", "event_index")
     links = _children(folder, "span_links", "link_index")
     for row in _read_rows(folder, "spans", where):
@@ -229,8 +227,9 @@ def export_traces(folder: str | Path, where: pc.Expression | None = None) -> tra
                 s.status.message = row["status_message"]
         if len(s.events) != row["event_count"] or len(s.links) != row["link_count"]:
             raise ValueError(
-                f"{row['_source_file']} record {row['_record_index']}: span has event_count {row['event_count']}"
-                f" / link_count {row['link_count']} but {len(s.events)} / {len(s.links)} rows were found"
+                f"{row['_source_file']} record {row['_record_index']}: span has event_count "
+                f"{row['event_count']} / link_count {row['link_count']} but {len(s.events)} / "
+                f"{len(s.links)} rows were found"
             )
     return out
 
@@ -248,8 +247,7 @@ def export_logs(folder: str | Path, where: pc.Expression | None = None) -> logs_
 
     folder = Path(folder)
     out = logs_pb2.LogsData()
-    g = _Grouper(out.resource_logs, "scope_logs", _by_id(folder, "resources", "resource_id"),
-                 _by_id(folder, "scopes", "scope_id"))  # fmt: skip
+    g = _Grouper(out.resource_logs, "scope_logs", folder)
     for row in _read_rows(folder, "logs", where):
         r = g.scope_block(row["resource_id"], row["scope_id"]).log_records.add()
         r.time_unix_nano = _time(row["time"])
@@ -278,10 +276,15 @@ def export_logs(folder: str | Path, where: pc.Expression | None = None) -> logs_
 def _metric_key(row: Row) -> tuple:
     """What makes two data points belong to the same Metric message (within a resource and scope)."""
     return (
-        row["metric_name"], row["metric_type"], row["metric_description"], row["unit"],
-        row["aggregation_temporality"], row["is_monotonic"],
-        tuple(row["metric_metadata"] or ()), tuple(row["metric_metadata_types"] or ()),
-    )  # fmt: skip
+        row["metric_name"],
+        row["metric_type"],
+        row["metric_description"],
+        row["unit"],
+        row["aggregation_temporality"],
+        row["is_monotonic"],
+        tuple(row["metric_metadata"] or ()),
+        tuple(row["metric_metadata_types"] or ()),
+    )
 
 
 def _new_metric(scope_block: Any, row: Row) -> Any:
@@ -353,8 +356,7 @@ def export_metrics(folder: str | Path, where: pc.Expression | None = None) -> me
 
     folder = Path(folder)
     out = metrics_pb2.MetricsData()
-    g = _Grouper(out.resource_metrics, "scope_metrics", _by_id(folder, "resources", "resource_id"),
-                 _by_id(folder, "scopes", "scope_id"))  # fmt: skip
+    g = _Grouper(out.resource_metrics, "scope_metrics", folder)
     exemplars = _children(folder, "exemplars", "exemplar_index", extra_key="point_table")
     points: list[tuple[str, Row]] = [
         (table, row) for table in _POINT_TABLE_SHORT for row in _read_rows(folder, table, where)

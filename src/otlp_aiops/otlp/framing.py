@@ -128,10 +128,12 @@ def _too_large(position: str, what: str, size: int | None, limits: Limits, head:
     """A part beyond ``max_part_bytes``; ``size`` when it is known (None: it was not read to the end)."""
     how = f"is {size:,} bytes, more than" if size is not None else "is larger than"
     return FramingError(
-        position, "too_large",
+        position,
+        "too_large",
         f"{what} {how} the limit max_part_bytes = {limits.max_part_bytes:,} "
-        "(ingest setting max_part_bytes / --max-part-bytes)", head,
-    )  # fmt: skip
+        "(ingest setting max_part_bytes / --max-part-bytes)",
+        head,
+    )
 
 
 def _discard(stream: IO[bytes], n: int) -> int:
@@ -531,8 +533,9 @@ def _decode_payload(
                 position, "decompression_error", f"zstd frame cannot be decompressed: {e}", payload
             )
         if plain is None:
-            return _too_large(position, "the zstd frame, decompressed,", None, limits,
-                              payload[:_TOO_LARGE_HEAD])  # fmt: skip
+            return _too_large(
+                position, "the zstd frame, decompressed,", None, limits, payload[:_TOO_LARGE_HEAD]
+            )
         payload = plain
     if _looks_like_otlp_proto(payload) != "clean" and _json_like(payload):
         if lazy:
@@ -570,35 +573,48 @@ def _iter_length_prefixed(
             empty_run += 1
             if empty_run >= limits.max_empty_frames:
                 yield FramingError(
-                    position, "empty_frames",
+                    position,
+                    "empty_frames",
                     f"{empty_run:,} empty frames in a row: the rest of the stream is not read "
-                    f"(limit max_empty_frames = {limits.max_empty_frames:,})", b"",
-                )  # fmt: skip
+                    f"(limit max_empty_frames = {limits.max_empty_frames:,})",
+                    b"",
+                )
                 return
             yield Message(position, b"", False)
             continue
         empty_run = 0
-        if n > limits.max_part_bytes:
-            got = _discard(stream, n)
-            if got < n:
-                yield FramingError(position, "truncated_message",
-                                   f"frame declares {n} bytes but the file ends after {got}", head)  # fmt: skip
+        body, problem = _read_body(stream, n, head, position, "frame", limits)
+        if problem is not None:
+            yield problem
+            if problem.code != "too_large":
                 return
             offset += 4 + n
-            yield _too_large(position, "the frame", n, limits, head)
             continue
-        body = stream.read(n)
-        if len(body) < n:
-            rest = head + body
-            yield FramingError(
-                position,
-                "truncated_message",
-                f"frame declares {n} bytes but the file ends after {len(body)}",
-                rest,
-            )
-            return
         offset += 4 + n
         yield _decode_payload(position, body, lazy, limits)
+
+
+_PART_NAMES = {"frame": "the frame", "field": "the top-level field"}  # as a too_large message names them
+
+
+def _read_body(
+    stream: IO[bytes], n: int, head: bytes, position: str, what: str, limits: Limits
+) -> tuple[bytes, FramingError | None]:
+    """The ``n`` bytes of a part (a ``what``: frame or field) whose ``head`` was just read, or the
+    problem with it: too_large (it was skipped, reading goes on), truncated_message (the stream ends
+    first, reading stops)."""
+    if n > limits.max_part_bytes:
+        got = _discard(stream, n)
+        if got >= n:
+            return b"", _too_large(position, _PART_NAMES[what], n, limits, head)
+        short, raw = got, head
+    else:
+        body = stream.read(n)
+        if len(body) == n:
+            return body, None
+        short, raw = len(body), head + body
+    message = f"{what} declares {n} bytes but the file ends after {short}"
+    return b"", FramingError(position, "truncated_message", message, raw)
 
 
 def _read_varint(stream: IO[bytes]) -> tuple[int, bytes]:
@@ -654,24 +670,13 @@ def _iter_raw_proto(stream: IO[bytes], limits: Limits = DEFAULT_LIMITS) -> Itera
             rest = stream.read()
             yield FramingError(position, "truncated_message", f"not well-formed protobuf: {e}", rest)
             return
-        if n > limits.max_part_bytes:
-            got = _discard(stream, n)
-            if got < n:
-                yield FramingError(position, "truncated_message",
-                                   f"field declares {n} bytes but the file ends after {got}", head)  # fmt: skip
+        body, problem = _read_body(stream, n, head, position, "field", limits)
+        if problem is not None:
+            yield problem
+            if problem.code != "too_large":
                 return
             offset += len(head) + n
-            yield _too_large(position, "the top-level field", n, limits, head)
             continue
-        body = stream.read(n)
-        if len(body) < n:
-            yield FramingError(
-                position,
-                "truncated_message",
-                f"field declares {n} bytes but the file ends after {len(body)}",
-                head + body,
-            )
-            return
         offset += len(head) + n
         yield Message(position, head + body, False)
 
@@ -687,10 +692,13 @@ STREAM_DOCUMENT_BYTES = 64 << 20
 SPLIT_BLOCK_BYTES = 16 << 20
 SPLIT_CHUNK_BYTES = 4 << 20
 _SCOPE_KEYS = {
-    "resourceSpans": ("scopeSpans", "scope_spans"), "resource_spans": ("scopeSpans", "scope_spans"),
-    "resourceLogs": ("scopeLogs", "scope_logs"), "resource_logs": ("scopeLogs", "scope_logs"),
-    "resourceMetrics": ("scopeMetrics", "scope_metrics"), "resource_metrics": ("scopeMetrics", "scope_metrics"),
-}  # fmt: skip
+    "resourceSpans": ("scopeSpans", "scope_spans"),
+    "resource_spans": ("scopeSpans", "scope_spans"),
+    "resourceLogs": ("scopeLogs", "scope_logs"),
+    "resource_logs": ("scopeLogs", "scope_logs"),
+    "resourceMetrics": ("scopeMetrics", "scope_metrics"),
+    "resource_metrics": ("scopeMetrics", "scope_metrics"),
+}
 _ITEM_KEYS = ("spans", "logRecords", "log_records", "metrics")
 _WS = b" \t\r\n"
 
@@ -901,14 +909,22 @@ def _iter_json_document_streamed(
         if not data:
             break
     if depth != 0 or in_string:
-        yield FramingError(f"document, byte {base}", "malformed_json",
-                           f"malformed JSON: the document ends inside {'a string' if in_string else 'an object or array'}"
-                           f" (nesting depth {depth})", bytes(buf))  # fmt: skip
+        yield FramingError(
+            f"document, byte {base}",
+            "malformed_json",
+            f"malformed JSON: the document ends inside {'a string' if in_string else 'an object or array'}"
+            f" (nesting depth {depth})",
+            bytes(buf),
+        )
     elif not arrays:  # nothing that could hold resource blocks: never dropped silently
         size = base + len(buf)
         if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
-            yield FramingError("document", "not_otlp", f"no resourceSpans / resourceMetrics / resourceLogs "
-                               f"array at the top level of {size:,} bytes", head)  # fmt: skip
+            yield FramingError(
+                "document",
+                "not_otlp",
+                f"no resourceSpans / resourceMetrics / resourceLogs array at the top level of {size:,} bytes",
+                head,
+            )
         else:
             yield FramingError(
                 "document", "malformed_json", f"malformed JSON: no JSON object in {size:,} bytes", head
@@ -1042,19 +1058,7 @@ def split_fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator
         field, wt = key >> 3, key & 7
         if field == 0 or field > 536870911:
             raise ValueError(f"field number {field} is out of range")
-        if wt == 0:
-            _, j = _varint(buf, i)
-        elif wt == 1:
-            j = i + 8
-        elif wt == 2:
-            n, i = _varint(buf, i)
-            j = i + n
-        elif wt == 5:
-            j = i + 4
-        elif wt == 3:  # a group (deprecated, still valid): up to its end-group tag, one field
-            j = _group_end(buf, i, end, field, 0)
-        else:
-            raise ValueError(f"wire type {wt} where a field starts")
+        i, j = _value_span(buf, i, end, field, wt, 0)
         if j > end:
             raise ValueError(f"field {field} runs {j - end} bytes past the end of the message")
         yield field, wt, i, j
@@ -1074,17 +1078,23 @@ def _group_end(buf: bytes, i: int, end: int, field: int, depth: int) -> int:
             if f != field:
                 raise ValueError(f"group {field} is closed as group {f}")
             return i
-        if wt == 0:
-            _, i = _varint(buf, i)
-        elif wt == 1:
-            i += 8
-        elif wt == 2:
-            n, i = _varint(buf, i)
-            i += n
-        elif wt == 5:
-            i += 4
-        elif wt == 3:
-            i = _group_end(buf, i, end, f, depth + 1)
-        else:
-            raise ValueError(f"wire type {wt} where a field starts")
+        _, i = _value_span(buf, i, end, f, wt, depth + 1)
     raise ValueError(f"group {field} is not closed")
+
+
+def _value_span(buf: bytes, i: int, end: int, field: int, wt: int, depth: int) -> tuple[int, int]:
+    """Where the value of field ``field`` (wire type ``wt``, its tag ending at i) starts and ends: a
+    length-delimited value starts after its length, a group (deprecated, still valid) ends after its
+    end-group tag (``depth``: the groups it is nested in)."""
+    if wt == 0:
+        return i, _varint(buf, i)[1]
+    if wt == 1:
+        return i, i + 8
+    if wt == 2:
+        n, i = _varint(buf, i)
+        return i, i + n
+    if wt == 5:
+        return i, i + 4
+    if wt == 3:
+        return i, _group_end(buf, i, end, field, depth)
+    raise ValueError(f"wire type {wt} where a field starts")

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from otlp_aiops import __version__
 from otlp_aiops.executor import LOCAL, ExecutorConfig, run_tasks
-from otlp_aiops.otlp import schema as S
+from otlp_aiops.otlp import schema
 from otlp_aiops.otlp.batches import LogBatch, MetricBatch, SpanBatch
 from otlp_aiops.otlp.context import FileContext
 from otlp_aiops.otlp.decode_json import DECODERS, SIGNAL_KEYS, decode_text
@@ -95,8 +95,13 @@ def discover(
     skipped: list[dict[str, str]] = []
 
     def walk_error(e: OSError) -> None:
-        skipped.append({"path": str(e.filename), "code": "unreadable_folder",
-                        "reason": f"cannot read the folder: {e.strerror or e}"})  # fmt: skip
+        skipped.append(
+            {
+                "path": str(e.filename),
+                "code": "unreadable_folder",
+                "reason": f"cannot read the folder: {e.strerror or e}",
+            }
+        )
 
     for src in sources:
         src = Path(src)
@@ -112,8 +117,13 @@ def discover(
                     continue
                 for d in sorted(dirs):
                     if not d.startswith(".") and os.path.islink(rootp / d):
-                        skipped.append({"path": str(rootp / d), "code": "symlinked_folder",
-                                        "reason": "a symbolic link to a folder: not followed"})  # fmt: skip
+                        skipped.append(
+                            {
+                                "path": str(rootp / d),
+                                "code": "symlinked_folder",
+                                "reason": "a symbolic link to a folder: not followed",
+                            }
+                        )
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend((rootp / f, False) for f in sorted(files) if not f.startswith("."))
         else:
@@ -166,8 +176,13 @@ def _stat_problem(e: OSError) -> tuple[str, str]:
 
 
 def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):  # fmt: skip
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
         if test(mode):
             return name
     return f"mode {mode:o}"
@@ -209,8 +224,8 @@ class _TableWriters:
                 d.mkdir(parents=True, exist_ok=True)
                 w = self.writers[name] = pq.ParquetWriter(
                     d / f"part-{self.index:05d}.parquet",
-                    S.with_version(S.TABLES[name]),
-                    **S.parquet_options(name),
+                    schema.with_version(schema.TABLES[name]),
+                    **schema.parquet_options(name),
                 )
             w.write_table(t)
             self.rows[name] += t.num_rows
@@ -344,8 +359,12 @@ def _failed_file(
     log.warning("%s: set aside whole at %s: %s", inp.label, fc.position or "the start", why)
     writers.discard()
     fc.sink = sink
-    fc.quarantine_message(fc.position or "file", code,
-                          f"the file was set aside from here on, and its rows written so far removed: {why}", b"")  # fmt: skip
+    fc.quarantine_message(
+        fc.position or "file",
+        code,
+        f"the file was set aside from here on, and its rows written so far removed: {why}",
+        b"",
+    )
     sink.close()
     entry = _entry(inp, fc, set(), Counter(), 0, Counter(), written=0)
     entry["records_quarantined"] = fc.records_read
@@ -416,10 +435,12 @@ def _convert(
                 fc.signal = sig
                 if sig is None:
                     fc.quarantine_message(
-                        msg.position, "unknown_signal",
+                        msg.position,
+                        "unknown_signal",
                         "protobuf message whose signal cannot be told: pass --signal traces|metrics|logs "
-                        "or name the file after its signal", msg.payload,
-                    )  # fmt: skip
+                        "or name the file after its signal",
+                        msg.payload,
+                    )
                     continue
                 seen_signals[sig] += 1
                 signal_sources.add(proto_source)
@@ -437,17 +458,25 @@ def _convert(
             if gc_was_enabled:
                 gc.enable()
 
-    written = sum(writers.rows[t] for sig in SIGNALS for t in S.RECORD_TABLES[sig])
+    written = sum(writers.rows[t] for sig in SIGNALS for t in schema.RECORD_TABLES[sig])
     if written + fc.records_quarantined != fc.records_read:  # an invariant, not an input error
         raise AssertionError(
-            f"{inp.label}: {fc.records_read} records read but {written} written + {fc.records_quarantined} quarantined"
+            f"{inp.label}: {fc.records_read} records read but {written} written"
+            f" + {fc.records_quarantined} quarantined"
         )
     entry = _entry(inp, fc, signal_sources, seen_signals, frames_zstd, writers.rows, written)
     return {"entry": entry, "resources": fc.resources, "scopes": fc.scopes}
 
 
-def _entry(inp: InputFile, fc: FileContext, signal_sources: set[str], seen_signals: Counter, frames_zstd: int,
-           rows: Counter, written: int) -> dict[str, Any]:  # fmt: skip
+def _entry(
+    inp: InputFile,
+    fc: FileContext,
+    signal_sources: set[str],
+    seen_signals: Counter,
+    frames_zstd: int,
+    rows: Counter,
+    written: int,
+) -> dict[str, Any]:
     return {
         "path": inp.label,
         "bytes": inp.size,
@@ -546,7 +575,9 @@ def ingest_paths(
     if signal is not None and signal not in SIGNALS:
         raise IngestFatalError(f"--signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise IngestFatalError(f"workers must be a whole number ≥ 1 (or unset: the CPU count), not {workers!r}")
+        raise IngestFatalError(
+            f"workers must be a whole number ≥ 1 (or unset: the CPU count), not {workers!r}"
+        )
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise IngestFatalError(f"batch_rows must be a whole number ≥ 1, not {batch_rows!r}")
     out = Path(out)
@@ -575,20 +606,27 @@ def ingest_paths(
 def _relabel(label: str, labels: dict[str, str]) -> str:
     for local, name in labels.items():
         if label == local or label.startswith(local.rstrip("/") + "/"):
-            return name.rstrip("/") + label[len(local.rstrip("/")):]
+            return name.rstrip("/") + label[len(local.rstrip("/")) :]
     return label
 
 
 def _run(
-    inputs: list[InputFile], tmp: Path, signal: str | None, workers: int | None, batch_rows: int,
-    limits: Limits = DEFAULT_LIMITS, executor: ExecutorConfig = LOCAL,
-) -> list:  # fmt: skip
+    inputs: list[InputFile],
+    tmp: Path,
+    signal: str | None,
+    workers: int | None,
+    batch_rows: int,
+    limits: Limits = DEFAULT_LIMITS,
+    executor: ExecutorConfig = LOCAL,
+) -> list:
     from otlp_aiops import progress
 
     tasks = [(inp, tmp, signal, batch_rows, limits) for inp in inputs]
     n = min(workers or os.cpu_count() or 1, len(tasks))
     # progress by bytes, advanced as each file is done (the bar's note names the last one)
-    with progress.task(f"ingest {len(tasks)} file(s)", total=sum(i.size for i in inputs), as_bytes=True) as bar:
+    with progress.task(
+        f"ingest {len(tasks)} file(s)", total=sum(i.size for i in inputs), as_bytes=True
+    ) as bar:
         # largest files first, so the last worker does not start a big file at the end
         order = sorted(range(len(tasks)), key=lambda i: -inputs[i].size)
         if executor.is_ray:  # workers on other nodes: absolute paths (same file system, or a shared one)
@@ -601,8 +639,16 @@ def _run(
             bar.advance(inputs[i].size, note=inputs[i].label)
 
         try:
-            return run_tasks(convert_file, tasks, executor, workers=n, order=order,
-                             initializer=_die_with_parent, initargs=(os.getpid(),), on_done=done)
+            return run_tasks(
+                convert_file,
+                tasks,
+                executor,
+                workers=n,
+                order=order,
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+                on_done=done,
+            )
         except BrokenProcessPool:  # a worker was killed (out of memory, a signal, a crash)
             if executor.is_ray:
                 raise
@@ -652,24 +698,39 @@ def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, ou
         for k, v in r["scopes"].items():
             scopes.setdefault(k, v)
     extra = {
-        "resources": pa.Table.from_pylist([resources[k] for k in sorted(resources)], schema=S.RESOURCES),
-        "scopes": pa.Table.from_pylist([scopes[k] for k in sorted(scopes)], schema=S.SCOPES),
+        "resources": pa.Table.from_pylist([resources[k] for k in sorted(resources)], schema=schema.RESOURCES),
+        "scopes": pa.Table.from_pylist([scopes[k] for k in sorted(scopes)], schema=schema.SCOPES),
     }
     for name, t in extra.items():
         d = tmp / name
         d.mkdir(parents=True, exist_ok=True)
-        pq.write_table(t.replace_schema_metadata(S.with_version(t.schema).metadata), d / "part-00000.parquet",
-                       **S.parquet_options(name))  # fmt: skip
-    for name, schema in S.TABLES.items():  # every table exists, so readers always find a schema
+        pq.write_table(
+            t.replace_schema_metadata(schema.with_version(t.schema).metadata),
+            d / "part-00000.parquet",
+            **schema.parquet_options(name),
+        )
+    for name, table_schema in schema.TABLES.items():  # every table exists, so readers always find a schema
         d = tmp / name
         if not d.exists():
             d.mkdir(parents=True)
-            pq.write_table(schema.empty_table().replace_schema_metadata(S.with_version(schema).metadata),
-                           d / "part-empty.parquet", **S.parquet_options(name))  # fmt: skip
+            pq.write_table(
+                table_schema.empty_table().replace_schema_metadata(
+                    schema.with_version(table_schema).metadata
+                ),
+                d / "part-empty.parquet",
+                **schema.parquet_options(name),
+            )
     files = [r["entry"] for r in results]
     totals: dict[str, Any] = {"files": len(files), "files_skipped": len(skipped)}
-    for k in ("bytes", "messages_read", "messages_quarantined", "records_read", "records_written",
-              "records_quarantined", "ids_base64"):  # fmt: skip
+    for k in (
+        "bytes",
+        "messages_read",
+        "messages_quarantined",
+        "records_read",
+        "records_written",
+        "records_quarantined",
+        "ids_base64",
+    ):
         totals[k] = sum(f[k] for f in files)
     rows: Counter = Counter()
     reasons: Counter = Counter()
@@ -683,7 +744,7 @@ def _finish(inputs: list[InputFile], skipped: list, results: list, tmp: Path, ou
     totals["skipped_by_reason"] = dict(sorted(Counter(k.get("code", "not_otlp") for k in skipped).items()))
     totals["files_set_aside"] = sum(1 for f in files if f.get("error"))
     report = {
-        "schema_version": S.SCHEMA_VERSION,
+        "schema_version": schema.SCHEMA_VERSION,
         "tool": f"otlp-aiops {__version__}",
         "output": str(out),
         "totals": totals,
@@ -699,7 +760,8 @@ def print_summary(report: dict[str, Any], out: Path | str) -> None:
     t = report["totals"]
     print(
         f"ingested {t['files']} file(s), {t['bytes']:,} bytes -> {out}\n"
-        f"  records: {t['records_read']:,} read = {t['records_written']:,} written + {t['records_quarantined']:,} quarantined"
+        f"  records: {t['records_read']:,} read = {t['records_written']:,} written"
+        f" + {t['records_quarantined']:,} quarantined"
         f"; messages quarantined whole: {t['messages_quarantined']:,}"
     )
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in t["rows_written"].items() if v))
@@ -709,7 +771,9 @@ def print_summary(report: dict[str, Any], out: Path | str) -> None:
             print(f"  skipped {by.pop('not_otlp')} file(s) that are not OTLP (see ingest_report.json)")
         if by:
             why = ", ".join(f"{k} {v}" for k, v in by.items())
-            print(f"  skipped {sum(by.values())} other path(s) found in folders: {why} (see ingest_report.json)")
+            print(
+                f"  skipped {sum(by.values())} other path(s) found in folders: {why} (see ingest_report.json)"
+            )
     for f in report["files"]:
         if f.get("error"):
             print(f"  set aside whole: {f['path']} at {f['error']['position']}: {f['error']['reason']}")

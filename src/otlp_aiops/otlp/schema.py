@@ -351,14 +351,43 @@ def with_version(schema: pa.Schema) -> pa.Schema:
 # columns queries filter on (time ranges, services, names, enums, series), which DuckDB and Polars
 # use to skip row groups.
 _NO_DICTIONARY = frozenset(
-    ["trace_id", "span_id", "parent_span_id", "linked_trace_id", "linked_span_id", "start_time", "end_time",
-     "time", "observed_time", "duration_ns", "_record_index", "value_double", "value_int", "sum", "min", "max",
-     "count"]
-)  # fmt: skip
+    [
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "linked_trace_id",
+        "linked_span_id",
+        "start_time",
+        "end_time",
+        "time",
+        "observed_time",
+        "duration_ns",
+        "_record_index",
+        "value_double",
+        "value_int",
+        "sum",
+        "min",
+        "max",
+        "count",
+    ]
+)
 _STATISTICS = frozenset(
-    ["start_time", "end_time", "time", "observed_time", "service_name", "name", "kind", "status_code",
-     "severity_number", "metric_name", "series_id", "resource_id", "scope_id"]
-)  # fmt: skip
+    [
+        "start_time",
+        "end_time",
+        "time",
+        "observed_time",
+        "service_name",
+        "name",
+        "kind",
+        "status_code",
+        "severity_number",
+        "metric_name",
+        "series_id",
+        "resource_id",
+        "scope_id",
+    ]
+)
 
 
 def _leaf_paths(schema: pa.Schema) -> list[str]:

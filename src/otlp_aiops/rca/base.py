@@ -34,8 +34,12 @@ class RankedCauses:
             raise ValueError("a service appears twice in a ranking")
 
     @classmethod
-    def from_scores(cls, services: Sequence[str], scores: Sequence[float] | np.ndarray,
-                    indicators: Sequence[tuple[str, str, float]] = ()) -> RankedCauses:
+    def from_scores(
+        cls,
+        services: Sequence[str],
+        scores: Sequence[float] | np.ndarray,
+        indicators: Sequence[tuple[str, str, float]] = (),
+    ) -> RankedCauses:
         """Sort by score, descending; ties and NaN (ranked last) are broken by service name so the
         order never depends on the input order."""
         sc = np.asarray(scores, dtype=np.float64)
@@ -66,10 +70,7 @@ class RootCauseRanker(Persistent):
     supervised: ClassVar[bool] = False  # True when fit needs labelled train_cases
 
     def __init__(self, config: Any = None, *, seed: int = 0) -> None:
-        self.config = config if config is not None else self.Config()
-        if not isinstance(self.config, self.Config):
-            raise TypeError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}")
-        self.seed = int(seed)
+        self._set_config(config, seed)
 
     def fit(self, reference: ReferenceData | None, train_cases: Sequence[CaseData] = ()) -> RootCauseRanker:
         if self.supervised and not train_cases:
@@ -88,4 +89,3 @@ class RootCauseRanker(Persistent):
 
     def _rank(self, case: CaseData) -> RankedCauses:
         raise NotImplementedError
-

@@ -48,12 +48,15 @@ def _usable(base: np.ndarray, after: np.ndarray, drop_constant: bool) -> np.ndar
     return ok
 
 
-def _service_ranking(case: CaseData, scores: np.ndarray, usable: np.ndarray, top_indicators: int) -> RankedCauses:
+def _service_ranking(
+    case: CaseData, scores: np.ndarray, usable: np.ndarray, top_indicators: int
+) -> RankedCauses:
     """scores (S, F) → services scored by their best usable feature; indicators best first."""
     s = np.where(usable, scores, -np.inf)
     service_scores = s.max(axis=1) if s.shape[1] else np.full(len(case.services), -np.inf)
-    flat = [(case.services[i], case.features[j], float(s[i, j]))
-            for i, j in zip(*np.nonzero(usable), strict=True)]
+    flat = [
+        (case.services[i], case.features[j], float(s[i, j])) for i, j in zip(*np.nonzero(usable), strict=True)
+    ]
     flat.sort(key=lambda t: (-t[2], t[0], t[1]))
     return RankedCauses.from_scores(case.services, service_scores, flat[:top_indicators])
 
@@ -153,8 +156,7 @@ class EpsilonDiagnosisRanker(RootCauseRanker):
 
         base, after = case.baseline(), case.after()
         usable = _usable(base, after, drop_constant=False)
-        S, F = usable.shape
-        scores = np.full((S, F), np.nan)
+        scores = np.full(usable.shape, np.nan)
         for i, j in zip(*np.nonzero(usable), strict=True):
             a = base[:, i, j][np.isfinite(base[:, i, j])]
             b = after[:, i, j][np.isfinite(after[:, i, j])]

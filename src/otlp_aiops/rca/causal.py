@@ -21,7 +21,7 @@ from otlp_aiops.rca.graph import (
     _check_kinds,
     call_edges,
     choose_symptom,
-    robust_z,
+    robust_z_hard_floor,
     service_anomaly,
 )
 
@@ -67,11 +67,13 @@ class DoWhyConfig(RankerConfig):
 
     def __post_init__(self) -> None:
         _check_kinds((self.variable_kind, *self.fallback_kinds), "dowhy variable_kind/fallback_kinds")
-        for name, value, allowed in (("regressor", self.regressor, REGRESSORS),
-                                     ("anomaly_scorer", self.anomaly_scorer, SCORERS),
-                                     ("shapley", self.shapley, SHAPLEY),
-                                     ("aggregate", self.aggregate, AGGREGATES),
-                                     ("window_stat", self.window_stat, WINDOW_STATS)):
+        for name, value, allowed in (
+            ("regressor", self.regressor, REGRESSORS),
+            ("anomaly_scorer", self.anomaly_scorer, SCORERS),
+            ("shapley", self.shapley, SHAPLEY),
+            ("aggregate", self.aggregate, AGGREGATES),
+            ("window_stat", self.window_stat, WINDOW_STATS),
+        ):
             if value not in allowed:
                 raise ConfigError(f"{name} {value!r}; expected one of {', '.join(allowed)}")
         if not 0.0 <= self.min_coverage <= 1.0:
@@ -143,9 +145,12 @@ class DoWhyRanker(RootCauseRanker):
         if reference is None:
             self.reference_ = None
             return
-        self.reference_ = {"services": tuple(reference.services), "features": tuple(reference.features),
-                           "feature_kinds": tuple(reference.feature_kinds),
-                           "values": np.asarray(reference.values, dtype=np.float64)}
+        self.reference_ = {
+            "services": tuple(reference.services),
+            "features": tuple(reference.features),
+            "feature_kinds": tuple(reference.feature_kinds),
+            "values": np.asarray(reference.values, dtype=np.float64),
+        }
 
     # ------------------------------------------------------------------ the fault-free data
     def _fit_matrix(self, case: CaseData) -> np.ndarray:
@@ -155,7 +160,9 @@ class DoWhyRanker(RootCauseRanker):
         if ref is None:
             base = case.baseline()
             if len(base) == 0:
-                raise ValueError(f"case {case.case_id}: no fault-free baseline (no reference windows and onset 0)")
+                raise ValueError(
+                    f"case {case.case_id}: no fault-free baseline (no reference windows and onset 0)"
+                )
             return base
         out = np.full((len(ref["values"]), len(case.services), len(case.features)), np.nan)
         spos = {s: i for i, s in enumerate(ref["services"])}
@@ -188,9 +195,9 @@ class DoWhyRanker(RootCauseRanker):
         an = service_anomaly(case, window_stat=c.window_stat, scale_floor=c.scale_floor)
         fit = self._fit_matrix(case)
         var = self._variables(case, fit)
-        S = len(case.services)
+        n_services = len(case.services)
         names = case.services
-        in_model = np.array([s in var for s in range(S)])
+        in_model = np.array([s in var for s in range(n_services)])
         edges = call_edges(case)
         phi: dict[int, float] = {}
         if in_model.any():
@@ -198,8 +205,8 @@ class DoWhyRanker(RootCauseRanker):
             phi = self._attribute(case, fit, var, edges, sym)
         if len(phi) <= 1:  # no causal graph above the symptom: nothing to attribute between services
             phi = {}
-        scores = np.empty(S)
-        attributed = np.zeros(S, dtype=bool)
+        scores = np.empty(n_services)
+        attributed = np.zeros(n_services, dtype=bool)
         for s, v in phi.items():
             scores[s] = v
             attributed[s] = True
@@ -207,12 +214,16 @@ class DoWhyRanker(RootCauseRanker):
         rest = ~attributed
         scores[rest] = floor - 1.0 / (1.0 + an.node_score[rest])
         ranked = RankedCauses.from_scores(names, scores)
-        ind = tuple((s, case.features[var[names.index(s)]], float(phi[names.index(s)]))
-                    for s in ranked.services if names.index(s) in phi)
+        ind = tuple(
+            (s, case.features[var[names.index(s)]], float(phi[names.index(s)]))
+            for s in ranked.services
+            if names.index(s) in phi
+        )
         return RankedCauses(ranked.services, ranked.scores, ind)
 
-    def _attribute(self, case: CaseData, fit: np.ndarray, var: dict[int, int],
-                   edges: list[tuple[int, int]], sym: int) -> dict[int, float]:
+    def _attribute(
+        self, case: CaseData, fit: np.ndarray, var: dict[int, int], edges: list[tuple[int, int]], sym: int
+    ) -> dict[int, float]:
         import networkx as nx
         import pandas as pd
         from dowhy import gcm
@@ -237,14 +248,14 @@ class DoWhyRanker(RootCauseRanker):
             return np.stack([x[:, s, var[s]] for s in cols], axis=1)
 
         base = column(fit)
-        zf = robust_z(base, base, c.scale_floor)
+        zf = robust_z_hard_floor(base, base, c.scale_floor)
         med = np.nan_to_num(np.nanmedian(zf, axis=0), nan=0.0)
         zf = np.where(np.isfinite(zf), zf, med)
         rng = np.random.default_rng(self.seed)
         flat = np.std(zf, axis=0) <= 0
         if flat.any():  # a variable that never moved: give it a tiny seeded spread so it can be modelled
             zf[:, flat] += _JITTER * rng.standard_normal((len(zf), int(flat.sum())))
-        za = robust_z(column(case.after()), base, c.scale_floor)
+        za = robust_z_hard_floor(column(case.after()), base, c.scale_floor)
         za = np.where(np.isfinite(za), za, med)
         if c.aggregate == "mean":
             za = za.mean(axis=0, keepdims=True)
@@ -254,22 +265,32 @@ class DoWhyRanker(RootCauseRanker):
             if dag.in_degree(n) == 0:
                 scm.set_causal_mechanism(n, gcm.EmpiricalDistribution())
             else:
-                reg = gcm.ml.create_linear_regressor() if c.regressor == "linear" else gcm.ml.create_ridge_regressor()
+                reg = (
+                    gcm.ml.create_linear_regressor()
+                    if c.regressor == "linear"
+                    else gcm.ml.create_ridge_regressor()
+                )
                 scm.set_causal_mechanism(n, gcm.AdditiveNoiseModel(reg))
         set_random_seed(self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gcm.fit(scm, pd.DataFrame(zf, columns=keep))
-            method = {"auto": ShapleyApproximationMethods.AUTO, "exact": ShapleyApproximationMethods.EXACT,
-                      "permutation": ShapleyApproximationMethods.PERMUTATION,
-                      "early_stopping": ShapleyApproximationMethods.EARLY_STOPPING}[c.shapley]
+            method = {
+                "auto": ShapleyApproximationMethods.AUTO,
+                "exact": ShapleyApproximationMethods.EXACT,
+                "permutation": ShapleyApproximationMethods.PERMUTATION,
+                "early_stopping": ShapleyApproximationMethods.EARLY_STOPPING,
+            }[c.shapley]
             contributions: dict[Any, np.ndarray] = gcm.attribute_anomalies(
-                scm, target, anomaly_samples=pd.DataFrame(za, columns=keep),
+                scm,
+                target,
+                anomaly_samples=pd.DataFrame(za, columns=keep),
                 anomaly_scorer=_scorer(gcm, c.anomaly_scorer),
                 attribute_mean_deviation=c.attribute_mean_deviation,
                 num_distribution_samples=c.num_distribution_samples,
-                shapley_config=ShapleyConfig(approximation_method=method,
-                                             num_permutations=c.shapley_permutations, n_jobs=1),
+                shapley_config=ShapleyConfig(
+                    approximation_method=method, num_permutations=c.shapley_permutations, n_jobs=1
+                ),
             )
         return {names.index(n): float(np.nan_to_num(np.mean(v), nan=0.0)) for n, v in contributions.items()}
 

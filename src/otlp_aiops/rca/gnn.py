@@ -28,14 +28,13 @@ torch and torch_geometric are imported at the top: this module is loaded only th
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fnmatch
 import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -60,11 +59,12 @@ from otlp_aiops.rca.node_features import (
     node_features,
     parse_groups,
     raw_scores,
-    robust_z,
+    robust_z_soft_floor,
     selections,
     set_stats,
     window_features,
 )
+from otlp_aiops.torch_utils import EarlyStopping, resolve_device, seeded_training, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ class NodeRankerConfig(RankerConfig):
     patience: int = 30  # epochs without a better validation loss before stopping
     device: str = "cpu"  # where training runs (cpu | cuda); ranking always runs on the CPU
     threads: int = 1  # torch CPU threads while fitting/ranking (graphs are tiny: 1 is fastest); 0 = torch's
+    # a case in which a feature set (node or edge) is missing for every service while the training cases
+    # had it (a metrics-only dataset under a model trained on traces and logs) is ranked by a model
+    # refitted on the training cases with those sets masked as missing (docs/gnn.md, "Transfer")
+    adapt_sets: bool = True
 
     def __post_init__(self) -> None:
         if self.feature_mode not in MODES:
@@ -119,6 +123,25 @@ class NodeRankerConfig(RankerConfig):
             raise ConfigError("dropout and val_fraction must lie in [0, 1)")
         if self.lr <= 0 or self.weight_decay < 0 or self.z_clip <= 0:
             raise ConfigError("lr and z_clip must be > 0, weight_decay >= 0")
+
+
+def drop_sets(x: np.ndarray, drop: np.ndarray, per_set: int = 4) -> np.ndarray:
+    """``x`` (N, per_set·G, compressed as the network sees it) with the sets where ``drop`` (G,) is
+    True made to look absent, as on a dataset without them: their statistics 0, their ``missing``
+    flag (each set's last column) at 1."""
+    out = x.copy()
+    for g in np.flatnonzero(drop):
+        out[:, per_set * g : per_set * (g + 1) - 1] = 0.0
+        out[:, per_set * (g + 1) - 1] = _compress(np.ones(1))[0]
+    return out
+
+
+def absent_sets(x: np.ndarray, per_set: int = 4) -> np.ndarray:
+    """(G,) True for each set of ``x`` (N, per_set·G, compressed) whose ``missing`` flag is set on
+    every row: the case has no data for it at all."""
+    if not len(x):
+        return np.ones(x.shape[1] // per_set, dtype=bool)
+    return (x[:, per_set - 1 :: per_set] >= _compress(np.ones(1))[0]).all(axis=0)
 
 
 def _check_groups(groups: Sequence[str], raw_groups: Sequence[str]) -> None:
@@ -365,7 +388,7 @@ def train_node_ranker(module: nn.Module, graphs: Sequence[CaseGraph], cfg: NodeR
 
     module.to(device)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best = (math.inf, -1, None)  # validation loss, epoch, weights
+    stopper = EarlyStopping(cfg.patience, start_epoch=-1)
     history: list[tuple[float, float]] = []
     epoch = 0
     for epoch in range(1, cfg.epochs + 1):
@@ -389,15 +412,12 @@ def train_node_ranker(module: nn.Module, graphs: Sequence[CaseGraph], cfg: NodeR
             x, ei, b, y, ea = val_batch
             val_loss = float(listwise_loss(module(x, ei, ea), b, y))
         history.append((train_loss, val_loss))
-        if val_loss < best[0]:
-            best = (val_loss, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
-        elif epoch - best[1] >= cfg.patience:
+        if stopper.step(epoch, val_loss, module):
             break
-    if best[2] is not None:
-        module.load_state_dict(best[2])
+    stopper.restore(module)
     module.eval()
-    return {"epochs_run": epoch, "best_epoch": best[1] if best[2] is not None else epoch,
-            "best_val_loss": best[0] if best[2] is not None else None,
+    return {"epochs_run": epoch, "best_epoch": stopper.best_epoch if stopper.improved else epoch,
+            "best_val_loss": stopper.best_loss if stopper.improved else None,
             "final_train_loss": history[-1][0] if history else None,
             "n_train": len(train), "n_val": len(val), "device": str(device),
             "train_seconds": time.perf_counter() - t0,
@@ -405,19 +425,6 @@ def train_node_ranker(module: nn.Module, graphs: Sequence[CaseGraph], cfg: NodeR
 
 
 # --------------------------------------------------------------------------------------- rankers
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (0: leave as is), restoring the previous count afterwards."""
-    before = torch.get_num_threads()
-    if n and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n and n != before:
-            torch.set_num_threads(before)
 
 
 def _compress(x: np.ndarray) -> np.ndarray:
@@ -474,7 +481,7 @@ def _edge_z(case: CaseData, *, z_clip: float, std_fallback: bool) -> tuple[Any, 
     base = ref if len(case.reference) and ref is not None and len(ref) else values[: case.onset]
     if len(base) == 0 or len(values) <= case.onset:
         return None
-    return e, robust_z(values[case.onset :], base, z_clip=z_clip, std_fallback=std_fallback)
+    return e, robust_z_soft_floor(values[case.onset :], base, z_clip=z_clip, std_fallback=std_fallback)
 
 
 def edge_case_features(case: CaseData, pairs: Sequence[tuple[str, str]], edge_groups: Sequence[str], *,
@@ -528,10 +535,7 @@ class _NodeRanker(RootCauseRanker):
         return CaseGraph(case.case_id, _compress(x), ei, target, ea), nf
 
     def _device(self) -> torch.device:
-        dev = torch.device(self.config.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"{self.name}: device={self.config.device!r} but torch sees no CUDA device")
-        return dev
+        return resolve_device(self.config.device, self.name)
 
     def _fit(self, reference: ReferenceData | None, train_cases: list[CaseData]) -> None:
         device = self._device()
@@ -555,16 +559,22 @@ class _NodeRanker(RootCauseRanker):
             raise ValueError(f"{self.name}: none of the {len(train_cases)} training cases has its root cause "
                              "among its services")
         self.feature_columns_ = columns
-        cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-        with _deterministic(), torch.random.fork_rng(devices=cuda), _torch_threads(self.config.threads):
-            torch.manual_seed(self.seed)
+        # kept for the refit on a case that lacks sets the training had (adapt_sets; a few MB at most)
+        self.train_graphs_ = tuple(graphs) if self.config.adapt_sets else None
+        self._fit_graphs(graphs, device, n_cases=len(train_cases), skipped=skipped)
+
+    def _fit_graphs(self, graphs: list[CaseGraph], device: torch.device, *, n_cases: int,
+                    skipped: list[str]) -> None:
+        """Train a fresh module on labelled case graphs: ``weights_``, ``train_info_``."""
+        with seeded_training(self.seed, device, threads=self.config.threads):
             module = self._build(graphs[0].x.shape[1])
             info = train_node_ranker(module, graphs, self.config, seed=self.seed, device=device)
-        info.update(n_cases=len(train_cases), skipped_cases=len(skipped), skipped_case_ids=skipped)
+        info.update(n_cases=n_cases, skipped_cases=len(skipped), skipped_case_ids=skipped)
         # weights as numpy: a model trained on a GPU saves, loads and ranks on a CPU
         self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
         self.train_info_ = info
         self._module = None
+        self._adapted = {}  # refits for cases lacking feature sets (_module_for)
 
     def _cpu_module(self) -> nn.Module:
         if getattr(self, "_module", None) is None:
@@ -577,11 +587,42 @@ class _NodeRanker(RootCauseRanker):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self._module = None
+        self._adapted = {}
+
+    def _module_for(self, g: CaseGraph) -> nn.Module:
+        """The module that ranks case graph ``g``: the fitted one, or — where ``g`` lacks (for every
+        service, or every edge) feature sets that some training case had — one refitted on the
+        training graphs with those sets masked as missing (:func:`drop_sets`), with the same seed and
+        settings, cached per combination of absent sets. The model then learns from what the target
+        dataset can show, instead of reading "this signal is absent everywhere" as evidence."""
+        train = getattr(self, "train_graphs_", None)
+        if not self.config.adapt_sets or not train:
+            return self._cpu_module()
+        drop = absent_sets(g.x) & ~np.logical_and.reduce([absent_sets(t.x) for t in train])
+        edrop = np.zeros(0, dtype=bool)
+        if g.edge_attr is not None and len(g.edge_attr) and train[0].edge_attr is not None:
+            edrop = absent_sets(g.edge_attr) & ~np.logical_and.reduce(
+                [absent_sets(t.edge_attr) for t in train if len(t.edge_attr)] or [np.ones(g.edge_attr.shape[1] // 4,
+                                                                                          dtype=bool)])
+        if not drop.any() and not edrop.any():
+            return self._cpu_module()
+        key = (drop.tobytes(), edrop.tobytes())
+        cache = self.__dict__.setdefault("_adapted", {})
+        if key not in cache:
+            masked = [dataclasses.replace(t, x=drop_sets(t.x, drop), edge_attr=(
+                drop_sets(t.edge_attr, edrop) if edrop.any() else t.edge_attr)) for t in train]
+            sub = type(self)(self.config, seed=self.seed)
+            sub.feature_columns_ = self.feature_columns_
+            sub._fit_graphs(masked, self._device(), n_cases=len(masked), skipped=[])
+            log.info("%s: refitted without the %d node and %d edge feature sets the case lacks", self.name,
+                     int(drop.sum()), int(edrop.sum()))
+            cache[key] = sub._cpu_module()
+        return cache[key]
 
     def _rank(self, case: CaseData) -> RankedCauses:
         g, nf = self._case_graph(case)
-        module = self._cpu_module()
-        with torch.no_grad(), _torch_threads(self.config.threads):
+        module = self._module_for(g)
+        with torch.no_grad(), torch_threads(self.config.threads):
             ea = torch.from_numpy(g.edge_attr) if g.edge_attr is not None else None
             logits = module(torch.from_numpy(g.x), torch.from_numpy(g.edge_index), ea)
             scores = torch.log_softmax(logits.double(), dim=0).numpy()
@@ -619,17 +660,6 @@ class MLPRanker(_NodeRanker):
 # --------------------------------------------------------------------------------------- label-free
 
 
-@contextlib.contextmanager
-def _deterministic() -> Iterator[None]:
-    """torch's deterministic algorithms on (warn only where an op has none), restored afterwards."""
-    was, was_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(was, warn_only=was_warn)
-
-
 @dataclass(frozen=True)
 class WindowSet:
     """Per-window inputs of the masked autoencoder over one graph: node values (N, S, 2G), node
@@ -650,7 +680,7 @@ def _window_block(after: np.ndarray, base: np.ndarray, sels, edge_after: np.ndar
     ``edge_rows``: (data pairs, pairs) or None when there are no edge data; ``edge_dst``: the callee
     of each graph edge). Node values: the node sets, then the incoming-edge sets."""
     n_edges = len(edge_dst)
-    z = robust_z(after, base, z_clip=z_clip, std_fallback=std_fallback)
+    z = robust_z_soft_floor(after, base, z_clip=z_clip, std_fallback=std_fallback)
     sels, raw_sels = sels
     vx, miss = window_features(z, sels)
     if raw_sels:
@@ -661,7 +691,7 @@ def _window_block(after: np.ndarray, base: np.ndarray, sels, edge_after: np.ndar
     ex = np.zeros((T, n_edges, 2 * Ge))
     em = np.ones((T, n_edges, Ge))
     if edge_rows is not None and edge_after is not None and edge_base is not None and len(edge_base):
-        ez = robust_z(edge_after, edge_base, z_clip=z_clip, std_fallback=std_fallback)
+        ez = robust_z_soft_floor(edge_after, edge_base, z_clip=z_clip, std_fallback=std_fallback)
         evx, emiss = window_features(ez, edge_sels)
         data_pairs, pairs = edge_rows
         ex = _align_edges(evx, data_pairs, pairs, np.zeros(2 * Ge))
@@ -819,10 +849,7 @@ class GNNUnsupRanker(RootCauseRanker):
     # ------------------------------------------------------------------ fit
 
     def _device(self) -> torch.device:
-        dev = torch.device(self.config.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"{self.name}: device={self.config.device!r} but torch sees no CUDA device")
-        return dev
+        return resolve_device(self.config.device, self.name)
 
     def _build(self) -> nn.Module:
         c = self.config
@@ -873,14 +900,12 @@ class GNNUnsupRanker(RootCauseRanker):
             w = (mask.unsqueeze(-1).to(x.dtype) * (1 - xm)).repeat_interleave(2, dim=-1)
             return ((pred - x) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
-        cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         history: list[tuple[float, float]] = []
-        with _deterministic(), torch.random.fork_rng(devices=cuda), _torch_threads(cfg.threads):
-            torch.manual_seed(self.seed)
+        with seeded_training(self.seed, device, threads=cfg.threads):
             module = self._build().to(device)
             opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             val_mask = draw_mask(len(val_idx)) if n_val else None
-            best: tuple[float, int, Any] = (math.inf, -1, None)
+            stopper = EarlyStopping(cfg.patience, start_epoch=-1)
             epoch = 0
             for epoch in range(1, cfg.epochs + 1):
                 module.train()
@@ -901,12 +926,9 @@ class GNNUnsupRanker(RootCauseRanker):
                 with torch.no_grad():
                     val_loss = float(loss_of(module, val_idx, val_mask))
                 history.append((train_loss, val_loss))
-                if val_loss < best[0]:
-                    best = (val_loss, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
-                elif epoch - best[1] >= cfg.patience:
+                if stopper.step(epoch, val_loss, module):
                     break
-            if best[2] is not None:
-                module.load_state_dict(best[2])
+            stopper.restore(module)
             module.eval()
             # each service's normal reconstruction error (held-out windows; the training ones without)
             cal = val_idx if n_val else np.sort(train_idx)
@@ -925,8 +947,8 @@ class GNNUnsupRanker(RootCauseRanker):
         self.error_scale_ = spread + 1e-6 + 1e-3 * np.abs(med)
         self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
         self.train_info_ = {
-            "epochs_run": epoch, "best_epoch": best[1] if best[2] is not None else epoch,
-            "best_val_loss": best[0] if best[2] is not None else None,
+            "epochs_run": epoch, "best_epoch": stopper.best_epoch if stopper.improved else epoch,
+            "best_val_loss": stopper.best_loss if stopper.improved else None,
             "final_train_loss": history[-1][0] if history else None,
             "n_windows": len(ws.x), "n_train": len(train_idx), "n_val": int(n_val),
             "n_calibration": len(cal), "has_edge_data": _edge_series(reference) is not None,
@@ -981,7 +1003,7 @@ class GNNUnsupRanker(RootCauseRanker):
         scores = np.zeros(S)
         if keep.any():
             module = self._cpu_module()
-            with torch.no_grad(), _torch_threads(self.config.threads):
+            with torch.no_grad(), torch_threads(self.config.threads):
                 tens = [torch.from_numpy(np.ascontiguousarray(a[keep], dtype=np.float32))
                         for a in (ws.x, ws.missing, ws.edge_x, ws.edge_missing)]
                 err = _node_errors(module, *tens, torch.from_numpy(ws.edge_index), chunk=16).double().numpy()

@@ -57,8 +57,9 @@ def _check_kinds(kinds: tuple[str, ...], where: str) -> None:
         raise ConfigError(f"{where}: unknown feature kind(s) {', '.join(bad)}; known: {', '.join(FEATURE_KINDS)}")
 
 
-def robust_z(values: np.ndarray, baseline: np.ndarray, scale_floor: float) -> np.ndarray:
-    """``(values - median) / scale`` per (service, feature) with the median and scale of ``baseline``.
+def robust_z_hard_floor(values: np.ndarray, baseline: np.ndarray, scale_floor: float) -> np.ndarray:
+    """``(values - median) / scale`` per (service, feature) with the median and scale of ``baseline``,
+    the scale floored (a *hard* floor, unlike :func:`otlp_aiops.rca.node_features.robust_z_soft_floor`).
 
     scale = 1.4826 · MAD (a robust standard deviation); where the MAD is 0 (a feature that is almost
     always the same value, such as an error rate of 0) the standard deviation; never below
@@ -94,7 +95,7 @@ def service_anomaly(case: CaseData, *, feature_kinds: tuple[str, ...] = (), wind
         if not mask.any():
             raise ValueError(f"case {case.case_id}: no feature of kind {', '.join(feature_kinds)} "
                              f"(kinds present: {', '.join(sorted(set(case.feature_kinds)))})")
-    z = robust_z(case.values, baseline, scale_floor)
+    z = robust_z_hard_floor(case.values, baseline, scale_floor)
     z[:, :, ~mask] = np.nan
     absz = np.abs(z[case.onset:])
     with warnings.catch_warnings():

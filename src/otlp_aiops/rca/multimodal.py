@@ -72,17 +72,20 @@ class MultimodalConfig(RankerConfig):
     # 75 s of a 5-min window) and the median over the whole window then reads 0 for a clear fault;
     # 3 lifts sim network delays but costs nezha-tt 0.714 -> 0.607 AC@1 (docs/rca-methods.md, ensemble)
     sustain_windows: int = 0
-    baseline_quantile: float = 1.0  # evidence = statistic / (1 + this quantile of the baseline |values|); 1 = the peak
+    # evidence = statistic / (1 + this quantile of the baseline |values|); 1 = the peak
+    baseline_quantile: float = 1.0
     min_baseline: int = 3  # baseline windows with a value a resource z needs
     scale_floor: float = 1e-3  # relative floor of the z scale (x |median|)
-    z_clip: float = 1e6  # resource z clipped to +-z_clip (a constant baseline that moves gives a huge but finite z)
+    # resource z clipped to +-z_clip (a constant baseline that moves gives a huge but finite z)
+    z_clip: float = 1e6
     top_indicators: int = 10
 
     def __post_init__(self) -> None:
         for name in ("resource_kinds", "fallback_kinds"):
             bad = [k for k in getattr(self, name) if k not in FEATURE_KINDS]
             if bad:
-                raise ConfigError(f"{name}: unknown feature kind(s) {', '.join(bad)}; known: {', '.join(FEATURE_KINDS)}")
+                raise ConfigError(f"{name}: unknown feature kind(s) {', '.join(bad)}; "
+                                  f"known: {', '.join(FEATURE_KINDS)}")
         if self.resource_stat not in ("median", "mean"):
             raise ConfigError(f"resource_stat: expected median or mean, got {self.resource_stat!r}")
         if not 0 <= self.baseline_quantile <= 1:
@@ -97,10 +100,12 @@ class MultimodalConfig(RankerConfig):
             raise ConfigError(f"scale_floor: must be >= 0, got {self.scale_floor}")
 
 
-def robust_z(x: np.ndarray, base: np.ndarray, scale_floor: float, min_baseline: int) -> np.ndarray:
+def robust_z_min_baseline(x: np.ndarray, base: np.ndarray, scale_floor: float,
+                          min_baseline: int) -> np.ndarray:
     """z of ``x`` (T, S, F) against ``base`` (R, S, F): median and 1.4826·MAD (the standard deviation
-    where the MAD is 0; never below ``scale_floor``·|median| nor 1e-9); NaN where the baseline has
-    fewer than ``min_baseline`` values."""
+    where the MAD is 0; never below ``scale_floor``·|median| nor 1e-9: the hard floor of
+    :func:`otlp_aiops.rca.graph.robust_z_hard_floor`, unclipped); NaN where the baseline has fewer
+    than ``min_baseline`` values."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         n = np.isfinite(base).sum(axis=0)
@@ -136,23 +141,26 @@ class MultimodalRanker(RootCauseRanker):
         base, after = case.baseline(), case.after()
         if len(after) == 0:
             raise ValueError(f"case {case.case_id}: no windows after the onset")
-        F = len(case.features)
+        n_features = len(case.features)
         feats = np.asarray(case.features, dtype=object)
         kinds = np.asarray(case.feature_kinds, dtype=object)
         stat = np.isin(feats, list(cfg.statistic_features))
         count = np.isin(feats, list(cfg.count_features))
         summed = np.isin(feats, list(cfg.summed_features))
         sustained = np.isin(feats, list(cfg.sustained_features)) & ~summed
-        resource = np.isin(kinds, list(cfg.resource_kinds)) & np.array([f.startswith("metric.") for f in feats], bool)
-        has_after = np.isfinite(after).any(axis=(0, 1)) if F else np.zeros(0, bool)
-        if not ((stat | count | summed | sustained) & has_after).any():  # metrics-only data: every metric of the fallback kinds
+        is_metric = np.array([f.startswith("metric.") for f in feats], bool)
+        resource = np.isin(kinds, list(cfg.resource_kinds)) & is_metric
+        has_after = np.isfinite(after).any(axis=(0, 1)) if n_features else np.zeros(0, bool)
+        if not ((stat | count | summed | sustained) & has_after).any():
+            # metrics-only data: every metric of the fallback kinds
             resource = np.isin(kinds, list(cfg.fallback_kinds))
-        ev = np.zeros((len(case.services), F))
+        ev = np.zeros((len(case.services), n_features))
         empty = np.zeros((0, len(case.services), 0))
         for sel, is_sustained in ((stat | count, False), (summed | sustained, True)):
             if not sel.any():
                 continue
-            a, b = after[:, :, sel], base[:, :, sel] if len(base) else empty[:, :, :0].repeat(sel.sum(), axis=2)
+            a = after[:, :, sel]
+            b = base[:, :, sel] if len(base) else empty[:, :, :0].repeat(sel.sum(), axis=2)
             is_count = count[sel]
             a = np.where(is_count, np.sqrt(np.clip(a, 0, None)), a)
             b = np.where(is_count, np.sqrt(np.clip(b, 0, None)), b)
@@ -161,12 +169,14 @@ class MultimodalRanker(RootCauseRanker):
             level = self._sustained(np.clip(a, 0, None)) if is_sustained else _peak(a)
             ev[:, sel] = level / (1.0 + self._normal(np.abs(b)))
         if resource.any() and len(base):
-            z = np.clip(robust_z(case.values[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline),
-                        -cfg.z_clip, cfg.z_clip)
+            res_base = base[:, :, resource]
+            z = robust_z_min_baseline(case.values[:, :, resource], res_base, cfg.scale_floor,
+                                      cfg.min_baseline)
+            z = np.clip(z, -cfg.z_clip, cfg.z_clip)
             za = np.clip(z[case.onset:], 0, None)
             level = self._sustained(za)
-            zb = np.clip(robust_z(base[:, :, resource], base[:, :, resource], cfg.scale_floor, cfg.min_baseline),
-                         -cfg.z_clip, cfg.z_clip)
+            zb = robust_z_min_baseline(res_base, res_base, cfg.scale_floor, cfg.min_baseline)
+            zb = np.clip(zb, -cfg.z_clip, cfg.z_clip)
             ev[:, resource] = level / (1.0 + self._normal(np.abs(zb)))
         return np.nan_to_num(ev, nan=0.0, posinf=0.0), summed
 
@@ -200,6 +210,7 @@ class MultimodalRanker(RootCauseRanker):
         score = ev[:, ~summed].max(axis=1, initial=0.0) if ev.shape[1] else np.zeros(len(case.services))
         if summed.any():
             score = np.maximum(score, ev[:, summed].sum(axis=1))
-        flat = [(case.services[i], case.features[j], float(ev[i, j])) for i, j in zip(*np.nonzero(ev > 0), strict=True)]
+        flat = [(case.services[i], case.features[j], float(ev[i, j]))
+                for i, j in zip(*np.nonzero(ev > 0), strict=True)]
         flat.sort(key=lambda t: (-t[2], t[0], t[1]))
         return RankedCauses.from_scores(case.services, score, flat[: self.config.top_indicators])

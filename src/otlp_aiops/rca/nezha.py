@@ -104,7 +104,9 @@ class NezhaConfig(RankerConfig):
             raise ValueError("min_support, unexpected_weight and alarm_sigma must be ≥ 0")
         bad = [k for k in (*self.alarm_kinds, *self.fallback_kinds) if k not in FEATURE_KINDS]
         if bad:
-            raise ValueError(f"alarm_kinds / fallback_kinds: unknown kinds {bad}; known: {', '.join(FEATURE_KINDS)}")
+            raise ValueError(
+                f"alarm_kinds / fallback_kinds: unknown kinds {bad}; known: {', '.join(FEATURE_KINDS)}"
+            )
 
 
 class NezhaRanker(RootCauseRanker):
@@ -125,8 +127,11 @@ class NezhaRanker(RootCauseRanker):
     def _fit(self, reference: ReferenceData | None, train_cases: list[CaseData]) -> None:
         self.window_ns_ = round((reference.window_seconds if reference is not None else 60.0) * 1e9)
         self.dataset_ = reference.dataset if reference is not None else ""
-        self.ref_windows_ = (reference.times.astype("datetime64[ns]").astype(np.int64)
-                             if reference is not None else np.zeros(0, np.int64))
+        self.ref_windows_ = (
+            reference.times.astype("datetime64[ns]").astype(np.int64)
+            if reference is not None
+            else np.zeros(0, np.int64)
+        )
         self.interim_dir_ = ""
         self.ref_counts_ = _empty_counts()
         self.ref_traces_ = pl.DataFrame(schema={"w": pl.Int64, "traces": pl.UInt32})
@@ -152,7 +157,11 @@ class NezhaRanker(RootCauseRanker):
         if self.interim_dir_ or self.config.interim_root or not self.dataset_:
             return
         fd = case.extra.get("features_dir") if isinstance(case.extra, dict) else None
-        d = Path(fd).parent.parent / "interim" / self.dataset_ if fd else Path("data") / "interim" / self.dataset_
+        d = (
+            Path(fd).parent.parent / "interim" / self.dataset_
+            if fd
+            else Path("data") / "interim" / self.dataset_
+        )
         looked = getattr(self, "_looked", set())
         if str(d) not in looked:
             looked.add(str(d))
@@ -164,7 +173,9 @@ class NezhaRanker(RootCauseRanker):
         if not (d / "spans").is_dir():
             log.info("nezha: %s has no spans table; ranking by metric alarms only", d)
             return
-        self.interim_dir_ = str(d)  # as given (relative in the pipeline): a saved model holds no absolute path
+        self.interim_dir_ = str(
+            d
+        )  # as given (relative in the pipeline): a saved model holds no absolute path
         windows = self.ref_windows_
         tel = self._telemetry()
         if tel.empty:
@@ -172,11 +183,16 @@ class NezhaRanker(RootCauseRanker):
             return
         w = (pl.col("trace_t0") // self.window_ns_) * self.window_ns_
         spans = tel.spans.with_columns(w=w).filter(pl.col("w").is_in(windows.tolist()))
-        logs = tel.logs.join(spans.select("tid", "w").unique(), on="tid", how="inner") if tel.logs.height else None
+        logs = (
+            tel.logs.join(spans.select("tid", "w").unique(), on="tid", how="inner")
+            if tel.logs.height
+            else None
+        )
         edges, events = event_edges(spans.drop("w"), logs.drop("w") if logs is not None else tel.logs)
         tw = spans.select("tid", "w").unique()
-        self.ref_counts_ = (edges.join(tw, on="tid").group_by("w", "a", "b", "a_svc").agg(n=pl.len())
-                            .sort("w", "a", "b"))
+        self.ref_counts_ = (
+            edges.join(tw, on="tid").group_by("w", "a", "b", "a_svc").agg(n=pl.len()).sort("w", "a", "b")
+        )
         self.ref_traces_ = tw.group_by("w").agg(traces=pl.len()).sort("w")
         dep = events.group_by("ev").agg(pl.col("depth").max()).sort("ev")
         self.depth_ = dict(zip(dep["ev"].to_list(), dep["depth"].to_list(), strict=True))
@@ -184,9 +200,13 @@ class NezhaRanker(RootCauseRanker):
     def _telemetry(self) -> Telemetry:
         """The dataset's spans and logs, read once per process (not part of the saved state)."""
         if getattr(self, "_tel", None) is None:
-            self._tel = load_telemetry(Path(self.interim_dir_), self.ref_windows_, self.window_ns_,
-                                       code_location=self.config.code_location,
-                                       drain_similarity=self.config.drain_similarity)
+            self._tel = load_telemetry(
+                Path(self.interim_dir_),
+                self.ref_windows_,
+                self.window_ns_,
+                code_location=self.config.code_location,
+                drain_similarity=self.config.drain_similarity,
+            )
         return self._tel
 
     # --- rank ------------------------------------------------------------------------------------
@@ -221,12 +241,16 @@ class NezhaRanker(RootCauseRanker):
         for i, s in enumerate(services):
             if not np.isfinite(score[i]) and s in z:
                 score[i] = _squash(z[s][1]) * 0.999
-        rest = sorted(((s, f, _squash(v) * 0.999 - 2.0) for s, (f, v) in z.items() if s not in alarms),
-                      key=lambda t: (-t[2], t[0]))
+        rest = sorted(
+            ((s, f, _squash(v) * 0.999 - 2.0) for s, (f, v) in z.items() if s not in alarms),
+            key=lambda t: (-t[2], t[0]),
+        )
         indicators.extend(rest)
         return RankedCauses.from_scores(services, score, indicators[: cfg.top_indicators])
 
-    def _alarms(self, case: CaseData, lo: int) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[str, float]]]:
+    def _alarms(
+        self, case: CaseData, lo: int
+    ) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[str, float]]]:
         """(service -> (feature, strength) for services with a metric alarm; service -> (feature, z)
         of its largest z over the ``fallback_kinds`` features) from the case's windows in
         ``[lo, lo + alarm_length_s)``; the names of each alarmed service's alarming metrics go to
@@ -234,8 +258,13 @@ class NezhaRanker(RootCauseRanker):
         cfg = self.config
         self._alarm_names: dict[str, str] = {}
         fk = set(cfg.fallback_kinds) if cfg.fallback_kinds else set(FEATURE_KINDS)
-        kinds = np.array([k in cfg.alarm_kinds and f.startswith("metric.")
-                          for f, k in zip(case.features, case.feature_kinds, strict=True)], bool)
+        kinds = np.array(
+            [
+                k in cfg.alarm_kinds and f.startswith("metric.")
+                for f, k in zip(case.features, case.feature_kinds, strict=True)
+            ],
+            bool,
+        )
         fall = np.array([k in fk for k in case.feature_kinds], bool)
         use = kinds | fall
         if not use.any():
@@ -247,12 +276,16 @@ class NezhaRanker(RootCauseRanker):
         sel[: case.onset] = False
         if not sel.any():
             sel = np.zeros(len(t), bool)
-            sel[case.onset:] = True
+            sel[case.onset :] = True
         cur = case.values[sel][:, :, use]
         stats = self.alarm_stats_
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if stats is not None and stats[0] == tuple(case.features) and stats[1].shape[1] == len(case.services):
+            if (
+                stats is not None
+                and stats[0] == tuple(case.features)
+                and stats[1].shape[1] == len(case.services)
+            ):
                 mu, sd, top = (stats[1][i][:, use] for i in range(3))
             else:  # not fitted on this dataset's reference: the case's own
                 mu, sd, top = _robust_stats(case.baseline()[:, :, use])
@@ -267,7 +300,9 @@ class NezhaRanker(RootCauseRanker):
         is_alarm_kind = kinds[use]
         # a series flat at zero in the fault-free windows has no scale to alarm against
         scaled = np.isfinite(sd) & (sd > 0) & np.isfinite(top) & (np.abs(top) > 0)
-        alarm = (zz > cfg.alarm_sigma) & (ratio > 1.0 + cfg.alarm_min_change) & is_alarm_kind[None, :] & scaled
+        alarm = (
+            (zz > cfg.alarm_sigma) & (ratio > 1.0 + cfg.alarm_min_change) & is_alarm_kind[None, :] & scaled
+        )
         zf = np.where(fall[use][None, :], zz, -np.inf)
         feats = [f for f, u in zip(case.features, use, strict=True) if u]
         alarms: dict[str, tuple[str, float]] = {}
@@ -282,7 +317,9 @@ class NezhaRanker(RootCauseRanker):
                 alarms[s] = (feats[j], float(ratio[i, j]))
                 # every metric of the service that alarms about as strongly (cpu usage and cpu
                 # utilization rise together): all are named in the indicator, the first is the event
-                near = sorted(ok[ratio[i, ok] >= cfg.alarm_dominance * ratio[i, j]], key=lambda q: (-ratio[i, q], q))
+                near = sorted(
+                    ok[ratio[i, ok] >= cfg.alarm_dominance * ratio[i, j]], key=lambda q: (-ratio[i, q], q)
+                )
                 names = list(dict.fromkeys(_metric_name(feats[q]) for q in near))
                 self._alarm_names[s] = ", ".join(names)
         if alarms:  # the alarms of one incident: only those near the strongest
@@ -304,19 +341,29 @@ class NezhaRanker(RootCauseRanker):
         if n_ref == 0:
             return []
         scale = n_fault / n_ref
-        both = (ref.with_columns(e=pl.col("n") * scale).drop("n")
-                .join(fault.rename({"n": "f"}), on=["a", "b", "a_svc"], how="full", coalesce=True)
-                .with_columns(pl.col("e").fill_null(0.0), pl.col("presence").fill_null(0.0),
-                              pl.col("f").fill_null(0).cast(pl.Float64)))
-        expected = (both.filter((pl.col("e") > cfg.min_support) & (pl.col("presence") >= cfg.min_presence))
-                    .with_columns(score=pl.col("e") / (pl.col("e") + pl.col("f")))
-                    .filter(pl.col("score") >= cfg.min_score))
+        both = (
+            ref.with_columns(e=pl.col("n") * scale)
+            .drop("n")
+            .join(fault.rename({"n": "f"}), on=["a", "b", "a_svc"], how="full", coalesce=True)
+            .with_columns(
+                pl.col("e").fill_null(0.0),
+                pl.col("presence").fill_null(0.0),
+                pl.col("f").fill_null(0).cast(pl.Float64),
+            )
+        )
+        expected = (
+            both.filter((pl.col("e") > cfg.min_support) & (pl.col("presence") >= cfg.min_presence))
+            .with_columns(score=pl.col("e") / (pl.col("e") + pl.col("f")))
+            .filter(pl.col("score") >= cfg.min_score)
+        )
         parts = [expected]
         if cfg.unexpected_weight > 0:
-            new = (both.filter(pl.col("f") > cfg.min_support)
-                   .with_columns(score=pl.col("f") / (pl.col("e") + pl.col("f")))
-                   .filter(pl.col("score") >= cfg.min_score)
-                   .with_columns(score=pl.col("score") * cfg.unexpected_weight))
+            new = (
+                both.filter(pl.col("f") > cfg.min_support)
+                .with_columns(score=pl.col("f") / (pl.col("e") + pl.col("f")))
+                .filter(pl.col("score") >= cfg.min_score)
+                .with_columns(score=pl.col("score") * cfg.unexpected_weight)
+            )
             parts.append(new)
         cand = pl.concat(parts)
         if cand.height == 0:
@@ -416,7 +463,9 @@ def _drop_significance(e: float, f: float) -> float:
 
 
 def _empty_counts() -> pl.DataFrame:
-    return pl.DataFrame(schema={"w": pl.Int64, "a": pl.String, "b": pl.String, "a_svc": pl.String, "n": pl.UInt32})
+    return pl.DataFrame(
+        schema={"w": pl.Int64, "a": pl.String, "b": pl.String, "a_svc": pl.String, "n": pl.UInt32}
+    )
 
 
 def _squash(z: float) -> float:
@@ -430,7 +479,11 @@ def _metric_name(feature: str) -> str:
     """``metric.pod.cpu.utilization.mean`` -> ``pod.cpu.utilization`` (the alarm's metric)."""
     name = feature.removeprefix("metric.")
     head, _, tail = name.rpartition(".")
-    return head if head and tail in {"mean", "max", "min", "last", "sum", "p50", "p90", "p95", "p99", "rate"} else name
+    return (
+        head
+        if head and tail in {"mean", "max", "min", "last", "sum", "p50", "p90", "p95", "p99", "rate"}
+        else name
+    )
 
 
 def _is_alarm(event: str) -> bool:

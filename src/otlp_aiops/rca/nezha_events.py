@@ -52,8 +52,14 @@ class Telemetry:
         return self.spans.height == 0
 
 
-def load_telemetry(interim: Path, reference_windows: np.ndarray, window_ns: int, *,
-                   code_location: bool = True, drain_similarity: float = 0.4) -> Telemetry:
+def load_telemetry(
+    interim: Path,
+    reference_windows: np.ndarray,
+    window_ns: int,
+    *,
+    code_location: bool = True,
+    drain_similarity: float = 0.4,
+) -> Telemetry:
     """Read spans and logs of the ingest folder ``interim``; log templates are Drain groups fitted on
     the logs of traces that start in ``reference_windows`` (window starts, ns), or a code location."""
     span_files = _files(interim / "spans")
@@ -62,11 +68,14 @@ def load_telemetry(interim: Path, reference_windows: np.ndarray, window_ns: int,
     spans = (
         pl.scan_parquet(span_files)
         .select(
-            tid=pl.col("trace_id"), sid=pl.col("span_id"), pid=pl.col("parent_span_id"),
+            tid=pl.col("trace_id"),
+            sid=pl.col("span_id"),
+            pid=pl.col("parent_span_id"),
             svc=pl.col("service_name").fill_null("unknown"),
             inst=pl.coalesce("k8s_pod_name", "service_instance_id", "service_name").fill_null("unknown"),
             op=pl.col("name"),
-            t0=pl.col("start_time").dt.epoch("ns"), t1=pl.col("end_time").dt.epoch("ns"),
+            t0=pl.col("start_time").dt.epoch("ns"),
+            t1=pl.col("end_time").dt.epoch("ns"),
         )
         .filter(pl.col("tid").is_not_null() & pl.col("sid").is_not_null() & pl.col("t0").is_not_null())
         .with_columns(t1=pl.max_horizontal("t0", pl.col("t1").fill_null(pl.col("t0"))))
@@ -79,18 +88,25 @@ def load_telemetry(interim: Path, reference_windows: np.ndarray, window_ns: int,
         return Telemetry(spans, _empty_logs())
     logs = (
         pl.scan_parquet(log_files)
-        .select(tid=pl.col("trace_id"), sid=pl.col("span_id"), t=pl.col("time").dt.epoch("ns"),
-                body=pl.col("body").fill_null(""))
+        .select(
+            tid=pl.col("trace_id"),
+            sid=pl.col("span_id"),
+            t=pl.col("time").dt.epoch("ns"),
+            body=pl.col("body").fill_null(""),
+        )
         .filter(pl.col("sid").is_not_null() & pl.col("t").is_not_null())
         .collect()
         .join(spans.select("tid", "sid", "trace_t0"), on=["tid", "sid"], how="inner")
     )
-    logs = logs.with_columns(tmpl=_templates(logs, reference_windows, window_ns, code_location, drain_similarity))
+    logs = logs.with_columns(
+        tmpl=_templates(logs, reference_windows, window_ns, code_location, drain_similarity)
+    )
     return Telemetry(spans, logs.select("tid", "sid", "t", "tmpl"))
 
 
-def _templates(logs: pl.DataFrame, ref_windows: np.ndarray, window_ns: int, code_location: bool,
-               similarity: float) -> pl.Series:
+def _templates(
+    logs: pl.DataFrame, ref_windows: np.ndarray, window_ns: int, code_location: bool, similarity: float
+) -> pl.Series:
     from otlp_aiops.features.drain import Drain
 
     bodies = logs["body"].to_list()
@@ -120,9 +136,19 @@ def _templates(logs: pl.DataFrame, ref_windows: np.ndarray, window_ns: int, code
 
 
 def _empty_spans() -> pl.DataFrame:
-    return pl.DataFrame(schema={"tid": pl.Binary, "sid": pl.Binary, "pid": pl.Binary, "svc": pl.String,
-                                "inst": pl.String, "op": pl.String, "t0": pl.Int64, "t1": pl.Int64,
-                                "trace_t0": pl.Int64})
+    return pl.DataFrame(
+        schema={
+            "tid": pl.Binary,
+            "sid": pl.Binary,
+            "pid": pl.Binary,
+            "svc": pl.String,
+            "inst": pl.String,
+            "op": pl.String,
+            "t0": pl.Int64,
+            "t1": pl.Int64,
+            "trace_t0": pl.Int64,
+        }
+    )
 
 
 def _empty_logs() -> pl.DataFrame:
@@ -141,58 +167,101 @@ def alarm_event(service: str, metric: str) -> str:
     return f"{service} alarm {metric}"
 
 
-def event_edges(spans: pl.DataFrame, logs: pl.DataFrame,
-                alarms: Mapping[str, tuple[str, ...]] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def event_edges(
+    spans: pl.DataFrame, logs: pl.DataFrame, alarms: Mapping[str, tuple[str, ...]] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The event graphs of the given traces as one edge list and one event list.
 
     Returns ``edges`` (tid, a, b, a_svc): one row per edge occurrence, and ``events`` (ev, svc, depth,
     tid): one row per event occurrence. ``alarms`` maps a service to the metric alarms its spans carry.
     """
     if spans.height == 0:
-        return (pl.DataFrame(schema={"tid": pl.Binary, "a": pl.String, "b": pl.String, "a_svc": pl.String}),
-                pl.DataFrame(schema={"ev": pl.String, "svc": pl.String, "depth": pl.Int64, "tid": pl.Binary}))
+        return (
+            pl.DataFrame(schema={"tid": pl.Binary, "a": pl.String, "b": pl.String, "a_svc": pl.String}),
+            pl.DataFrame(schema={"ev": pl.String, "svc": pl.String, "depth": pl.Int64, "tid": pl.Binary}),
+        )
     spans = spans.with_columns(level=_levels(spans))
     base = spans.select("tid", "sid", "svc", "inst", "level")
-    start = spans.select("tid", "sid", ts=pl.col("t0"), order=pl.lit(_ORDER_START),
-                         ev=pl.concat_str("svc", pl.lit(" "), "op", pl.lit(" start")))
+    start = spans.select(
+        "tid",
+        "sid",
+        ts=pl.col("t0"),
+        order=pl.lit(_ORDER_START),
+        ev=pl.concat_str("svc", pl.lit(" "), "op", pl.lit(" start")),
+    )
     parts = [start]
     end_ts = pl.col("t1")
     if logs.height:
         lg = logs.join(base.select("tid", "sid", "svc"), on=["tid", "sid"], how="inner")
-        parts.append(lg.select("tid", "sid", ts=pl.col("t"), order=pl.lit(_ORDER_LOG),
-                               ev=pl.concat_str("svc", pl.lit(" "), "tmpl")))
+        parts.append(
+            lg.select(
+                "tid",
+                "sid",
+                ts=pl.col("t"),
+                order=pl.lit(_ORDER_LOG),
+                ev=pl.concat_str("svc", pl.lit(" "), "tmpl"),
+            )
+        )
         last_log = lg.group_by("tid", "sid").agg(last=pl.col("t").max())
         spans = spans.join(last_log, on=["tid", "sid"], how="left")
         # a log after the span's end moves the end event after it (Nezha: end = last log + 1)
-        end_ts = pl.when(pl.col("last").is_not_null() & (pl.col("last") > pl.col("t1"))).then(
-            pl.col("last") + 1).otherwise(pl.col("t1"))
+        end_ts = (
+            pl.when(pl.col("last").is_not_null() & (pl.col("last") > pl.col("t1")))
+            .then(pl.col("last") + 1)
+            .otherwise(pl.col("t1"))
+        )
     if alarms:
         rows = [(svc, k, m) for svc, ms in alarms.items() for k, m in enumerate(ms)]
-        al = pl.DataFrame({"svc": [r[0] for r in rows], "k": [r[1] for r in rows], "metric": [r[2] for r in rows]},
-                          schema={"svc": pl.String, "k": pl.Int64, "metric": pl.String})
+        al = pl.DataFrame(
+            {"svc": [r[0] for r in rows], "k": [r[1] for r in rows], "metric": [r[2] for r in rows]},
+            schema={"svc": pl.String, "k": pl.Int64, "metric": pl.String},
+        )
         a = spans.join(al, on="svc", how="inner")
         if a.height:
-            parts.append(a.select("tid", "sid", ts=pl.col("t0") + 1 + pl.col("k"), order=pl.lit(_ORDER_ALARM),
-                                  ev=pl.concat_str("svc", pl.lit(" alarm "), "metric")))
-    parts.append(spans.select("tid", "sid", ts=end_ts, order=pl.lit(_ORDER_END),
-                              ev=pl.concat_str("svc", pl.lit(" "), "op", pl.lit(" end"))))
-    ev = (pl.concat([p.with_columns(pl.col("order").cast(pl.Int8), pl.col("ts").cast(pl.Int64)) for p in parts])
-          .join(base, on=["tid", "sid"], how="left")
-          .sort("tid", "sid", "ts", "order", "ev")
-          .with_columns(k=pl.int_range(pl.len()).over("tid", "sid")))
+            parts.append(
+                a.select(
+                    "tid",
+                    "sid",
+                    ts=pl.col("t0") + 1 + pl.col("k"),
+                    order=pl.lit(_ORDER_ALARM),
+                    ev=pl.concat_str("svc", pl.lit(" alarm "), "metric"),
+                )
+            )
+    parts.append(
+        spans.select(
+            "tid",
+            "sid",
+            ts=end_ts,
+            order=pl.lit(_ORDER_END),
+            ev=pl.concat_str("svc", pl.lit(" "), "op", pl.lit(" end")),
+        )
+    )
+    ev = (
+        pl.concat([p.with_columns(pl.col("order").cast(pl.Int8), pl.col("ts").cast(pl.Int64)) for p in parts])
+        .join(base, on=["tid", "sid"], how="left")
+        .sort("tid", "sid", "ts", "order", "ev")
+        .with_columns(k=pl.int_range(pl.len()).over("tid", "sid"))
+    )
     ev = ev.with_columns(depth=pl.when(pl.col("k") == 0).then(pl.col("level") - 1).otherwise(pl.col("level")))
     # inside a span: consecutive events
-    inner = (ev.with_columns(a=pl.col("ev").shift(1).over("tid", "sid"), a_svc=pl.col("svc"))
-             .filter(pl.col("k") > 0).select("tid", "a", b=pl.col("ev"), a_svc="a_svc"))
+    inner = (
+        ev.with_columns(a=pl.col("ev").shift(1).over("tid", "sid"), a_svc=pl.col("svc"))
+        .filter(pl.col("k") > 0)
+        .select("tid", "a", b=pl.col("ev"), a_svc="a_svc")
+    )
     # parent -> child
     first = ev.filter(pl.col("k") == 0).select("tid", "sid", ts0="ts", ev0="ev")
-    kids = (spans.select("tid", "sid", "pid", "inst").filter(pl.col("pid").is_not_null())
-            .join(first, on=["tid", "sid"], how="inner")
-            .join(spans.select("tid", pid="sid", pinst="inst"), on=["tid", "pid"], how="inner"))
+    kids = (
+        spans.select("tid", "sid", "pid", "inst")
+        .filter(pl.col("pid").is_not_null())
+        .join(first, on=["tid", "sid"], how="inner")
+        .join(spans.select("tid", pid="sid", pinst="inst"), on=["tid", "pid"], how="inner")
+    )
     pfirst = first.select("tid", pid="sid", pev0="ev0")
     remote = kids.filter(pl.col("inst") != pl.col("pinst")).join(pfirst, on=["tid", "pid"], how="inner")
     cross = remote.join(base.select("tid", pid="sid", a_svc="svc"), on=["tid", "pid"], how="left").select(
-        "tid", a="pev0", b="ev0", a_svc="a_svc")
+        "tid", a="pev0", b="ev0", a_svc="a_svc"
+    )
     local = kids.filter(pl.col("inst") == pl.col("pinst"))
     same = pl.DataFrame(schema={"tid": pl.Binary, "a": pl.String, "b": pl.String, "a_svc": pl.String})
     if local.height:
@@ -200,12 +269,16 @@ def event_edges(spans: pl.DataFrame, logs: pl.DataFrame,
         last_ts = pev.group_by("tid", "pid").agg(pmax=pl.col("pts").max())
         loc = local.join(last_ts, on=["tid", "pid"], how="inner").filter(pl.col("pmax") > pl.col("ts0"))
         # the parent's last event at or before the child's first one; its first event when none is
-        cand = (loc.select("tid", "sid", "pid", "ts0", "ev0").join(pev, on=["tid", "pid"], how="inner")
-                .with_columns(ok=(pl.col("pts") <= pl.col("ts0")) | (pl.col("pk") == 0))
-                .filter(pl.col("ok"))
-                .with_columns(key=pl.when(pl.col("pts") <= pl.col("ts0")).then(pl.col("pk")).otherwise(-1))
-                .sort("key")
-                .group_by("tid", "sid", maintain_order=True).last())
+        cand = (
+            loc.select("tid", "sid", "pid", "ts0", "ev0")
+            .join(pev, on=["tid", "pid"], how="inner")
+            .with_columns(ok=(pl.col("pts") <= pl.col("ts0")) | (pl.col("pk") == 0))
+            .filter(pl.col("ok"))
+            .with_columns(key=pl.when(pl.col("pts") <= pl.col("ts0")).then(pl.col("pk")).otherwise(-1))
+            .sort("key")
+            .group_by("tid", "sid", maintain_order=True)
+            .last()
+        )
         same = cand.select("tid", a="pev", b="ev0", a_svc="psvc")
     edges = pl.concat([inner, cross, same])
     return edges, ev.select("ev", "svc", "depth", "tid")

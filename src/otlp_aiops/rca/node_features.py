@@ -49,16 +49,19 @@ class NodeFeatures:
     services: tuple[str, ...]
     columns: tuple[str, ...]
     x: np.ndarray  # (S, D) float64, finite
-    top_feature: tuple[str | None, ...] = ()  # per service: its feature with the largest mean |z| (None: none usable)
+    # per service: its feature with the largest mean |z| (None: none usable)
+    top_feature: tuple[str | None, ...] = ()
     top_level: np.ndarray | None = None  # (S,) that mean |z| (0 where None)
 
 
-def robust_z(after: np.ndarray, baseline: np.ndarray, *, z_clip: float = 100.0, eps: float = 1e-6,
-             rel_eps: float = 1e-3, std_fallback: bool = True) -> np.ndarray:
-    """Robust z-scores of ``after`` (T, ...) against ``baseline`` (R, ...) along axis 0, clipped to
-    ``±z_clip``; NaN where ``after`` is NaN or the baseline has no finite value. With
+def robust_z_soft_floor(after: np.ndarray, baseline: np.ndarray, *, z_clip: float = 100.0,
+                        eps: float = 1e-6, rel_eps: float = 1e-3, std_fallback: bool = True) -> np.ndarray:
+    """Robust z-scores of ``after`` (T, ...) against ``baseline`` (R, ...) along axis 0 with a *soft*
+    scale floor, added to the spread: scale = 1.4826·MAD + ``eps`` + ``rel_eps``·|median|; clipped
+    to ``±z_clip``; NaN where ``after`` is NaN or the baseline has no finite value. With
     ``std_fallback`` a baseline whose MAD is 0 but which is not constant (a sparse error count:
-    mostly 0, a few spikes) is scaled by its standard deviation instead."""
+    mostly 0, a few spikes) is scaled by its standard deviation instead. (The rankers of
+    ``rca/graph.py`` floor the scale instead: :func:`otlp_aiops.rca.graph.robust_z_hard_floor`.)"""
     after = np.asarray(after, dtype=np.float64)
     baseline = np.asarray(baseline, dtype=np.float64)
     finite = np.isfinite(baseline)
@@ -124,18 +127,22 @@ def selections(features: Sequence[str], feature_kinds: Sequence[str], kinds: Seq
 
 def _case_z(case: CaseData, *, z_clip: float, eps: float, rel_eps: float, std_fallback: bool) -> np.ndarray:
     values = np.asarray(case.values, dtype=np.float64)
-    S, F = len(case.services), len(case.features)
-    if values.ndim != 3 or values.shape[1:] != (S, F):
-        raise ValueError(f"case {case.case_id}: values have shape {values.shape}, expected (T, {S}, {F})")
-    if len(case.feature_kinds) != F:
-        raise ValueError(f"case {case.case_id}: {len(case.feature_kinds)} feature kinds for {F} features")
+    n_services, n_features = len(case.services), len(case.features)
+    if values.ndim != 3 or values.shape[1:] != (n_services, n_features):
+        raise ValueError(f"case {case.case_id}: values have shape {values.shape}, "
+                         f"expected (T, {n_services}, {n_features})")
+    if len(case.feature_kinds) != n_features:
+        raise ValueError(f"case {case.case_id}: {len(case.feature_kinds)} feature kinds "
+                         f"for {n_features} features")
     after = case.after()
     if len(after) == 0:
-        raise ValueError(f"case {case.case_id}: no window at or after the onset (onset={case.onset}, T={len(values)})")
+        raise ValueError(f"case {case.case_id}: no window at or after the onset "
+                         f"(onset={case.onset}, T={len(values)})")
     base = case.baseline()
     if len(base) == 0:
         raise ValueError(f"case {case.case_id}: no baseline windows (no reference and onset=0)")
-    return robust_z(after, base, z_clip=z_clip, eps=eps, rel_eps=rel_eps, std_fallback=std_fallback)
+    return robust_z_soft_floor(after, base, z_clip=z_clip, eps=eps, rel_eps=rel_eps,
+                               std_fallback=std_fallback)
 
 
 def window_features(z: np.ndarray, sels: Sequence[tuple[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -143,12 +150,12 @@ def window_features(z: np.ndarray, sels: Sequence[tuple[str, np.ndarray]]) -> tu
     set of ``sels`` and window, ``max |z|`` over the set's features and the signed z of that feature
     → (T, S, 2·G) (0 where the window has no finite value), and (S, G) ``missing`` (1 where the
     service has no usable feature in the set: no finite z in any window)."""
-    T, S, _ = z.shape
+    n_windows, n_services, _ = z.shape
     ok = np.isfinite(z)
     za = np.where(ok, np.abs(z), -1.0)
     zs = np.where(ok, z, 0.0)
-    vals = np.zeros((T, S, 2 * len(sels)))
-    missing = np.ones((S, len(sels)))
+    vals = np.zeros((n_windows, n_services, 2 * len(sels)))
+    missing = np.ones((n_services, len(sels)))
     for g, (_, mask) in enumerate(sels):
         if not mask.any():
             continue
@@ -157,7 +164,8 @@ def window_features(z: np.ndarray, sels: Sequence[tuple[str, np.ndarray]]) -> tu
         top = np.take_along_axis(a, best[..., None], axis=2)[..., 0]
         has = top >= 0
         vals[:, :, 2 * g] = np.where(has, top, 0.0)
-        vals[:, :, 2 * g + 1] = np.where(has, np.take_along_axis(zs[:, :, mask], best[..., None], axis=2)[..., 0], 0.0)
+        signed = np.take_along_axis(zs[:, :, mask], best[..., None], axis=2)[..., 0]
+        vals[:, :, 2 * g + 1] = np.where(has, signed, 0.0)
         missing[:, g] = (~ok[:, :, mask].any(axis=(0, 2))).astype(np.float64)
     return vals, missing
 
@@ -174,14 +182,14 @@ def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] =
     small value into a huge z."""
     if mode not in MODES:
         raise ValueError(f"node feature mode {mode!r} is not one of {', '.join(MODES)}")
-    S, F = len(case.services), len(case.features)
+    n_services, n_features = len(case.services), len(case.features)
     z = _case_z(case, z_clip=z_clip, eps=eps, rel_eps=rel_eps, std_fallback=std_fallback)
     peak, level, shift, usable = _feature_stats(z)
     lv_all = np.where(usable, level, -np.inf)
-    top = lv_all.argmax(axis=1) if F else np.zeros(S, dtype=np.int64)
+    top = lv_all.argmax(axis=1) if n_features else np.zeros(n_services, dtype=np.int64)
     has_top = usable.any(axis=1)
-    top_feature = tuple(case.features[top[i]] if has_top[i] else None for i in range(S))
-    top_level = np.where(has_top, lv_all[np.arange(S), top] if F else 0.0, 0.0)
+    top_feature = tuple(case.features[top[i]] if has_top[i] else None for i in range(n_services))
+    top_level = np.where(has_top, lv_all[np.arange(n_services), top] if n_features else 0.0, 0.0)
 
     if mode == "all":
         cols, blocks = [], []
@@ -190,7 +198,7 @@ def node_features(case: CaseData, mode: str = "kinds", *, kinds: Sequence[str] =
             blocks.append(np.stack([np.where(u, peak[:, j], 0.0), np.where(u, level[:, j], 0.0),
                                     np.where(u, shift[:, j], 0.0), (~u).astype(np.float64)], axis=1))
             cols += [f"{name}.{s}" for s in STATS]
-        x = np.concatenate(blocks, axis=1) if blocks else np.zeros((S, 0))
+        x = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_services, 0))
         return NodeFeatures(tuple(case.services), tuple(cols), x, top_feature, top_level)
 
     sels = selections(case.features, case.feature_kinds, kinds, groups)
@@ -212,8 +220,7 @@ def set_stats(peak: np.ndarray, level: np.ndarray, shift: np.ndarray, usable: np
     """The four statistics of each feature set (``<label>.max_abs/mean_abs/mean/missing``) from the
     per-feature ``peak``, ``level``, ``shift`` and ``usable`` (N, F) of :func:`_feature_stats`:
     (N, 4·len(sels)) and the column names. N is services (node features) or edges."""
-    N = peak.shape[0]
-    x = np.zeros((N, 4 * len(sels)))
+    x = np.zeros((peak.shape[0], 4 * len(sels)))
     cols: list[str] = []
     for i, (label, sel) in enumerate(sels):
         cols += [f"{label}.{s}" for s in STATS]
@@ -224,6 +231,6 @@ def set_stats(peak: np.ndarray, level: np.ndarray, shift: np.ndarray, usable: np
             x[:, 4 * i] = np.where(u, peak[:, sel], 0.0).max(axis=1)
             x[:, 4 * i + 1] = np.where(any_u, lv.max(axis=1), 0.0)
             best = lv.argmax(axis=1)  # first of the most deviating features
-            x[:, 4 * i + 2] = np.where(any_u, shift[:, sel][np.arange(N), best], 0.0)
+            x[:, 4 * i + 2] = np.where(any_u, shift[:, sel][np.arange(len(best)), best], 0.0)
         x[:, 4 * i + 3] = (~any_u).astype(np.float64)
     return x, tuple(cols)

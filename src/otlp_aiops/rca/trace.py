@@ -67,7 +67,7 @@ def case_traces(case: CaseData, cfg: TraceAnomalyConfig) -> CaseTraces | None:
     t = load_trace_services(d) if d else None
     if t is None:
         return None
-    after_w = _window_ns(case.times[case.onset:])
+    after_w = _window_ns(case.times[case.onset :])
     base_times = case.reference_times if len(case.reference_times) else case.times[: case.onset]
     in_after = np.isin(t["w"], after_w)
     in_base = np.isin(t["w"], _window_ns(base_times))
@@ -93,8 +93,15 @@ def case_traces(case: CaseData, cfg: TraceAnomalyConfig) -> CaseTraces | None:
     if cfg.use_errors:
         bad = (t["error"] | (t["log_errors"] > 0))[in_after]
         anomalous = anomalous | (bad & (err_rate[op] < cfg.error_baseline_max))
-    return CaseTraces(t["trace"][in_after], t["service"][in_after], op, anomalous, t["service_names"],
-                      t["operation_names"], t["operation_service"])
+    return CaseTraces(
+        t["trace"][in_after],
+        t["service"][in_after],
+        op,
+        anomalous,
+        t["service_names"],
+        t["operation_names"],
+        t["operation_service"],
+    )
 
 
 def _fallback(case: CaseData) -> RankedCauses:
@@ -103,7 +110,9 @@ def _fallback(case: CaseData) -> RankedCauses:
     return MultimodalRanker().fit(None).rank(case)
 
 
-def _merge(case: CaseData, traced: dict[str, float], indicators: list[tuple[str, str, float]]) -> RankedCauses:
+def _merge(
+    case: CaseData, traced: dict[str, float], indicators: list[tuple[str, str, float]]
+) -> RankedCauses:
     """Services with a trace score first (by score), then the others in the fallback's order."""
     fb = _fallback(case)
     order = {s: i for i, s in enumerate(fb.services)}
@@ -117,9 +126,26 @@ def _merge(case: CaseData, traced: dict[str, float], indicators: list[tuple[str,
     return RankedCauses.from_scores(case.services, scores, indicators)
 
 
-def _unique_traces(trace: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ids, inv = np.unique(trace, return_inverse=True)
-    return ids, inv
+def _anomalous_traces(ct: CaseTraces) -> tuple[np.ndarray, np.ndarray]:
+    """Each invocation's trace index, and per trace whether any of its invocations is anomalous."""
+    ids, tr = np.unique(ct.trace, return_inverse=True)
+    trace_bad = np.zeros(len(ids), bool)
+    np.logical_or.at(trace_bad, tr, ct.anomalous)
+    return tr, trace_bad
+
+
+class _TraceRanker(RootCauseRanker):
+    """A ranker over the case's post-onset invocations (:func:`case_traces`); a case without them
+    is ranked by the fallback."""
+
+    def _rank(self, case: CaseData) -> RankedCauses:
+        ct = case_traces(case, self.config)
+        if ct is None:
+            return _fallback(case)
+        return self._rank_traces(case, ct)
+
+    def _rank_traces(self, case: CaseData, ct: CaseTraces) -> RankedCauses:
+        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------------- MicroRank
@@ -138,8 +164,9 @@ class MicroRankConfig(TraceAnomalyConfig):
             raise ConfigError("damping must be in (0, 1) and iterations >= 1")
 
 
-def bipartite_pagerank(op: np.ndarray, tr: np.ndarray, n_ops: int, n_tr: int, damping: float,
-                       iterations: int) -> np.ndarray:
+def bipartite_pagerank(
+    op: np.ndarray, tr: np.ndarray, n_ops: int, n_tr: int, damping: float, iterations: int
+) -> np.ndarray:
     """PageRank over the operation–trace bipartite graph (an edge per invocation, both directions,
     each node's out-weight split evenly), restarting at the traces uniformly; returns the operation
     scores (MicroRank's weighting of how much an operation stands for a set of traces)."""
@@ -162,7 +189,7 @@ def bipartite_pagerank(op: np.ndarray, tr: np.ndarray, n_ops: int, n_tr: int, da
     return p_op
 
 
-class MicroRankRanker(RootCauseRanker):
+class MicroRankRanker(_TraceRanker):
     """MicroRank (G. Yu, P. Chen, H. Chen, Z. Guan, Z. Huang, L. Jing, T. Weng, X. Sun, X. Li,
     "MicroRank: End-to-End Latency Issue Localization with Extended Spectrum Analysis in Microservice
     Environments", WWW 2021).
@@ -179,15 +206,10 @@ class MicroRankRanker(RootCauseRanker):
     name = "microrank"
     Config = MicroRankConfig
 
-    def _rank(self, case: CaseData) -> RankedCauses:
+    def _rank_traces(self, case: CaseData, ct: CaseTraces) -> RankedCauses:
         cfg = self.config
-        ct = case_traces(case, cfg)
-        if ct is None:
-            return _fallback(case)
-        ids, tr = _unique_traces(ct.trace)
-        n_tr, n_ops = len(ids), len(ct.operation_names)
-        trace_bad = np.zeros(n_tr, bool)
-        np.logical_or.at(trace_bad, tr, ct.anomalous)
+        tr, trace_bad = _anomalous_traces(ct)
+        n_ops = len(ct.operation_names)
         scores = np.zeros(n_ops)
         if trace_bad.any():
             weight = {}
@@ -197,7 +219,9 @@ class MicroRankRanker(RootCauseRanker):
                 codes = np.cumsum(sel_tr) - 1  # trace index within the set
                 op, t_ = ct.operation[inv], codes[tr[inv]]
                 n_set = int(sel_tr.sum())
-                weight[label] = bipartite_pagerank(op, t_, n_ops, n_set, cfg.damping, cfg.iterations) * max(n_ops, 1)
+                weight[label] = bipartite_pagerank(op, t_, n_ops, n_set, cfg.damping, cfg.iterations) * max(
+                    n_ops, 1
+                )
                 pairs = np.unique(np.stack([op, t_]), axis=1) if len(op) else np.zeros((2, 0), np.int64)
                 cover[label] = (np.bincount(pairs[0], minlength=n_ops).astype(np.float64), n_set)
             (ca, na), (cn, _) = cover["a"], cover["n"]
@@ -215,8 +239,14 @@ class MicroRankRanker(RootCauseRanker):
             s = str(ct.service_names[ct.operation_service[o]])
             if s in case.services:
                 traced[s] = max(traced.get(s, 0.0), float(scores[o]))
-        ind = sorted(((str(ct.service_names[ct.operation_service[o]]), str(ct.operation_names[o]), float(scores[o]))
-                      for o in seen if scores[o] > 0), key=lambda x: (-x[2], x[0], x[1]))
+        ind = sorted(
+            (
+                (str(ct.service_names[ct.operation_service[o]]), str(ct.operation_names[o]), float(scores[o]))
+                for o in seen
+                if scores[o] > 0
+            ),
+            key=lambda x: (-x[2], x[0], x[1]),
+        )
         return _merge(case, traced, ind[: cfg.top_indicators])
 
 
@@ -232,7 +262,7 @@ class TraceRCAConfig(TraceAnomalyConfig):
             raise ConfigError(f"min_support: must be in [0, 1], got {self.min_support}")
 
 
-class TraceRCARanker(RootCauseRanker):
+class TraceRCARanker(_TraceRanker):
     """TraceRCA (Z. Li, J. Chen, R. Jiao, N. Zhao, Z. Wang, S. Zhang, Y. Wu, L. Jiang, L. Yan, Z. Wang,
     Z. Chen, W. Zhang, X. Nie, K. Sui, D. Pei, "Practical Root Cause Localization for Microservice
     Systems via Trace Analysis", IWQoS 2021).
@@ -251,20 +281,19 @@ class TraceRCARanker(RootCauseRanker):
     name = "tracerca"
     Config = TraceRCAConfig
 
-    def _rank(self, case: CaseData) -> RankedCauses:
+    def _rank_traces(self, case: CaseData, ct: CaseTraces) -> RankedCauses:
         cfg = self.config
-        ct = case_traces(case, cfg)
-        if ct is None:
-            return _fallback(case)
-        ids, tr = _unique_traces(ct.trace)
-        trace_bad = np.zeros(len(ids), bool)
-        np.logical_or.at(trace_bad, tr, ct.anomalous)
+        tr, trace_bad = _anomalous_traces(ct)
         n_a = int(trace_bad.sum())
         n_svc = len(ct.service_names)
         pairs_all = np.unique(np.stack([ct.service, tr]), axis=1)
         t_s = np.bincount(pairs_all[0], minlength=n_svc).astype(np.float64)
         bad = ct.anomalous
-        pairs_bad = np.unique(np.stack([ct.service[bad], tr[bad]]), axis=1) if bad.any() else np.zeros((2, 0), np.int64)
+        pairs_bad = (
+            np.unique(np.stack([ct.service[bad], tr[bad]]), axis=1)
+            if bad.any()
+            else np.zeros((2, 0), np.int64)
+        )
         a_s = np.bincount(pairs_bad[0], minlength=n_svc).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             support = a_s / n_a if n_a else np.zeros(n_svc)
@@ -276,8 +305,14 @@ class TraceRCARanker(RootCauseRanker):
             s = str(ct.service_names[i])
             if s in case.services:
                 traced[s] = float(jac[i]) + 1e-9 * depth.get(s, 0)  # deeper first among equals
-        ind = sorted(((str(ct.service_names[i]), "anomalous invocations", float(jac[i])) for i in np.unique(ct.service)
-                      if jac[i] > 0), key=lambda x: (-x[2], x[0]))
+        ind = sorted(
+            (
+                (str(ct.service_names[i]), "anomalous invocations", float(jac[i]))
+                for i in np.unique(ct.service)
+                if jac[i] > 0
+            ),
+            key=lambda x: (-x[2], x[0]),
+        )
         return _merge(case, traced, ind[: cfg.top_indicators])
 
 
@@ -296,4 +331,3 @@ def _depth(case: CaseData, services: list[str]) -> dict[str, int]:
         return d
 
     return {s: depth(s, frozenset()) for s in services}
-

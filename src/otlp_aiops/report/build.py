@@ -55,14 +55,16 @@ def build_report(results: str | Path | Iterable[str | Path] | pd.DataFrame, out_
     html_tables: dict[str, list] = {}
     for ds, task in pairs:
         base = f"{tables.safe_name(ds)}_{task}"
-        for name, s, g, ms, by_ft in ((base, summ, sig, stats.TABLE_METRICS[task], False),
-                                      (f"{base}_by_fault", summ_ft, sig_ft, stats.FAULT_TABLE_METRICS[task], True)):
+        variants = ((base, summ, sig, stats.TABLE_METRICS[task], False),
+                    (f"{base}_by_fault", summ_ft, sig_ft, stats.FAULT_TABLE_METRICS[task], True))
+        for name, s, g, ms, by_ft in variants:
             paths = tables.write_tables(s, g, t_dir, name, dataset=ds, task=task, metrics=ms,
                                         by_fault_type=by_ft, alpha=alpha,
                                         tex_metrics=None if by_ft else stats.LATEX_TABLE_METRICS[task])
             if paths:
                 written += [str(p) for p in paths]
-                header, rows = tables.build_table(s, g, dataset=ds, task=task, metrics=ms, by_fault_type=by_ft)
+                header, rows = tables.build_table(s, g, dataset=ds, task=task, metrics=ms,
+                                                  by_fault_type=by_ft)
                 n_seeds = int(s.loc[(s["dataset"] == ds) & (s["task"] == task), "n_seeds"].max())
                 html_tables.setdefault(ds, []).append(
                     (tables.caption_for(ds, task, n_seeds, by_ft, alpha), header, rows))
@@ -89,9 +91,10 @@ def build_report(results: str | Path | Iterable[str | Path] | pd.DataFrame, out_
             skipped.append(f"{task}_{metric}_cd: {e}")
             continue
         path = f_dir / f"{task}_{metric}_cd.png"
-        figures.draw_critical_difference(cd, f"{task}: {stats.spec(metric).label} ({posthoc})", path, alpha=alpha)
+        label = stats.spec(metric).label
+        figures.draw_critical_difference(cd, f"{task}: {label} ({posthoc})", path, alpha=alpha)
         written.append(str(path))
-        figs.append((path, f"{task}: critical difference of {stats.spec(metric).label} over every dataset × case"))
+        figs.append((path, f"{task}: critical difference of {label} over every dataset × case"))
 
     keys = ["dataset", "task", "scope", "method", "metric"]
     full = pd.concat([summ.merge(sig, on=keys, how="left"),

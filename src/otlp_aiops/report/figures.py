@@ -85,7 +85,8 @@ def critical_difference(blocks: pd.DataFrame, metric: str, posthoc: str = "nemen
     return CriticalDifference(avg_ranks=avg, pvalues=pv, friedman_p=fp, n_blocks=int(blocks.shape[0]))
 
 
-def draw_critical_difference(cd: CriticalDifference, title: str, path: str | Path, alpha: float = 0.05) -> Path:
+def draw_critical_difference(cd: CriticalDifference, title: str, path: str | Path,
+                             alpha: float = 0.05) -> Path:
     import scikit_posthocs as sp
     from matplotlib.figure import Figure
 

@@ -26,7 +26,8 @@ import pandas as pd
 from otlp_aiops.report.stats import spec
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d232b;background:#fafbfc}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;\
+color:#1d232b;background:#fafbfc}
 header{background:#24303f;color:#fff;padding:14px 28px}header h1{margin:0;font-size:20px}
 header p{margin:4px 0 0;color:#c9d3df;font-size:13px}
 nav{padding:8px 28px;background:#e8edf3;font-size:13px}nav a{margin-right:14px;color:#24476b}
@@ -37,14 +38,16 @@ th,td{border:1px solid #d5dde6;padding:3px 8px;text-align:right;white-space:nowr
 th{background:#eef2f6}td:first-child,th:first-child{text-align:left}
 td.text{text-align:left}.best{font-weight:700}.worse{color:#8a2a2a}
 .cards{display:flex;flex-wrap:wrap;gap:14px}
-.card{background:#fff;border:1px solid #d5dde6;border-radius:6px;padding:10px 14px;min-width:300px;flex:1 1 320px}
+.card{background:#fff;border:1px solid #d5dde6;border-radius:6px;padding:10px 14px;\
+min-width:300px;flex:1 1 320px}
 .card h3{margin:0 0 6px}.card dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:0}
 .card dt{color:#5b6673}.card dd{margin:0}
 figure{display:inline-block;margin:6px 12px 12px 0;background:#fff;border:1px solid #d5dde6;padding:6px}
 figure img{max-width:640px;display:block}figcaption{font-size:12px;color:#5b6673;margin-top:4px}
 details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 td.hit1{background:#c9ecd0}td.hit3{background:#eef6c8}td.hit5{background:#fbeed0}td.miss{background:#f6d5d5}
-td.na{color:#9aa5b1}.legend span{display:inline-block;padding:1px 8px;margin-right:6px;border:1px solid #d5dde6}
+td.na{color:#9aa5b1}.legend span{display:inline-block;padding:1px 8px;margin-right:6px;\
+border:1px solid #d5dde6}
 .note{color:#5b6673;font-size:12px}
 """
 
@@ -102,7 +105,8 @@ def dataset_card(name: str, raw_dir: str | Path | None, interim_dir: str | Path 
 
     rep = _read_json(Path(interim_dir) / "ingest_report.json") if interim_dir is not None else None
     if rep is None:
-        card.missing.append(f"{Path(interim_dir) / 'ingest_report.json' if interim_dir else 'ingest_report.json'}")
+        missing = Path(interim_dir) / "ingest_report.json" if interim_dir else "ingest_report.json"
+        card.missing.append(f"{missing}")
     else:
         tot = rep.get("totals") or {}
         rows = tot.get("rows_written") or {}
@@ -115,7 +119,8 @@ def dataset_card(name: str, raw_dir: str | Path | None, interim_dir: str | Path 
         if pts:
             signals.append(f"metrics ({_fmt_int(pts)} points)")
         f.append(("signals", ", ".join(signals) if signals else "none ingested"))
-        f.append(("OTLP input", f"{_fmt_int(tot.get('files', 0))} files, {tot.get('bytes', 0) / 2**20:,.1f} MiB"))
+        mib = tot.get("bytes", 0) / 2**20
+        f.append(("OTLP input", f"{_fmt_int(tot.get('files', 0))} files, {mib:,.1f} MiB"))
         q = int(tot.get("records_quarantined", 0) or 0)
         f.append(("quarantined", f"{_fmt_int(q)} of {_fmt_int(tot.get('records_read', 0))} records"))
     counts = meta.get("counts")
@@ -135,8 +140,8 @@ def dataset_card(name: str, raw_dir: str | Path | None, interim_dir: str | Path 
             card.fault_types = {str(k): int(v) for k, v in
                                 t["fault_type"].fillna("unknown").value_counts().sort_index().items()}
         if {"incident_id", "root_cause_service"} <= set(t.columns):
-            card.root_causes = {str(i): str(s) for i, s in zip(t["incident_id"], t["root_cause_service"], strict=True)
-                                if s is not None and s == s}
+            pairs = zip(t["incident_id"], t["root_cause_service"], strict=True)
+            card.root_causes = {str(i): str(s) for i, s in pairs if s is not None and s == s}
             f.append(("root-cause services", _fmt_int(len(set(card.root_causes.values())))))
     else:
         if raw is not None:
@@ -151,7 +156,8 @@ def fill_from_results(card: DatasetCard, results: pd.DataFrame) -> None:
     r = results[(results["dataset"] == card.name) & (results["case_id"] != "")]
     per_case = r.drop_duplicates("case_id")
     if len(per_case):
-        card.fault_types = {str(k): int(v) for k, v in per_case["fault_type"].value_counts().sort_index().items()}
+        counts = per_case["fault_type"].value_counts().sort_index()
+        card.fault_types = {str(k): int(v) for k, v in counts.items()}
         card.fields.append(("cases (from the results)", _fmt_int(len(per_case))))
 
 
@@ -196,7 +202,8 @@ def _md_table_to_html(md: str) -> str:
             cur.append(line)
             continue
         if cur:
-            rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in cur if not set(r) <= set("|-: ")]
+            rows = [[c.strip() for c in r.strip().strip("|").split("|")]
+                    for r in cur if not set(r) <= set("|-: ")]
             head, body = rows[0], rows[1:]
             t = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
             for r in body:
@@ -238,7 +245,8 @@ def drill_down(df: pd.DataFrame, dataset: str, card: DatasetCard | None) -> str:
     """Cases × methods: the mean rank of the true root cause over seeds (rankers), and whether each
     detector caught the incident and how late (detectors)."""
     parts = []
-    r = df[(df["dataset"] == dataset) & (df["task"] == "rca") & (df["metric"] == "rank") & (df["case_id"] != "")]
+    r = df[(df["dataset"] == dataset) & (df["task"] == "rca") & (df["metric"] == "rank")
+           & (df["case_id"] != "")]
     if len(r):
         ranks = r.groupby(["case_id", "method"])["value"].mean().unstack("method")
         ft = r.drop_duplicates("case_id").set_index("case_id")["fault_type"]
@@ -258,8 +266,10 @@ def drill_down(df: pd.DataFrame, dataset: str, card: DatasetCard | None) -> str:
             rows.append("<tr>" + "".join(tds) + "</tr>")
         rows.append("</tbody></table>")
         legend = ('<p class="legend">Rank of the true root cause (mean over seeds): '
-                  '<span class="hit1" style="background:#c9ecd0">1</span><span style="background:#eef6c8">≤ 3</span>'
-                  '<span style="background:#fbeed0">≤ 5</span><span style="background:#f6d5d5">&gt; 5</span></p>')
+                  '<span class="hit1" style="background:#c9ecd0">1</span>'
+                  '<span style="background:#eef6c8">≤ 3</span>'
+                  '<span style="background:#fbeed0">≤ 5</span>'
+                  '<span style="background:#f6d5d5">&gt; 5</span></p>')
         parts.append(f"<h4>Root-cause ranking</h4>{legend}" + "\n".join(rows))
     d = df[(df["dataset"] == dataset) & (df["task"] == "detect") & (df["case_id"] != "")
            & df["metric"].isin(["detected", "detection_delay_s"])]
@@ -276,7 +286,8 @@ def drill_down(df: pd.DataFrame, dataset: str, card: DatasetCard | None) -> str:
                     tds.append('<td class="na">–</td>')
                     continue
                 det = piv.at[(case, m), "detected"] if "detected" in piv.columns else math.nan
-                delay = piv.at[(case, m), "detection_delay_s"] if "detection_delay_s" in piv.columns else math.nan
+                has_delay = "detection_delay_s" in piv.columns
+                delay = piv.at[(case, m), "detection_delay_s"] if has_delay else math.nan
                 if det is not None and math.isfinite(det) and det > 0:
                     txt = f"{det:.0%} · {delay:.0f} s" if math.isfinite(delay) else f"{det:.0%}"
                     tds.append(f'<td class="{"hit1" if det >= 1 else "hit5"}">{_e(txt)}</td>')
@@ -289,7 +300,8 @@ def drill_down(df: pd.DataFrame, dataset: str, card: DatasetCard | None) -> str:
     return "\n".join(parts)
 
 
-def render_report(*, title: str, df: pd.DataFrame, tables_by_dataset: Mapping[str, list[tuple[str, list[str], list]]],
+def render_report(*, title: str, df: pd.DataFrame,
+                  tables_by_dataset: Mapping[str, list[tuple[str, list[str], list]]],
                   leaderboard_md: str, figures: Sequence[tuple[Path, str]], cards: Mapping[str, DatasetCard],
                   datasets: Sequence[str], note: str = "") -> str:
     """The whole page as a string. ``tables_by_dataset``: dataset -> [(caption, header, rows)]."""
@@ -311,13 +323,15 @@ def render_report(*, title: str, df: pd.DataFrame, tables_by_dataset: Mapping[st
                 sec.append(f"<details><summary>Per-case drill-down: {_e(ds)}</summary>{dd}</details>")
         sec.append("</section>")
         body.append("\n".join(sec))
-    body.append('<section id="figures"><h2>Figures</h2>' + "".join(_figure(p, c) for p, c in figures) + "</section>")
-    metrics_note = ", ".join(f"{spec(m).label} = {m}" for m in ("ac_at_1", "avg_at_5", "mrr", "vus_pr", "range_f1",
-                                                                "false_alarms_per_hour"))
+    figs = "".join(_figure(p, c) for p, c in figures)
+    body.append(f'<section id="figures"><h2>Figures</h2>{figs}</section>')
+    named = ("ac_at_1", "avg_at_5", "mrr", "vus_pr", "range_f1", "false_alarms_per_hour")
+    metrics_note = ", ".join(f"{spec(m).label} = {m}" for m in named)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_e(title)}</title>"
             f"<style>{CSS}</style></head><body>"
             f"<header><h1>{_e(title)}</h1><p>{_e(note)}</p></header><nav>{''.join(nav)}</nav><main>"
             + "\n".join(body)
-            + f'<p class="note">Metric names in metrics/leaderboard/<dataset>.json and MLflow: {_e(metrics_note)}.</p>'
+            + f'<p class="note">Metric names in metrics/leaderboard.json and MLflow: {_e(metrics_note)}.</p>'
             + "</main></body></html>\n")

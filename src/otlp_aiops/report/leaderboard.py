@@ -1,17 +1,25 @@
-"""The headline leaderboard: dataset × method → a few numbers, the pipeline's only DVC metrics.
+"""The headline leaderboard: dataset × method → a few numbers; its headline is the pipeline's only
+DVC metric.
 
-``metrics/leaderboard/<dataset>.json`` holds, per benchmark dataset (protocol variants such as
-``<dataset>+offset60s`` left out), per task and method, the mean over seeds of the per-seed value:
+``metrics/leaderboard.json`` holds ``{dataset: {task: {method: {metric: value}}}}``: per benchmark
+dataset (protocol variants such as ``<dataset>+offset60s`` left out), per task and method, the mean
+over seeds of the per-seed value:
 
-* rankers: ``ac_at_1``, ``ac_at_3``, ``avg_at_5``, ``mrr`` (RCAEval's numbers, mean over cases);
-* detectors: ``vus_pr``, ``range_f1``, ``false_alarms_per_hour``.
+* rankers (``rca``): ``ac_at_1``, ``ac_at_3``, ``avg_at_5``, ``mrr`` (RCAEval's numbers, mean over cases);
+* detectors (``detect``): ``vus_pr``, ``range_f1``, ``false_alarms_per_hour``.
 
-The names are those of the stage summaries and of the MLflow runs. One file per dataset because
-``dvc exp show`` names a column by the key path inside its file (``rca.pagerank.ac_at_1``, 20
-characters; one file for every dataset would make it ``sim-boutique.rca.pagerank.ac_at_1``, and
-``dvc exp run -S rca.pagerank.damping=0.7`` would no longer fit 200 columns). Values are rounded to
-4 decimals. Timings, per-fault
-breakdowns and offset variants live in the report's tables and in MLflow, not here.
+``metrics/headline.json`` beside it is the DVC metric: the same shape with one number per method
+(:data:`DVC_HEADLINE`: ``avg_at_5`` for rankers, ``vus_pr`` for detectors). With two benchmark
+datasets, the whole board's 8 changed values of a pagerank experiment need 394 columns in
+``dvc exp show --only-changed``; the headline's 2 need 177. ``dvc metrics diff --targets
+metrics/leaderboard.json`` compares the whole board.
+
+The names are those of the stage summaries and of the MLflow runs; ``dvc exp show`` names a column
+by its key path, ``sim-boutique.rca.pagerank.avg_at_5``. One file, not one per dataset: DVC prefixes a
+key that several files share with the file's path
+(``metrics/leaderboard/sim-boutique.json:rca.pagerank.ac_at_1``), so per-dataset files gave the
+longest columns (docs/evaluation.md has the widths). Values are rounded to 4 decimals. Timings,
+per-fault breakdowns and offset variants live in the report's tables and in MLflow, not here.
 
 :func:`leaderboard_markdown` draws the cross-dataset tables the README shows (``mean ± std`` over
 seeds, † worse than the best of that dataset by Wilcoxon + Holm), written to
@@ -35,6 +43,11 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "rca": ("ac_at_1", "ac_at_3", "avg_at_5", "mrr"),
     "detect": ("vus_pr", "range_f1", "false_alarms_per_hour"),
 }
+# what DVC reads as metrics (metrics/headline.json): one number per dataset × task × method, so that
+# `dvc exp show --only-changed` fits a 200-column terminal with two benchmark datasets
+# (docs/evaluation.md has the widths); the whole board is metrics/leaderboard.json
+DVC_HEADLINE: dict[str, tuple[str, ...]] = {"rca": ("avg_at_5",), "detect": ("vus_pr",)}
+HEADLINE_FILE = "headline.json"
 DECIMALS = 4
 README_MARKER = "leaderboard"
 
@@ -66,8 +79,9 @@ def leaderboard(df: pd.DataFrame, headline: Mapping[str, Sequence[str]] = HEADLI
         ordered[ds] = {}
         for task in headline:
             if task in out[ds]:
-                ordered[ds][task] = {m: {k: out[ds][task][m][k] for k in headline[task] if k in out[ds][task][m]}
-                                     for m in sorted(out[ds][task])}
+                per_method = out[ds][task]
+                ordered[ds][task] = {m: {k: per_method[m][k] for k in headline[task] if k in per_method[m]}
+                                     for m in sorted(per_method)}
     return ordered
 
 
@@ -75,21 +89,32 @@ def leaderboard_json(board: Mapping) -> str:
     return json.dumps(board, indent=2) + "\n"
 
 
-def write_leaderboard(board: Mapping, out_dir: str | Path) -> list[Path]:
-    """``<out_dir>/<dataset>.json`` per dataset of ``board`` (``{task: {method: {metric: value}}}``),
-    written atomically; other ``*.json`` files there (datasets no longer benchmarked) are removed."""
-    from otlp_aiops.report.tables import atomic_write_text, safe_name
+def headline(board: Mapping, metrics: Mapping[str, Sequence[str]] = DVC_HEADLINE) -> dict:
+    """The part of ``board`` that DVC shows: per dataset, task and method only ``metrics[task]``
+    (Avg@5 for rankers, VUS-PR for detectors), in the board's order."""
+    out: dict = {}
+    for ds, tasks in board.items():
+        for task, methods in tasks.items():
+            for method, values in methods.items():
+                kept = {k: values[k] for k in metrics.get(task, ()) if k in values}
+                if kept:
+                    out.setdefault(ds, {}).setdefault(task, {})[method] = kept
+    return out
 
-    out = Path(out_dir)
-    paths = [atomic_write_text(out / f"{safe_name(ds)}.json", leaderboard_json(board[ds])) for ds in board]
-    keep = {p.name for p in paths}
-    for old in sorted(out.glob("*.json")) if out.exists() else []:
-        if old.name not in keep:
-            old.unlink()
-    return paths
+
+def write_leaderboard(board: Mapping, path: str | Path) -> Path:
+    """``board`` (``{dataset: {task: {method: {metric: value}}}}``) as one JSON file at ``path``
+    (``metrics/leaderboard.json``), and its :func:`headline` as ``headline.json`` beside it (the DVC
+    metric), both written atomically. Returns ``path``."""
+    from otlp_aiops.report.tables import atomic_write_text
+
+    path = Path(path)
+    atomic_write_text(path.with_name(HEADLINE_FILE), leaderboard_json(headline(board)))
+    return atomic_write_text(path, leaderboard_json(board))
 
 
-def _cell(summary: pd.DataFrame, sig: pd.DataFrame, ds: str, task: str, method: str, metric: str) -> tuple[str, float]:
+def _cell(summary: pd.DataFrame, sig: pd.DataFrame, ds: str, task: str, method: str,
+          metric: str) -> tuple[str, float]:
     s = summary[(summary["dataset"] == ds) & (summary["task"] == task) & (summary["scope"] == ALL)
                 & (summary["method"] == method) & (summary["metric"] == metric)]
     if s.empty or not math.isfinite(float(s["mean"].iloc[0])):
@@ -100,8 +125,8 @@ def _cell(summary: pd.DataFrame, sig: pd.DataFrame, ds: str, task: str, method: 
     if r.get("std") is not None and math.isfinite(float(r["std"])):
         text += f" ± {r['std']:.{d}f}"
     if len(sig):
-        w = sig[(sig["dataset"] == ds) & (sig["task"] == task) & (sig["scope"] == ALL) & (sig["method"] == method)
-                & (sig["metric"] == metric) & sig["significantly_worse"]]
+        w = sig[(sig["dataset"] == ds) & (sig["task"] == task) & (sig["scope"] == ALL)
+                & (sig["method"] == method) & (sig["metric"] == metric) & sig["significantly_worse"]]
         if len(w):
             text += " †"
     return text, float(r["mean"])
@@ -125,7 +150,8 @@ def _headline_table(summary: pd.DataFrame, sig: pd.DataFrame, ds: str, task: str
         cells = []
         for m in metrics:
             text, v = _cell(summary, sig, ds, task, method, m)
-            cells.append(f"**{text}**" if m in best and math.isfinite(v) and abs(v - best[m]) <= 1e-12 else text)
+            is_best = m in best and math.isfinite(v) and abs(v - best[m]) <= 1e-12
+            cells.append(f"**{text}**" if is_best else text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -173,9 +199,9 @@ def leaderboard_markdown(summary: pd.DataFrame, sig: pd.DataFrame, *,
                 cells.append(" / ".join(texts) if any(x != "—" for x in texts) else "—")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
-    legend = ("Mean over seeds (± std for a stochastic method) of the per-seed mean over cases; bold: best of "
-              "the column;\n†: worse than the best (Wilcoxon signed-rank over cases, Holm, p < 0.05). The numbers "
-              "of `metrics/leaderboard/`, drawn by the report stage.")
+    legend = ("Mean over seeds (± std for a stochastic method) of the per-seed mean over cases; "
+              "bold: best of the column;\n†: worse than the best (Wilcoxon signed-rank over cases, "
+              "Holm, p < 0.05). The numbers of `metrics/leaderboard.json`, drawn by the report stage.")
     return "\n\n".join(parts) + ("\n\n" + legend if parts else "") + "\n"
 
 

@@ -4,9 +4,8 @@
   ``leaderboard.md`` (the README's cross-dataset tables);
 * ``<out>/figures/`` — AC@k per dataset and critical-difference diagrams (PNG, the ``dvc plots``);
 * ``<out>/report/index.html`` — the static, self-contained HTML report;
-* ``metrics/leaderboard/<dataset>.json`` — the headline, the pipeline's DVC metrics (one file per
-  dataset: ``dvc exp show`` names a column by its key inside the file, ``rca.pagerank.ac_at_1``,
-  which keeps the table of a one-setting experiment within 200 columns);
+* ``metrics/leaderboard.json`` — the headline, the pipeline's DVC metrics:
+  ``{dataset: {rca|detect: {method: {metric: value}}}}`` (:mod:`otlp_aiops.report.leaderboard`);
 * with ``readme``: the leaderboard copied between the README's ``<!-- leaderboard -->`` markers
   (``otlp-aiops report --readme README.md``; the DVC stage never touches the README).
 
@@ -43,34 +42,37 @@ def result_paths(root: Path, datasets: Sequence[str], tasks: Mapping[str, Sequen
 
 
 def run_report(params: Mapping[str, Any], *, root: str | Path = ".", out: str | Path | None = None,
-               leaderboard_dir: str | Path | None = None, readme: str | Path | None = None,
-               datasets: Sequence[str] | None = None, readme_marker: str = "leaderboard") -> dict:
+               leaderboard: str | Path | None = None, readme: str | Path | None = None,
+               datasets: Sequence[str] | None = None, readme_marker: str = "leaderboard",
+               params_source: str = "params.yaml") -> dict:
     """Build the report of ``params`` (a parsed params.yaml) from the results under ``root``.
 
-    ``out`` defaults to ``<root>/benchmarks``; ``leaderboard_dir`` to ``<root>/metrics/leaderboard``
-    (``None`` with a non-default ``out``: ``<out>/leaderboard``); ``datasets`` overrides
-    ``benchmark.datasets``; ``readme``: copy ``tables/leaderboard.md`` between that file's
-    ``<!-- readme_marker -->`` markers. Returns the summary of :func:`otlp_aiops.report.build.build_report`."""
-    from otlp_aiops.evaluate.benchmark import benchmark_config
+    ``out`` defaults to ``<root>/benchmarks``; ``leaderboard`` (the JSON file) to
+    ``<root>/metrics/leaderboard.json`` (``None`` with a non-default ``out``:
+    ``<out>/leaderboard.json``); ``datasets`` overrides ``benchmark.datasets``; ``readme``: copy
+    ``tables/leaderboard.md`` between that file's ``<!-- readme_marker -->`` markers. The ``report``
+    section is a strict :class:`~otlp_aiops.report.config.ReportConfig` (errors name
+    ``params_source``). Returns the summary of :func:`otlp_aiops.report.build.build_report`."""
     from otlp_aiops.report import html
     from otlp_aiops.report import leaderboard as lb
     from otlp_aiops.report.build import build_report
+    from otlp_aiops.report.config import ReportConfig
+    from otlp_aiops.stages.config import benchmark_config
 
     root = Path(root)
     default_out = out is None
     out = root / "benchmarks" if out is None else Path(out)
-    if leaderboard_dir is None:
-        leaderboard_dir = root / "metrics" / "leaderboard" if default_out else out / "leaderboard"
+    if leaderboard is None:
+        leaderboard = root / "metrics" / "leaderboard.json" if default_out else out / "leaderboard.json"
     bench = benchmark_config(params)
     dss = list(datasets) if datasets else list(bench.datasets)
-    cfg = params.get("report") or {}
+    cfg = ReportConfig.from_params(params, params_source)
     paths = result_paths(root, dss, {"rca": bench.rca, "detect": bench.detectors})
     cards = {d: html.dataset_card(d, root / "data" / "raw" / d, root / "data" / "interim" / d) for d in dss}
-    summary = build_report(paths, out / "tables", out / "figures", seed=int(cfg.get("bootstrap_seed", 0)),
-                           alpha=float(cfg.get("alpha", 0.05)), n_resamples=int(cfg.get("n_resamples", 2000)),
-                           posthoc=str(cfg.get("posthoc", "nemenyi")), html_path=out / "report" / "index.html",
-                           cards=cards, datasets=dss)
-    summary["files"] += [str(p) for p in lb.write_leaderboard(summary["leaderboard"], leaderboard_dir)]
+    summary = build_report(paths, out / "tables", out / "figures", seed=cfg.bootstrap_seed, alpha=cfg.alpha,
+                           n_resamples=cfg.n_resamples, posthoc=cfg.posthoc,
+                           html_path=out / "report" / "index.html", cards=cards, datasets=dss)
+    summary["files"].append(str(lb.write_leaderboard(summary["leaderboard"], leaderboard)))
     if readme is not None:
         changed = lb.update_readme(readme, out / "tables" / "leaderboard.md", readme_marker)
         summary["readme"] = f"{readme}: {'updated' if changed else 'already up to date'}"
@@ -83,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="Folder for tables/, figures/ and report/ (default: benchmarks/).")
     ap.add_argument("--leaderboard", type=Path, default=None,
-                    help="Folder of the leaderboard JSON files, one per dataset (default: metrics/leaderboard; "
-                         "<out>/leaderboard with --out).")
-    ap.add_argument("--datasets", default=None, help="Comma-separated datasets instead of benchmark.datasets.")
+                    help="The leaderboard JSON file (default: metrics/leaderboard.json; "
+                         "<out>/leaderboard.json with --out).")
+    ap.add_argument("--datasets", default=None,
+                    help="Comma-separated datasets instead of benchmark.datasets.")
     ap.add_argument("--readme", type=Path, default=None,
                     help="Also copy the leaderboard between this README's <!-- MARKER --> markers.")
     ap.add_argument("--marker", default="leaderboard", help="The README block (default: leaderboard).")
@@ -94,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         params = yaml.safe_load(Path(args.params).read_text()) or {}
-        summary = run_report(params, out=args.out, leaderboard_dir=args.leaderboard, readme=args.readme,
-                             readme_marker=args.marker,
-                             datasets=[d.strip() for d in args.datasets.split(",")] if args.datasets else None)
+        datasets = [d.strip() for d in args.datasets.split(",")] if args.datasets else None
+        summary = run_report(params, out=args.out, leaderboard=args.leaderboard, readme=args.readme,
+                             readme_marker=args.marker, params_source=str(args.params), datasets=datasets)
     except (ReportError, OSError, ValueError, yaml.YAMLError) as e:
         print(f"error: report: {e}", file=sys.stderr)
         return 1

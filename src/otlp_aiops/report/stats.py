@@ -20,46 +20,20 @@ import logging
 import math
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from otlp_aiops.evaluate.metrics import TASKS
+from otlp_aiops.evaluate.metrics import metric_spec as spec  # labels and directions: evaluate/metrics.py
+from otlp_aiops.evaluate.rca import ac_at_k
+from otlp_aiops.evaluate.results import RESULT_COLUMNS
+
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ("dataset", "task", "method", "seed", "case_id", "fault_type", "metric", "value", "run_id")
-TASKS = ("rca", "detect")
 ALL = "all"  # the fault-type scope of the overall rows
 
-
-@dataclass(frozen=True)
-class MetricSpec:
-    label: str  # how a table shows it
-    higher_is_better: bool = True
-    decimals: int = 2
-
-
-METRICS: dict[str, MetricSpec] = {
-    **{f"ac_at_{k}": MetricSpec(f"AC@{k}") for k in range(1, 11)},
-    "avg_at_5": MetricSpec("Avg@5"),
-    "mrr": MetricSpec("MRR"),
-    # indicator level (evaluate/rca.py): only rankers that name indicators have them ("–" otherwise)
-    **{f"ais_at_{k}": MetricSpec(f"AIS@{k}") for k in (1, 3, 5)},
-    **{f"ind_ac_at_{k}": MetricSpec(f"IAC@{k}") for k in (1, 3, 5)},
-    "seconds": MetricSpec("s/case", higher_is_better=False, decimals=3),
-    "rank": MetricSpec("rank", higher_is_better=False, decimals=1),
-    "auc_pr": MetricSpec("AUC-PR"),
-    "vus_pr": MetricSpec("VUS-PR"),
-    "vus_roc": MetricSpec("VUS-ROC"),
-    "range_precision": MetricSpec("R-precision"),
-    "range_recall": MetricSpec("R-recall"),
-    "range_f1": MetricSpec("R-F1"),
-    "detected": MetricSpec("detected"),
-    "detection_delay_s": MetricSpec("delay (s)", higher_is_better=False, decimals=0),
-    "false_alarms_per_hour": MetricSpec("FA/h", higher_is_better=False),
-    "pa_f1": MetricSpec("PA-F1 (inflated)"),
-}
 
 TABLE_METRICS = {
     # no "seconds": tables are tracked outputs, and a timing differs run to run (MLflow has them)
@@ -77,10 +51,6 @@ FAULT_TABLE_METRICS = {
     "rca": ("ac_at_1", "ac_at_3", "avg_at_5", "mrr", "ais_at_1"),
     "detect": ("detected", "detection_delay_s"),
 }
-
-
-def spec(metric: str) -> MetricSpec:
-    return METRICS.get(metric, MetricSpec(metric))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,8 +106,8 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         if f.suffix == ".parquet":
             df = pd.read_parquet(f)
         else:
-            df = pd.read_csv(f, dtype={"case_id": str, "fault_type": str, "run_id": str}, keep_default_na=False,
-                             na_values={"value": ["", "nan", "NaN"]})
+            df = pd.read_csv(f, dtype={"case_id": str, "fault_type": str, "run_id": str},
+                             keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
         frames.append(validate_results(df, str(f)))
     return validate_results(pd.concat(frames, ignore_index=True), "+".join(str(f) for f in files))
 
@@ -203,8 +173,9 @@ def group_seed(seed: int, key: Sequence[object]) -> list[int]:
     return [int(seed), zlib.crc32("\x1f".join(map(str, key)).encode())]
 
 
-def summarize(df: pd.DataFrame, *, seed: int, by_fault_type: bool = False, metrics: Sequence[str] | None = None,
-              n_resamples: int = 2000, confidence: float = 0.95) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, *, seed: int, by_fault_type: bool = False,
+              metrics: Sequence[str] | None = None, n_resamples: int = 2000,
+              confidence: float = 0.95) -> pd.DataFrame:
     """Mean ± std over seeds and a bootstrap interval over cases, per dataset × task × scope × method ×
     metric. Columns: GROUP + mean, std, n_seeds, n_cases, ci_low, ci_high.
 
@@ -238,9 +209,9 @@ def summarize(df: pd.DataFrame, *, seed: int, by_fault_type: bool = False, metri
 
 
 def best_methods(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset × task × scope × metric: the best mean (direction from :data:`METRICS`) and all
-    methods within 1e-12 of it. Columns: dataset, task, scope, metric, best_method (first by name),
-    best_methods (tuple), best_mean."""
+    """Per dataset × task × scope × metric: the best mean (direction from
+    :data:`otlp_aiops.evaluate.metrics.METRICS`) and all methods within 1e-12 of it. Columns: dataset,
+    task, scope, metric, best_method (first by name), best_methods (tuple), best_mean."""
     rows = []
     for key, g in summary.dropna(subset=["mean"]).groupby(["dataset", "task", "scope", "metric"], sort=True):
         hib = spec(key[3]).higher_is_better
@@ -325,14 +296,14 @@ def significance(df: pd.DataFrame, summary: pd.DataFrame, *, by_fault_type: bool
             worse = (mean < b.best_mean) if hib else (mean > b.best_mean)
             rows.append((b.dataset, b.task, b.scope, b.metric, m, b.best_method, n, p, float(pa),
                          bool(worse and not math.isnan(pa) and pa < alpha)))
-    return pd.DataFrame(rows, columns=["dataset", "task", "scope", "metric", "method", "best_method", "n_pairs",
-                                       "p_value", "p_holm", "significantly_worse"])
+    return pd.DataFrame(rows, columns=["dataset", "task", "scope", "metric", "method", "best_method",
+                                       "n_pairs", "p_value", "p_holm", "significantly_worse"])
 
 
 def ac_at_k_curve(df: pd.DataFrame, max_k: int = 10) -> pd.DataFrame:
-    """AC@k for k = 1 … min(max_k, most services in a case), per dataset × method, mean over seeds of
-    the per-seed fraction of cases with rank ≤ k (an unranked case is a miss). Columns: dataset,
-    method, k, ac."""
+    """AC@k for k = 1 … min(max_k, most services in a case), per dataset × method: the mean over
+    seeds of each seed's :func:`otlp_aiops.evaluate.rca.ac_at_k` over the ``rank`` rows (an unranked
+    case is a miss). Columns: dataset, method, k, ac."""
     r = df[(df["task"] == "rca") & (df["metric"] == "rank") & (df["case_id"] != "")]
     if r.empty:
         return pd.DataFrame(columns=["dataset", "method", "k", "ac"])
@@ -341,8 +312,8 @@ def ac_at_k_curve(df: pd.DataFrame, max_k: int = 10) -> pd.DataFrame:
     for (ds, method), g in r.groupby(["dataset", "method"], sort=True):
         n_serv = ns.loc[ns["dataset"] == ds, "value"]
         kmax = int(min(max_k, n_serv.max())) if len(n_serv) and n_serv.notna().any() else max_k
+        by_seed = [seed_ranks.to_numpy() for _, seed_ranks in g.groupby("seed", sort=True)["value"]]
         for k in range(1, kmax + 1):
-            hit = (g["value"] <= k).astype(np.float64)  # NaN rank compares False: a miss
-            per_seed = hit.groupby(g["seed"]).mean()
+            per_seed = pd.Series([ac_at_k(ranks, k) for ranks in by_seed], dtype=np.float64)
             rows.append((ds, method, k, float(per_seed.mean())))
     return pd.DataFrame(rows, columns=["dataset", "method", "k", "ac"])

@@ -148,8 +148,8 @@ def to_latex(header: list[str], rows: list[list[object]], caption: str = "", lab
     if label:
         lines.append(r"\label{" + re.sub(r"[^A-Za-z0-9:._-]+", "-", label) + "}")
     lines += [r"\resizebox{\ifdim\width>\columnwidth\columnwidth\else\width\fi}{!}{%",
-              rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_escape(h) for h in header) + r" \\",
-              r"\midrule"]
+              rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+              " & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(_tex_cell(c) for c in row) + r" \\" for row in rows]
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -164,7 +164,8 @@ def numeric_table(summary: pd.DataFrame, sig: pd.DataFrame, *, dataset: str, tas
     best = best_methods(s)
     s = s.merge(best[["dataset", "task", "scope", "metric", "best_method", "best_methods"]],
                 on=["dataset", "task", "scope", "metric"], how="left")
-    s["is_best"] = [isinstance(b, tuple) and m in b for m, b in zip(s["method"], s["best_methods"], strict=True)]
+    s["is_best"] = [isinstance(b, tuple) and m in b
+                    for m, b in zip(s["method"], s["best_methods"], strict=True)]
     s = s.drop(columns=["best_methods"])
     cols = ["n_pairs", "p_value", "p_holm", "significantly_worse"]
     if len(sig):
@@ -204,8 +205,10 @@ def write_tables(summary: pd.DataFrame, sig: pd.DataFrame, out_dir: str | Path, 
     tex_header, tex_rows = (header, rows) if tex_metrics is None else build_table(
         summary, sig, dataset=dataset, task=task, metrics=tex_metrics, by_fault_type=by_fault_type)
     paths = [atomic_write_text(out / f"{name}.md", to_markdown(header, rows, cap)),
-             atomic_write_text(out / f"{name}.tex", to_latex(tex_header, tex_rows, cap_tex, label=f"tab:{name}"))]
-    num = numeric_table(summary, sig, dataset=dataset, task=task, metrics=metrics, by_fault_type=by_fault_type)
+             atomic_write_text(out / f"{name}.tex",
+                               to_latex(tex_header, tex_rows, cap_tex, label=f"tab:{name}"))]
+    num = numeric_table(summary, sig, dataset=dataset, task=task, metrics=metrics,
+                        by_fault_type=by_fault_type)
     paths.append(atomic_write_text(out / f"{name}.csv", num.to_csv(index=False, lineterminator="\n")))
     return paths
 

@@ -88,30 +88,34 @@ class Slot:
 
 @dataclass
 class ClusterState:
-    T: int
+    n_seconds: int
     slots: list[Slot]
     resources: list[PodResource]
     incarnations: list[Incarnation]
     slot_service: np.ndarray
-    inc_at: np.ndarray  # (slots, T) incarnation index, -1 when no process runs
-    ready: np.ndarray  # (slots, T) serving requests
-    routable: np.ndarray  # (slots, T) in the service's endpoints (ready, or crashed but not yet removed)
-    route_table: list[np.ndarray]  # per service (T, replicas): routable slots, -1 padded
-    route_count: list[np.ndarray]  # per service (T,)
-    lat_factor: np.ndarray  # (slots, T) multiplies own processing time
-    io_factor: np.ndarray  # (slots, T) multiplies own disk time
-    net_delay_ms: np.ndarray  # (slots, T) added to every packet leaving the pod
-    loss: np.ndarray  # (slots, T) packet loss on the pod's interface
-    op_fault: np.ndarray  # (ops, T) probability that an operation throws (code fault)
-    op_return: np.ndarray  # (ops, T) probability that an operation takes the wrong code path (code_return)
-    throttle: np.ndarray  # (slots, T) share of CFS periods the container spends throttled
-    util: np.ndarray  # (slots, T) CPU demand / limit
-    cpu_usage: np.ndarray  # (slots, T) cores actually used
-    mem: np.ndarray  # (slots, T) bytes
-    heap: np.ndarray  # (slots, T) GC heap part of mem
-    load: np.ndarray  # (slots, T) calls per second served
-    alloc_total: np.ndarray  # (slots, T) MiB allocated since process start (GC counters)
-    concurrency: np.ndarray  # (slots, T) requests in flight (Little's law)
+    inc_at: np.ndarray  # (slots, seconds) incarnation index, -1 when no process runs
+    ready: np.ndarray  # (slots, seconds) serving requests
+    routable: (
+        np.ndarray
+    )  # (slots, seconds) in the service's endpoints (ready, or crashed but not yet removed)
+    route_table: list[np.ndarray]  # per service (seconds, replicas): routable slots, -1 padded
+    route_count: list[np.ndarray]  # per service (seconds,)
+    lat_factor: np.ndarray  # (slots, seconds) multiplies own processing time
+    io_factor: np.ndarray  # (slots, seconds) multiplies own disk time
+    net_delay_ms: np.ndarray  # (slots, seconds) added to every packet leaving the pod
+    loss: np.ndarray  # (slots, seconds) packet loss on the pod's interface
+    op_fault: np.ndarray  # (ops, seconds) probability that an operation throws (code fault)
+    op_return: (
+        np.ndarray
+    )  # (ops, seconds) probability that an operation takes the wrong code path (code_return)
+    throttle: np.ndarray  # (slots, seconds) share of CFS periods the container spends throttled
+    util: np.ndarray  # (slots, seconds) CPU demand / limit
+    cpu_usage: np.ndarray  # (slots, seconds) cores actually used
+    mem: np.ndarray  # (slots, seconds) bytes
+    heap: np.ndarray  # (slots, seconds) GC heap part of mem
+    load: np.ndarray  # (slots, seconds) calls per second served
+    alloc_total: np.ndarray  # (slots, seconds) MiB allocated since process start (GC counters)
+    concurrency: np.ndarray  # (slots, seconds) requests in flight (Little's law)
     slots_of: list[list[int]] = field(default_factory=list)
 
     def resource_at(self, slot: np.ndarray, sec: np.ndarray) -> np.ndarray:
@@ -131,11 +135,11 @@ def simulate_cluster(
     cfg: SimulatorConfig,
     topo: Topology,
     schedule: Schedule,
-    call_rate: np.ndarray,  # (T, ops) first-attempt calls per second
+    call_rate: np.ndarray,  # (seconds, ops) first-attempt calls per second
     mean_call_rate: np.ndarray,  # (ops,) at the mean request rate
     rng: np.random.Generator,
 ) -> ClusterState:
-    T = cfg.seconds
+    n_seconds = cfg.seconds
     n_svc, n_ops = len(topo.services), len(topo.operations)
     op_service = np.array([topo.service_index[o.service] for o in topo.operations])
     cpu_ms = np.array([o.cpu_ms for o in topo.operations])
@@ -200,16 +204,16 @@ def simulate_cluster(
     resources: list[PodResource] = []
     pod_resource: dict[str, int] = {}
     incarnations: list[Incarnation] = []
-    inc_at = np.full((n_slots, T), -1, np.int32)
-    age = np.zeros((n_slots, T), np.float64)
-    ready = np.zeros((n_slots, T), bool)
-    crashed = np.zeros((n_slots, T), bool)  # crashed, still in the endpoints
-    mem = np.zeros((n_slots, T), np.float64)
-    heap = np.zeros((n_slots, T), np.float64)
-    alloc_total = np.zeros((n_slots, T), np.float64)
-    svc_calls = np.zeros((n_svc, T))
+    inc_at = np.full((n_slots, n_seconds), -1, np.int32)
+    age = np.zeros((n_slots, n_seconds), np.float64)
+    ready = np.zeros((n_slots, n_seconds), bool)
+    crashed = np.zeros((n_slots, n_seconds), bool)  # crashed, still in the endpoints
+    mem = np.zeros((n_slots, n_seconds), np.float64)
+    heap = np.zeros((n_slots, n_seconds), np.float64)
+    alloc_total = np.zeros((n_slots, n_seconds), np.float64)
+    svc_calls = np.zeros((n_svc, n_seconds))
     np.add.at(svc_calls, op_service, call_rate.T)
-    t_axis = np.arange(T)
+    t_axis = np.arange(n_seconds)
 
     leak_rates: dict[int, list[tuple[int, int, float]]] = {}
     for slot, incs in incidents_by_slot.items():
@@ -232,11 +236,11 @@ def simulate_cluster(
         first_start = -PREHISTORY_S - int(rng.integers(0, 60))
         alloc_rate = svc_calls[s.service] / max(len(slots_of[s.service]), 1) * rt["alloc_kb"] * 1024
         gc_amp = 0.15 * s.mem_base
-        noise = 1.0 + 0.01 * rng.standard_normal(T)
+        noise = 1.0 + 0.01 * rng.standard_normal(n_seconds)
         ev = sorted(events[slot], key=lambda e: e[0])
         for _ in range(200):
             incs = _incarnations(slot, first_pod, first_start, ev)
-            inc_idx, a, rd, cr = _process_arrays(incs, T)
+            inc_idx, a, rd, cr = _process_arrays(incs, n_seconds)
             m, h, at = _memory(
                 s, rt, inc_idx, a, incs, alloc_rate, gc_amp, noise, leak_rates.get(slot, []), t_axis
             )
@@ -263,7 +267,7 @@ def simulate_cluster(
         slot = slots_of[si][min(inc.replica, len(slots_of[si]) - 1)]
         row = inc_at[slot]
         before = row[max(inc.start - 1, 0)]
-        later = row[min(inc.start, T - 1) :]
+        later = row[min(inc.start, n_seconds - 1) :]
         k = before if before >= 0 else (later[later >= 0][0] if (later >= 0).any() else -1)
         inc.pod = incarnations[k].pod if k >= 0 else None
         if inc.fault_type == "memory_leak":
@@ -281,23 +285,23 @@ def simulate_cluster(
     route_table, route_count = [], []
     for si in range(n_svc):
         ids = np.array(slots_of[si], np.int32)
-        mask = routable[ids]  # (R, T)
+        mask = routable[ids]  # (R, seconds)
         order = np.argsort(~mask, axis=0, kind="stable")
         table = np.where(np.take_along_axis(mask, order, 0), ids[order], -1).T.copy()
         route_table.append(table.astype(np.int32))
         route_count.append(mask.sum(0).astype(np.int32))
 
     # -- load and CPU --
-    count_by_slot = np.stack([route_count[s.service] for s in slots]) if n_slots else np.zeros((0, T))
+    count_by_slot = np.stack([route_count[s.service] for s in slots]) if n_slots else np.zeros((0, n_seconds))
     share = np.where(ready, 1.0 / np.maximum(count_by_slot, 1), 0.0)
-    svc_cpu = np.zeros((n_svc, T))
+    svc_cpu = np.zeros((n_svc, n_seconds))
     np.add.at(svc_cpu, op_service, (call_rate * cpu_ms / 1000.0).T)
     load = svc_calls[slot_service] * share
     limit = np.array([s.cpu_limit for s in slots])[:, None]
     demand = svc_cpu[slot_service] * share + BACKGROUND_UTIL * limit * (
-        1 + 0.1 * rng.standard_normal((n_slots, T))
+        1 + 0.1 * rng.standard_normal((n_slots, n_seconds))
     )
-    cold = np.ones((n_slots, T))
+    cold = np.ones((n_slots, n_seconds))
     for slot, s in enumerate(slots):
         rt = RUNTIMES[topo.services[s.service].runtime]
         running = inc_at[slot] >= 0
@@ -306,16 +310,16 @@ def simulate_cluster(
         demand[slot] += np.where(running, 0.5 * limit[slot, 0] * (rt["cold"] - 1) / rt["cold"] * decay, 0.0)
     pressure = np.clip(mem / np.array([s.mem_limit for s in slots])[:, None] - 0.8, 0.0, None)
     demand += 2.0 * pressure * limit
-    hog = np.zeros((n_slots, T))
-    io_factor = np.ones((n_slots, T), np.float32)
-    net_delay = np.zeros((n_slots, T), np.float32)
-    loss = np.zeros((n_slots, T), np.float32)
-    op_fault = np.zeros((n_ops, T), np.float32)
-    op_return = np.zeros((n_ops, T), np.float32)
+    hog = np.zeros((n_slots, n_seconds))
+    io_factor = np.ones((n_slots, n_seconds), np.float32)
+    net_delay = np.zeros((n_slots, n_seconds), np.float32)
+    loss = np.zeros((n_slots, n_seconds), np.float32)
+    op_fault = np.zeros((n_ops, n_seconds), np.float32)
+    op_return = np.zeros((n_ops, n_seconds), np.float32)
     for inc in schedule.incidents:
         si = topo.service_index[inc.service]
         slot = slots_of[si][min(inc.replica, len(slots_of[si]) - 1)]
-        a, b = inc.start, min(inc.end, T)
+        a, b = inc.start, min(inc.end, n_seconds)
         sev = inc.severity
         if inc.fault_type == "cpu_hog":
             cores = HOG_SCALE * sev * limit[slot, 0]
@@ -350,18 +354,18 @@ def simulate_cluster(
     demand += hog * (inc_at >= 0)
     demand *= inc_at >= 0
     util = demand / limit
-    cpu_usage = np.minimum(demand, limit) * (1 + 0.02 * rng.standard_normal((n_slots, T)))
+    cpu_usage = np.minimum(demand, limit) * (1 + 0.02 * rng.standard_normal((n_slots, n_seconds)))
     cpu_usage = np.clip(cpu_usage, 0.0, None) * (inc_at >= 0)
 
     # slow per-service drift of processing speed (+-3 %, minutes)
-    steps = T // 60 + 1
+    steps = n_seconds // 60 + 1
     drift = np.empty((n_svc, steps))
     acc = np.zeros(n_svc)
     eps = rng.normal(0.0, 0.01, (steps, n_svc))
     for i in range(steps):
         acc = 0.9 * acc + eps[i]
         drift[:, i] = acc
-    drift = np.exp(np.repeat(drift, 60, axis=1)[:, :T])[slot_service]
+    drift = np.exp(np.repeat(drift, 60, axis=1)[:, :n_seconds])[slot_service]
     queue = 1.0 / (1.0 - np.minimum(util, UTIL_CAP))
     throttle = np.clip(1.0 - 1.0 / np.maximum(util * BURST, 1e-9), 0.0, 0.95).astype(np.float32)
     lat_factor = (queue * cold * (1.0 + 8.0 * pressure) * drift).astype(np.float32)
@@ -372,7 +376,7 @@ def simulate_cluster(
     concurrency = load * (svc_lat[slot_service][:, None] / 1000.0) * lat_factor
 
     state = ClusterState(
-        T=T,
+        n_seconds=n_seconds,
         slots=slots,
         resources=resources,
         incarnations=incarnations,
@@ -421,15 +425,17 @@ def _incarnations(
     return out
 
 
-def _process_arrays(incs: list[Incarnation], T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    inc_idx = np.full(T, -1, np.int32)
-    age = np.zeros(T)
-    ready = np.zeros(T, bool)
-    crashed = np.zeros(T, bool)
-    t = np.arange(T)
+def _process_arrays(
+    incs: list[Incarnation], n_seconds: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    inc_idx = np.full(n_seconds, -1, np.int32)
+    age = np.zeros(n_seconds)
+    ready = np.zeros(n_seconds, bool)
+    crashed = np.zeros(n_seconds, bool)
+    t = np.arange(n_seconds)
     for k, inc in enumerate(incs):
         a = max(inc.start, 0)
-        b = T if inc.end is None else min(inc.end, T)
+        b = n_seconds if inc.end is None else min(inc.end, n_seconds)
         if a < b:
             inc_idx[a:b] = k
             age[a:b] = t[a:b] - inc.start
@@ -437,7 +443,7 @@ def _process_arrays(incs: list[Incarnation], T: int) -> tuple[np.ndarray, np.nda
             if r < b:
                 ready[r:b] = True
         if inc.end is not None and inc.end_reason in ("killed", "OOMKilled"):
-            c0, c1 = max(inc.end, 0), min(inc.end + DETECT_S, T)
+            c0, c1 = max(inc.end, 0), min(inc.end + DETECT_S, n_seconds)
             if c0 < c1:
                 crashed[c0:c1] = True
     crashed &= inc_idx < 0

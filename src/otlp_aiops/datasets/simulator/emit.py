@@ -177,17 +177,17 @@ class Emitter:
         self, req: Requests, j: int, trace_ids: np.ndarray, span_ids: np.ndarray
     ) -> Columns | None:
         t = req.tree
-        S = np.nonzero(req.sampled)[0]
-        if len(S) == 0:
+        sampled = np.nonzero(req.sampled)[0]
+        if len(sampled) == 0:
             return None
-        inst = req.inst[:, S]
-        sec = req.sec[S]
+        inst = req.inst[:, sampled]
+        sec = req.sec[sampled]
         parent = np.maximum(t.parent, 0)
         parts = []
         # server sides of instrumented services
-        ran = req.ran[:, S] & self.instrumented[t.service][:, None]
+        ran = req.ran[:, sampled] & self.instrumented[t.service][:, None]
         xs, js = np.nonzero(ran)
-        cols = S[js]
+        cols = sampled[js]
         own = req.own_fail[xs, cols]
         code = np.where(own & req.fault_exc[xs, cols], FAULT_EXCEPTION, req.srv_code[xs, cols])
         fail = req.fail_child[xs, cols]
@@ -207,10 +207,10 @@ class Emitter:
             )
         )
         # client sides (every attempt that was made)
-        ex = req.exec_[:, S].copy()
+        ex = req.exec_[:, sampled].copy()
         ex[0] = False
         xs, js = np.nonzero(ex)
-        cols = S[js]
+        cols = sampled[js]
         c = req.cli_code[xs, cols]
         c = np.where((c == EXCEPTION) & req.fault_exc[xs, cols], FAULT_EXCEPTION, c)
         fail = np.where(c == DEPENDENCY, req.fail_child[xs, cols], -1)
@@ -497,19 +497,19 @@ class Emitter:
 
     def lifecycle_columns(self, rng: np.random.Generator) -> Columns | None:
         """Start-up, shutdown, memory-pressure and slow-disk lines of every pod over the whole run."""
-        cl, T = self.cl, self.cl.T
+        cl, n_seconds = self.cl, self.cl.n_seconds
         rows: list[tuple[float, int, int, int, float]] = []  # (time s, resource, service, kind, value)
         for inc in cl.incarnations:
             si = cl.slots[inc.slot].service
-            if 0 <= inc.start < T:
+            if 0 <= inc.start < n_seconds:
                 rows.append((inc.start + 0.05, inc.resource, si, 0, 0.0))
                 rows.append((inc.start + min(1.0, inc.ready - inc.start + 0.5), inc.resource, si, 1, 0.0))
-            if inc.end_reason == "replaced" and inc.end is not None and 0 < inc.end <= T:
+            if inc.end_reason == "replaced" and inc.end is not None and 0 < inc.end <= n_seconds:
                 rows.append((inc.end - 0.8, inc.resource, si, 2, 0.0))
                 rows.append((inc.end - 0.05, inc.resource, si, 3, 0.0))
         for slot, s in enumerate(cl.slots):
             frac = cl.mem[slot] / s.mem_limit
-            for t in np.nonzero((frac > 0.9) & (np.arange(T) % 10 == 0))[0]:
+            for t in np.nonzero((frac > 0.9) & (np.arange(n_seconds) % 10 == 0))[0]:
                 rows.append(
                     (
                         t + 0.5,
@@ -520,7 +520,7 @@ class Emitter:
                     )
                 )
             io = cl.io_factor[slot]
-            for t in np.nonzero((io > 3) & (cl.inc_at[slot] >= 0) & (np.arange(T) % 10 == 5))[0]:
+            for t in np.nonzero((io > 3) & (cl.inc_at[slot] >= 0) & (np.arange(n_seconds) % 10 == 5))[0]:
                 rows.append(
                     (
                         t + 0.3,
@@ -530,7 +530,7 @@ class Emitter:
                         float(DISK_OP_MS * io[t] * 25),
                     )
                 )
-        rows = [r for r in rows if r[1] >= 0 and 0 <= r[0] < T]
+        rows = [r for r in rows if r[1] >= 0 and 0 <= r[0] < n_seconds]
         if not rows:
             return None
         rows.sort()

@@ -174,7 +174,7 @@ def _check_target(out: Path) -> None:
 
 
 def _generate(cfg: SimulatorConfig, root: Path, progress: bool = False) -> SimulationSummary:
-    seed, T = cfg.seed, cfg.seconds
+    seed, n_seconds = cfg.seed, cfg.seconds
     phases: dict[str, float] = Counter()
     tick = time.perf_counter()
 
@@ -197,7 +197,7 @@ def _generate(cfg: SimulatorConfig, root: Path, progress: bool = False) -> Simul
     log.info(
         "simulating %s: %d s, %d incidents, %d disturbances, %d pods",
         topo.system,
-        T,
+        n_seconds,
         len(schedule.incidents),
         len(schedule.disturbances),
         len(cl.slots),
@@ -230,9 +230,9 @@ def _generate(cfg: SimulatorConfig, root: Path, progress: bool = False) -> Simul
     chunk = max(1, REQUEST_CHUNK_S // export_s) * export_s
     lifecycle = emitter.lifecycle_columns(_rng(seed, TAG_LIFECYCLE))
     n_requests = n_traces = n_spans = n_logs = 0
-    bar = _progress(progress, T)
-    for c0 in range(0, T, chunk):
-        c1 = min(T, c0 + chunk)
+    bar = _progress(progress, n_seconds)
+    for c0 in range(0, n_seconds, chunk):
+        c1 = min(n_seconds, c0 + chunk)
         bar(c0)
         span_parts: list[Columns | None] = []
         log_parts: list[Columns | None] = []
@@ -265,7 +265,7 @@ def _generate(cfg: SimulatorConfig, root: Path, progress: bool = False) -> Simul
                 writers["logs"].add(serialise(msg), n)
                 n_logs += n
         lap("spans_logs")
-    bar(T)
+    bar(n_seconds)
     n_points = 0
     for msg, n, _ in metric_messages(topo, cl, agg, cfg.start_ns):
         writers["metrics"].add(serialise(msg), n)
@@ -291,7 +291,7 @@ def _generate(cfg: SimulatorConfig, root: Path, progress: bool = False) -> Simul
     return SimulationSummary(
         out=root,
         system=topo.system,
-        seconds_simulated=T,
+        seconds_simulated=n_seconds,
         requests=n_requests,
         traces=n_traces,
         spans=n_spans,

@@ -47,8 +47,8 @@ class RequestAggregates:
 
     def __init__(self, topo: Topology, cl: ClusterState, interval: int) -> None:
         self.interval = interval
-        self.T = cl.T
-        self.n_int = -(-cl.T // interval)
+        self.n_seconds = cl.n_seconds
+        self.n_int = -(-cl.n_seconds // interval)
         op_service = np.array([topo.service_index[o.service] for o in topo.operations])
         n_slots, n_ops = len(cl.slots), len(topo.operations)
         self.series_of = np.full((n_slots, n_ops), -1, np.int64)
@@ -74,7 +74,7 @@ class RequestAggregates:
         sec = req.sec[js]
         iv = sec // self.interval
         # a request served by a process that is gone at the export is never exported
-        end_sec = np.minimum((iv + 1) * self.interval, self.T) - 1
+        end_sec = np.minimum((iv + 1) * self.interval, self.n_seconds) - 1
         keep = self._inc_at[inst, sec] == self._inc_at[inst, end_sec]
         xs, js, inst, iv = xs[keep], js[keep], inst[keep], iv[keep]
         dur = req.srv_dur[xs, js]
@@ -267,7 +267,7 @@ def metric_messages(
     op_label = {o: span_name(topo, op.key) for o, op in enumerate(topo.operations)}
 
     for k in range(1, n_int + 1):
-        t_end = min(k * interval, cl.T)
+        t_end = min(k * interval, cl.n_seconds)
         sec = t_end - 1
         iv = k - 1
         t_ns = start_ns + t_end * 1_000_000_000

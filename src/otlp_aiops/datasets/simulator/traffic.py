@@ -19,22 +19,22 @@ SURGE_RAMP_S = 10.0
 
 def request_rate(cfg: SimulatorConfig, schedule: Schedule, rng: np.random.Generator) -> np.ndarray:
     """Requests per second entering the frontend, one value per simulated second."""
-    T = cfg.seconds
+    n_seconds = cfg.seconds
     start = datetime.fromisoformat(cfg.start.replace("Z", "+00:00"))
     hour0 = start.hour + start.minute / 60 + start.second / 3600
-    hours = hour0 + np.arange(T) / 3600.0
+    hours = hour0 + np.arange(n_seconds) / 3600.0
     diurnal = 1.0 + cfg.diurnal_amplitude * np.cos(2 * math.pi * (hours - PEAK_HOUR) / 24.0)
     # log-AR(1) noise: about +-10 % wandering, correlated over minutes
-    n_steps = T // NOISE_STEP_S + 1
+    n_steps = n_seconds // NOISE_STEP_S + 1
     eps = rng.normal(0.0, 0.03, n_steps)
     ar = np.empty(n_steps)
     acc = 0.0
     for i, e in enumerate(eps):
         acc = 0.95 * acc + e
         ar[i] = acc
-    noise = np.exp(np.repeat(ar, NOISE_STEP_S)[:T])
-    surge = np.ones(T)
-    t = np.arange(T, dtype=np.float64)
+    noise = np.exp(np.repeat(ar, NOISE_STEP_S)[:n_seconds])
+    surge = np.ones(n_seconds)
+    t = np.arange(n_seconds, dtype=np.float64)
     for d in schedule.disturbances:
         if d.kind != "traffic_surge" or d.magnitude is None:
             continue
@@ -49,10 +49,10 @@ def arrivals(rate: np.ndarray, topo: Topology, seed: int, chunk_s: int, stream_t
     random stream, so a change in one stretch of time leaves the others alone."""
     w = np.array([j.weight for j in topo.journeys], dtype=np.float64)
     w /= w.sum()
-    T = len(rate)
-    out = np.empty((T, len(w)), np.int32)
-    for c0 in range(0, T, chunk_s):
-        c1 = min(T, c0 + chunk_s)
+    n_seconds = len(rate)
+    out = np.empty((n_seconds, len(w)), np.int32)
+    for c0 in range(0, n_seconds, chunk_s):
+        c1 = min(n_seconds, c0 + chunk_s)
         rng = np.random.default_rng([seed, stream_tag, c0 // chunk_s])
         out[c0:c1] = rng.poisson(rate[c0:c1, None] * w[None, :])
     return out
