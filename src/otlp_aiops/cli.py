@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from otlp_aiops.cli_settings import parse_settings
+
 app = typer.Typer(
     name="otlp-aiops",
     help="AIOps research workbench for OpenTelemetry data.",
@@ -16,29 +18,6 @@ app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
-
-
-def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, object]:
-    """``KEY=VALUE`` strings (VALUE is YAML) -> a dict; a malformed item is a one-line error naming
-    it (``error: --set 'a=[1,': the value is not valid YAML (…)``, exit 2), never a traceback."""
-    import yaml
-
-    out: dict[str, object] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        why = None
-        if not sep or not key.strip():
-            why = "expected KEY=VALUE"
-        else:
-            try:
-                out[key.strip()] = yaml.safe_load(value)
-            except yaml.YAMLError as e:
-                problem = str(getattr(e, "problem", None) or e).splitlines()[0]
-                why = f"the value is not valid YAML ({problem})"
-        if why:
-            typer.echo(f"error: {option} {item!r}: {why}", err=True)
-            raise typer.Exit(2)
-    return out
 
 
 def _version(value: bool) -> None:

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -98,3 +99,16 @@ class EarlyStopping:
     def restore(self, module: nn.Module) -> None:
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
+
+
+def numpy_weights(module: nn.Module) -> dict[str, Any]:
+    """A module's state as plain numpy arrays (CPU copies): what a saved model keeps."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def module_from_weights(module: nn.Module, weights: dict[str, Any]) -> nn.Module:
+    """``module`` (freshly built, same shapes) with ``weights`` (from :func:`numpy_weights`) loaded,
+    in eval mode."""
+    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    module.eval()
+    return module

@@ -82,7 +82,14 @@ import torch
 from torch import nn
 
 from otlp_aiops.detect.base import Detector, DetectorConfig, column_medians, impute_medians
-from otlp_aiops.torch_utils import EarlyStopping, deterministic, resolve_device, seeded_training
+from otlp_aiops.torch_utils import (
+    EarlyStopping,
+    deterministic,
+    module_from_weights,
+    numpy_weights,
+    resolve_device,
+    seeded_training,
+)
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +342,7 @@ class _WindowedTorchDetector(Detector):
                 best_epoch = stopper.best_epoch
         self.n_epochs_ = len(self.epoch_seconds_)
         self.best_epoch_ = best_epoch
-        self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        self.weights_ = numpy_weights(net)
         self._net, self._net_device = net.eval(), device
 
     def _score(self, X: np.ndarray, segments: np.ndarray | None) -> np.ndarray:
@@ -366,9 +373,8 @@ class _WindowedTorchDetector(Detector):
         if cached is not None and getattr(self, "_net_device", None) == device:
             return cached, device
         with torch.random.fork_rng(devices=[]):
-            net = self._build(self.n_features_in_)
-        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in self.weights_.items()})
-        self._net, self._net_device = net.to(device).eval(), device
+            net = module_from_weights(self._build(self.n_features_in_), self.weights_)
+        self._net, self._net_device = net.to(device), device
         return self._net, device
 
     def set_state(self, state: dict[str, Any]) -> None:

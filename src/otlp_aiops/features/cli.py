@@ -57,7 +57,7 @@ def build(
     section = dict(p.get("features") or {})
     overrides = dict(section.get("overrides") or {})
     own = dict(overrides.get(name) or {})  # --set wins over the dataset's overrides
-    from otlp_aiops.cli import parse_settings
+    from otlp_aiops.cli_settings import parse_settings
 
     own.update(parse_settings(settings))
     section["overrides"] = {**overrides, name: own}

@@ -29,7 +29,7 @@ supervised members are refused: the ensemble needs no labels.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,9 +45,11 @@ RULES = ("rrf", "score")
 class EnsembleConfig(RankerConfig):
     members: tuple[str, ...] = ("multimodal", "nezha")
     rule: str = "rrf"  # rrf | score
-    k: float = 0.5  # rrf: the rank offset (SIGIR'09 used 60; 0.5 was chosen on the simulators, docs/rca-methods.md)
+    # rrf: the rank offset (SIGIR'09 used 60; 0.5 was chosen on the simulators, docs/rca-methods.md)
+    k: float = 0.5
     weights: tuple[float, ...] = ()  # one per member; () = all 1
-    # name -> that member's config (a params.yaml rca.<member> section); a member left out runs with its defaults
+    # name -> that member's config (a params.yaml rca.<member> section); a member left out runs with
+    # its defaults
     member_configs: Any = None
     top_indicators: int = 20
 
@@ -66,16 +68,39 @@ class EnsembleConfig(RankerConfig):
             raise ConfigError(f"weights: {len(self.weights)} given for {len(self.members)} members")
         if any(not w >= 0 for w in self.weights):
             raise ConfigError(f"weights: must be >= 0, got {list(self.weights)}")
-        mc = self.member_configs
-        if mc is not None:
-            if not isinstance(mc, Mapping):
-                raise ConfigError(f"member_configs: expected a mapping name -> config, got {mc!r}")
-            extra = sorted(set(mc) - set(self.members))
-            if extra:
-                raise ConfigError(f"member_configs: {', '.join(map(str, extra))} not among the members "
-                                  f"{', '.join(self.members)}")
+        check_member_configs(self.members, self.member_configs)
         if self.top_indicators < 0:
             raise ConfigError(f"top_indicators: must be >= 0, got {self.top_indicators}")
+
+
+def check_member_configs(members: Sequence[str], member_configs: Any) -> None:
+    """``member_configs`` of a fusing ranker (ensemble, stacked): ``None`` or a mapping whose keys are
+    all among ``members``; anything else is a :class:`ConfigError`."""
+    if member_configs is None:
+        return
+    if not isinstance(member_configs, Mapping):
+        raise ConfigError(f"member_configs: expected a mapping name -> config, got {member_configs!r}")
+    extra = sorted(set(member_configs) - set(members))
+    if extra:
+        raise ConfigError(
+            f"member_configs: {', '.join(map(str, extra))} not among the members {', '.join(members)}"
+        )
+
+
+def make_members(
+    members: Sequence[str], member_configs: Any, *, seed: int, owner: str
+) -> list[RootCauseRanker]:
+    """Unfitted label-free member rankers of a fusing ranker (``owner``: ensemble, stacked), each with
+    its config from ``member_configs`` and ``seed``; a supervised member is a :class:`ConfigError`."""
+    from otlp_aiops import registry
+
+    cfgs = member_configs or {}
+    out = []
+    for m in members:
+        if getattr(registry.model_class("ranker", m), "supervised", False):
+            raise ConfigError(f"{owner} member {m!r} is supervised; the members must be label-free rankers")
+        out.append(registry.create("ranker", m, cfgs.get(m) or {}, seed=seed))
+    return out
 
 
 def fractional_ranks(ranking: RankedCauses, services: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -118,16 +143,7 @@ class EnsembleRanker(RootCauseRanker):
     Config = EnsembleConfig
 
     def _make_members(self) -> list[RootCauseRanker]:
-        from otlp_aiops import registry
-
-        cfgs = self.config.member_configs or {}
-        out = []
-        for m in self.config.members:
-            cls = registry.model_class("ranker", m)
-            if getattr(cls, "supervised", False):
-                raise ConfigError(f"ensemble member {m!r} is supervised; the ensemble takes label-free rankers only")
-            out.append(registry.create("ranker", m, cfgs.get(m) or {}, seed=self.seed))
-        return out
+        return make_members(self.config.members, self.config.member_configs, seed=self.seed, owner="ensemble")
 
     def _fit(self, reference: ReferenceData | None, train_cases: list[CaseData]) -> None:
         self.members_ = [r.fit(reference) for r in self._make_members()]
@@ -157,8 +173,11 @@ class EnsembleRanker(RootCauseRanker):
                     seen.add((s, f))
                     indicators.append((place[s], m, j, (s, f, float(v))))
         indicators.sort(key=lambda t: t[:3])
-        return RankedCauses(fused, tuple(float(score[i]) for i in order),
-                            tuple(t[3] for t in indicators[: cfg.top_indicators]))
+        return RankedCauses(
+            fused,
+            tuple(float(score[i]) for i in order),
+            tuple(t[3] for t in indicators[: cfg.top_indicators]),
+        )
 
     def _rank(self, case: CaseData) -> RankedCauses:
         return self.fuse(case.services, self.member_rankings(case))

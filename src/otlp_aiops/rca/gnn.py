@@ -64,7 +64,14 @@ from otlp_aiops.rca.node_features import (
     set_stats,
     window_features,
 )
-from otlp_aiops.torch_utils import EarlyStopping, resolve_device, seeded_training, torch_threads
+from otlp_aiops.torch_utils import (
+    EarlyStopping,
+    module_from_weights,
+    numpy_weights,
+    resolve_device,
+    seeded_training,
+    torch_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +92,10 @@ class NodeRankerConfig(RankerConfig):
 
     feature_mode: str = "kinds"  # kinds: dataset-agnostic (transferable) | all: every feature column
     kinds: tuple[str, ...] = DEFAULT_KINDS  # feature kinds used by feature_mode=kinds
-    groups: tuple[str, ...] = ()  # extra feature sets "name=glob|glob" (feature_mode=kinds), e.g. "self=span.self_time_*"
-    raw_groups: tuple[str, ...] = ()  # sets of features that already are scores vs the reference (log.mix_*): used as they are
+    # extra feature sets "name=glob|glob" (feature_mode=kinds), e.g. "self=span.self_time_*"
+    groups: tuple[str, ...] = ()
+    # sets of features that already are scores vs the reference (log.mix_*): used as they are
+    raw_groups: tuple[str, ...] = ()
     z_clip: float = 100.0  # robust z-scores are clipped to ±z_clip, then compressed by sign·log1p
     std_fallback: bool = True  # scale by the baseline's std where its MAD is 0 (sparse counts)
     hidden: int = 32
@@ -110,7 +119,9 @@ class NodeRankerConfig(RankerConfig):
             raise ConfigError(f"feature_mode {self.feature_mode!r} is not one of {', '.join(MODES)}")
         bad = [k for k in self.kinds if k not in FEATURE_KINDS]
         if bad or not self.kinds or len(set(self.kinds)) != len(self.kinds):
-            raise ConfigError(f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}")
+            raise ConfigError(
+                f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}"
+            )
         _check_groups(self.groups, self.raw_groups)
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"device {self.device!r} is not cpu, cuda or cuda:<n>")
@@ -162,9 +173,12 @@ def _check_edge_groups(groups: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class GNNConfig(NodeRankerConfig):
-    conv: str = "sage"  # sage (GraphSAGE, mean) | gat (graph attention) | edge (edge-conditioned mean) | gatv2 (with edge features)
+    # sage (GraphSAGE, mean) | gat (graph attention) | edge (edge-conditioned mean)
+    # | gatv2 (with edge features)
+    conv: str = "sage"
     heads: int = 2  # attention heads (gat, gatv2; averaged)
-    edge_groups: tuple[str, ...] = DEFAULT_EDGE_GROUPS  # edge feature sets (conv edge | gatv2), globs over edge_windows columns
+    # edge feature sets (conv edge | gatv2), globs over edge_windows columns
+    edge_groups: tuple[str, ...] = DEFAULT_EDGE_GROUPS
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -186,17 +200,22 @@ class GNNUnsupConfig(RankerConfig):
 
     kinds: tuple[str, ...] = DEFAULT_KINDS  # feature kinds, one node input set each
     groups: tuple[str, ...] = ()  # extra feature sets "name=glob|glob"
-    raw_groups: tuple[str, ...] = ()  # sets of features that already are scores vs the reference: used as they are
-    fallback_kinds: tuple[str, ...] = ()  # kinds added on data where no feature matches a group (metrics only)
+    # sets of features that already are scores vs the reference: used as they are
+    raw_groups: tuple[str, ...] = ()
+    # kinds added on data where no feature matches a group (metrics only)
+    fallback_kinds: tuple[str, ...] = ()
     edge_groups: tuple[str, ...] = DEFAULT_EDGE_GROUPS  # edge feature sets (conv edge | gatv2)
     z_clip: float = 100.0
     std_fallback: bool = True
-    baseline_windows: int = 20  # training pseudo-cases: this many fault-free windows (nearest in time) are the baseline ...
-    after_windows: int = 5  # ... of a block of this many (their z-scores are the training windows)
+    # training pseudo-cases: baseline_windows fault-free windows (nearest in time) are the baseline
+    # of a block of after_windows windows (their z-scores are the training windows)
+    baseline_windows: int = 20
+    after_windows: int = 5
     max_windows: int = 3000  # at most this many training windows (a seeded subsample beyond)
     mask_rate: float = 0.25  # share of services masked per training window (at least one)
     window_stat: str = "mean"  # per-service score over the case's post-onset windows: mean | max
-    messages: str = "from_callees"  # a service is predicted from its callees only (from_callees) or from both sides
+    # a service is predicted from its callees only (from_callees) or from both sides
+    messages: str = "from_callees"
     conv: str = "edge"  # sage | gat | edge | gatv2
     heads: int = 2
     hidden: int = 32
@@ -213,12 +232,20 @@ class GNNUnsupConfig(RankerConfig):
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in FEATURE_KINDS]
-        if bad or len(set(self.kinds)) != len(self.kinds) or not (self.kinds or self.groups or self.raw_groups):
-            raise ConfigError(f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}")
+        if (
+            bad
+            or len(set(self.kinds)) != len(self.kinds)
+            or not (self.kinds or self.groups or self.raw_groups)
+        ):
+            raise ConfigError(
+                f"kinds {list(self.kinds)} must be distinct values of {', '.join(FEATURE_KINDS)}"
+            )
         _check_groups(self.groups, self.raw_groups)
         _check_edge_groups(self.edge_groups)
         if any(k not in FEATURE_KINDS for k in self.fallback_kinds):
-            raise ConfigError(f"fallback_kinds {list(self.fallback_kinds)} must be values of {', '.join(FEATURE_KINDS)}")
+            raise ConfigError(
+                f"fallback_kinds {list(self.fallback_kinds)} must be values of {', '.join(FEATURE_KINDS)}"
+            )
         if self.conv not in CONVS:
             raise ConfigError(f"conv {self.conv!r} is not one of {', '.join(CONVS)}")
         if self.messages not in MESSAGES:
@@ -227,8 +254,17 @@ class GNNUnsupConfig(RankerConfig):
             raise ConfigError(f"window_stat {self.window_stat!r} is not mean or max")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"device {self.device!r} is not cpu, cuda or cuda:<n>")
-        for name in ("hidden", "layers", "epochs", "heads", "baseline_windows", "after_windows", "max_windows",
-                     "batch_size", "patience"):
+        for name in (
+            "hidden",
+            "layers",
+            "epochs",
+            "heads",
+            "baseline_windows",
+            "after_windows",
+            "max_windows",
+            "batch_size",
+            "patience",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.baseline_windows < 3:
@@ -254,7 +290,9 @@ class EdgeConv(MessagePassing):
         self.lin = nn.Linear(channels, channels)
         self.lin_edge = nn.Linear(edge_dim, channels, bias=False) if edge_dim > 0 else None
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.propagate(edge_index, x=self.lin(x), edge_attr=edge_attr)
 
     def message(self, x_j: torch.Tensor, edge_attr: torch.Tensor | None) -> torch.Tensor:
@@ -270,9 +308,18 @@ class GraphRootCauseNet(nn.Module):
     linear map of the node itself, so a node hears from its callers and its callees separately.
     ``conv`` edge / gatv2 read ``edge_attr`` (E, edge_dim); sage / gat ignore it."""
 
-    def __init__(self, in_dim: int, hidden: int = 32, layers: int = 2, conv: str = "sage",
-                 dropout: float = 0.1, heads: int = 2, edge_dim: int = 0, out_dim: int = 1,
-                 messages: str = "both") -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int = 32,
+        layers: int = 2,
+        conv: str = "sage",
+        dropout: float = 0.1,
+        heads: int = 2,
+        edge_dim: int = 0,
+        out_dim: int = 1,
+        messages: str = "both",
+    ) -> None:
         super().__init__()
         if messages not in MESSAGES:
             raise ValueError(f"messages {messages!r} is not one of {', '.join(MESSAGES)}")
@@ -286,8 +333,14 @@ class GraphRootCauseNet(nn.Module):
             if conv == "gat":
                 return GATConv(hidden, hidden, heads=heads, concat=False, add_self_loops=False)
             if conv == "gatv2":
-                return GATv2Conv(hidden, hidden, heads=heads, concat=False, add_self_loops=False,
-                                 edge_dim=edge_dim if edge_dim > 0 else None)
+                return GATv2Conv(
+                    hidden,
+                    hidden,
+                    heads=heads,
+                    concat=False,
+                    add_self_loops=False,
+                    edge_dim=edge_dim if edge_dim > 0 else None,
+                )
             return EdgeConv(hidden, edge_dim)
 
         # messages along caller → callee (unused, but kept in the state, with messages=from_callees)
@@ -298,7 +351,9 @@ class GraphRootCauseNet(nn.Module):
         self.head = nn.Linear(hidden, out_dim)
         self.out_dim = out_dim
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor | None = None
+    ) -> torch.Tensor:
         reverse = edge_index.flip(0)
         h = torch.relu(self.encoder(x))
         ea = edge_attr if self.uses_edges else None
@@ -322,8 +377,9 @@ class NodeMLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, 1)
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor | None = None,
-                edge_attr: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor | None = None, edge_attr: torch.Tensor | None = None
+    ) -> torch.Tensor:
         h = torch.relu(self.encoder(x))
         for lin in self.blocks:
             h = h + self.dropout(torch.relu(lin(h)))
@@ -370,8 +426,9 @@ def listwise_loss(logits: torch.Tensor, batch: torch.Tensor, targets: torch.Tens
     return nn.functional.cross_entropy(dense, targets)
 
 
-def train_node_ranker(module: nn.Module, graphs: Sequence[CaseGraph], cfg: NodeRankerConfig, *, seed: int,
-                      device: torch.device) -> dict[str, Any]:
+def train_node_ranker(
+    module: nn.Module, graphs: Sequence[CaseGraph], cfg: NodeRankerConfig, *, seed: int, device: torch.device
+) -> dict[str, Any]:
     """Train ``module`` (GNN or MLP) on labelled case graphs with the listwise loss, Adam, seeded
     mini-batches and early stopping on a held-out fraction of the cases; the best epoch's weights are
     left in ``module``. Returns what happened (epochs, losses, split sizes, seconds)."""
@@ -416,12 +473,17 @@ def train_node_ranker(module: nn.Module, graphs: Sequence[CaseGraph], cfg: NodeR
             break
     stopper.restore(module)
     module.eval()
-    return {"epochs_run": epoch, "best_epoch": stopper.best_epoch if stopper.improved else epoch,
-            "best_val_loss": stopper.best_loss if stopper.improved else None,
-            "final_train_loss": history[-1][0] if history else None,
-            "n_train": len(train), "n_val": len(val), "device": str(device),
-            "train_seconds": time.perf_counter() - t0,
-            "history": [[float(a), float(v)] for a, v in history]}
+    return {
+        "epochs_run": epoch,
+        "best_epoch": stopper.best_epoch if stopper.improved else epoch,
+        "best_val_loss": stopper.best_loss if stopper.improved else None,
+        "final_train_loss": history[-1][0] if history else None,
+        "n_train": len(train),
+        "n_val": len(val),
+        "device": str(device),
+        "train_seconds": time.perf_counter() - t0,
+        "history": [[float(a), float(v)] for a, v in history],
+    }
 
 
 # --------------------------------------------------------------------------------------- rankers
@@ -451,8 +513,12 @@ def _edge_series(obj: CaseData | ReferenceData) -> Any:
     return e
 
 
-def _align_edges(rows: np.ndarray, data_pairs: Sequence[tuple[str, str]], pairs: Sequence[tuple[str, str]],
-                 fill: np.ndarray) -> np.ndarray:
+def _align_edges(
+    rows: np.ndarray,
+    data_pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[str, str]],
+    fill: np.ndarray,
+) -> np.ndarray:
     """Rows (…, E_data, D) re-ordered onto ``pairs`` (…, E, D); a pair without data gets ``fill``."""
     idx = {p: i for i, p in enumerate(data_pairs)}
     out = np.broadcast_to(fill, (*rows.shape[:-2], len(pairs), rows.shape[-1])).copy()
@@ -484,8 +550,14 @@ def _edge_z(case: CaseData, *, z_clip: float, std_fallback: bool) -> tuple[Any, 
     return e, robust_z_soft_floor(values[case.onset :], base, z_clip=z_clip, std_fallback=std_fallback)
 
 
-def edge_case_features(case: CaseData, pairs: Sequence[tuple[str, str]], edge_groups: Sequence[str], *,
-                       z_clip: float = 100.0, std_fallback: bool = True) -> np.ndarray:
+def edge_case_features(
+    case: CaseData,
+    pairs: Sequence[tuple[str, str]],
+    edge_groups: Sequence[str],
+    *,
+    z_clip: float = 100.0,
+    std_fallback: bool = True,
+) -> np.ndarray:
     """(E, 4·G) case-level edge features over ``pairs``: per edge feature set ``max_abs``,
     ``mean_abs``, ``mean``, ``missing``, as the node features (an edge without data: missing)."""
     groups = parse_groups(edge_groups)
@@ -515,8 +587,15 @@ class _NodeRanker(RootCauseRanker):
 
     def _case_graph(self, case: CaseData, target: int = -1) -> tuple[CaseGraph, Any]:
         cfg = self.config
-        nf = node_features(case, cfg.feature_mode, kinds=cfg.kinds, groups=cfg.groups, raw_groups=cfg.raw_groups,
-                           z_clip=cfg.z_clip, std_fallback=cfg.std_fallback)
+        nf = node_features(
+            case,
+            cfg.feature_mode,
+            kinds=cfg.kinds,
+            groups=cfg.groups,
+            raw_groups=cfg.raw_groups,
+            z_clip=cfg.z_clip,
+            std_fallback=cfg.std_fallback,
+        )
         x = nf.x
         trained = getattr(self, "feature_columns_", None)
         if cfg.feature_mode == "all" and trained is not None and nf.columns != trained:
@@ -525,13 +604,17 @@ class _NodeRanker(RootCauseRanker):
             if missing:
                 raise ValueError(
                     f"case {case.case_id}: feature_mode=all was trained on other features; missing "
-                    f"{sorted(set(missing))[:5]} (use feature_mode=kinds to apply a model across datasets)")
+                    f"{sorted(set(missing))[:5]} (use feature_mode=kinds to apply a model across datasets)"
+                )
             x = x[:, [pos[c] for c in trained]]
         ei, pairs = graph_edges(case)
         ea = None
         if self._uses_edges():
-            ea = _compress(edge_case_features(case, pairs, cfg.edge_groups, z_clip=cfg.z_clip,
-                                              std_fallback=cfg.std_fallback))
+            ea = _compress(
+                edge_case_features(
+                    case, pairs, cfg.edge_groups, z_clip=cfg.z_clip, std_fallback=cfg.std_fallback
+                )
+            )
         return CaseGraph(case.case_id, _compress(x), ei, target, ea), nf
 
     def _device(self) -> torch.device:
@@ -549,39 +632,46 @@ class _NodeRanker(RootCauseRanker):
             if columns is None:
                 columns = nf.columns
             elif nf.columns != columns:
-                raise ValueError(f"case {case.case_id}: node feature columns differ from the first training "
-                                 "case's (feature_mode=all needs one dataset's features)")
+                raise ValueError(
+                    f"case {case.case_id}: node feature columns differ from the first training "
+                    "case's (feature_mode=all needs one dataset's features)"
+                )
             graphs.append(g)
         if skipped:
-            log.warning("%s: %d of %d training cases skipped: root cause not among their services (%s)",
-                        self.name, len(skipped), len(train_cases), ", ".join(skipped[:5]))
+            log.warning(
+                "%s: %d of %d training cases skipped: root cause not among their services (%s)",
+                self.name,
+                len(skipped),
+                len(train_cases),
+                ", ".join(skipped[:5]),
+            )
         if not graphs:
-            raise ValueError(f"{self.name}: none of the {len(train_cases)} training cases has its root cause "
-                             "among its services")
+            raise ValueError(
+                f"{self.name}: none of the {len(train_cases)} training cases has its root cause "
+                "among its services"
+            )
         self.feature_columns_ = columns
         # kept for the refit on a case that lacks sets the training had (adapt_sets; a few MB at most)
         self.train_graphs_ = tuple(graphs) if self.config.adapt_sets else None
         self._fit_graphs(graphs, device, n_cases=len(train_cases), skipped=skipped)
 
-    def _fit_graphs(self, graphs: list[CaseGraph], device: torch.device, *, n_cases: int,
-                    skipped: list[str]) -> None:
+    def _fit_graphs(
+        self, graphs: list[CaseGraph], device: torch.device, *, n_cases: int, skipped: list[str]
+    ) -> None:
         """Train a fresh module on labelled case graphs: ``weights_``, ``train_info_``."""
         with seeded_training(self.seed, device, threads=self.config.threads):
             module = self._build(graphs[0].x.shape[1])
             info = train_node_ranker(module, graphs, self.config, seed=self.seed, device=device)
         info.update(n_cases=n_cases, skipped_cases=len(skipped), skipped_case_ids=skipped)
         # weights as numpy: a model trained on a GPU saves, loads and ranks on a CPU
-        self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+        self.weights_ = numpy_weights(module)
         self.train_info_ = info
         self._module = None
         self._adapted = {}  # refits for cases lacking feature sets (_module_for)
 
     def _cpu_module(self) -> nn.Module:
         if getattr(self, "_module", None) is None:
-            module = self._build(len(self.feature_columns_))
-            module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in self.weights_.items()})
-            module.eval()
-            self._module = module
+            self._module = module_from_weights(self._build(len(self.feature_columns_)), self.weights_)
         return self._module
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -602,20 +692,31 @@ class _NodeRanker(RootCauseRanker):
         edrop = np.zeros(0, dtype=bool)
         if g.edge_attr is not None and len(g.edge_attr) and train[0].edge_attr is not None:
             edrop = absent_sets(g.edge_attr) & ~np.logical_and.reduce(
-                [absent_sets(t.edge_attr) for t in train if len(t.edge_attr)] or [np.ones(g.edge_attr.shape[1] // 4,
-                                                                                          dtype=bool)])
+                [absent_sets(t.edge_attr) for t in train if len(t.edge_attr)]
+                or [np.ones(g.edge_attr.shape[1] // 4, dtype=bool)]
+            )
         if not drop.any() and not edrop.any():
             return self._cpu_module()
         key = (drop.tobytes(), edrop.tobytes())
         cache = self.__dict__.setdefault("_adapted", {})
         if key not in cache:
-            masked = [dataclasses.replace(t, x=drop_sets(t.x, drop), edge_attr=(
-                drop_sets(t.edge_attr, edrop) if edrop.any() else t.edge_attr)) for t in train]
+            masked = [
+                dataclasses.replace(
+                    t,
+                    x=drop_sets(t.x, drop),
+                    edge_attr=(drop_sets(t.edge_attr, edrop) if edrop.any() else t.edge_attr),
+                )
+                for t in train
+            ]
             sub = type(self)(self.config, seed=self.seed)
             sub.feature_columns_ = self.feature_columns_
             sub._fit_graphs(masked, self._device(), n_cases=len(masked), skipped=[])
-            log.info("%s: refitted without the %d node and %d edge feature sets the case lacks", self.name,
-                     int(drop.sum()), int(edrop.sum()))
+            log.info(
+                "%s: refitted without the %d node and %d edge feature sets the case lacks",
+                self.name,
+                int(drop.sum()),
+                int(edrop.sum()),
+            )
             cache[key] = sub._cpu_module()
         return cache[key]
 
@@ -628,9 +729,11 @@ class _NodeRanker(RootCauseRanker):
             scores = torch.log_softmax(logits.double(), dim=0).numpy()
         ranked = RankedCauses.from_scores(case.services, scores)
         pos = {s: i for i, s in enumerate(case.services)}
-        indicators = tuple((s, nf.top_feature[pos[s]], float(sc)) for s, sc in zip(ranked.services, ranked.scores,
-                                                                                      strict=True)
-                           if nf.top_feature[pos[s]] is not None)
+        indicators = tuple(
+            (s, nf.top_feature[pos[s]], float(sc))
+            for s, sc in zip(ranked.services, ranked.scores, strict=True)
+            if nf.top_feature[pos[s]] is not None
+        )
         return dataclasses.replace(ranked, indicators=indicators)
 
 
@@ -673,9 +776,19 @@ class WindowSet:
     edge_index: np.ndarray
 
 
-def _window_block(after: np.ndarray, base: np.ndarray, sels, edge_after: np.ndarray | None,
-                  edge_base: np.ndarray | None, edge_sels, edge_rows: Any, edge_dst: np.ndarray, *, z_clip: float,
-                  std_fallback: bool) -> tuple[np.ndarray, ...]:
+def _window_block(
+    after: np.ndarray,
+    base: np.ndarray,
+    sels,
+    edge_after: np.ndarray | None,
+    edge_base: np.ndarray | None,
+    edge_sels,
+    edge_rows: Any,
+    edge_dst: np.ndarray,
+    *,
+    z_clip: float,
+    std_fallback: bool,
+) -> tuple[np.ndarray, ...]:
     """z of ``after`` against ``base`` → window features of nodes and edges (edges aligned by
     ``edge_rows``: (data pairs, pairs) or None when there are no edge data; ``edge_dst``: the callee
     of each graph edge). Node values: the node sets, then the incoming-edge sets."""
@@ -686,71 +799,97 @@ def _window_block(after: np.ndarray, base: np.ndarray, sels, edge_after: np.ndar
     if raw_sels:
         rx, rmiss = window_features(raw_scores(after, z_clip), raw_sels)
         vx, miss = np.concatenate([vx, rx], axis=2), np.concatenate([miss, rmiss], axis=1)
-    T, S = len(after), z.shape[1]
-    Ge = len(edge_sels) if edge_sels is not None else 0
-    ex = np.zeros((T, n_edges, 2 * Ge))
-    em = np.ones((T, n_edges, Ge))
+    n_windows, n_services = len(after), z.shape[1]
+    n_edge_sets = len(edge_sels) if edge_sels is not None else 0
+    ex = np.zeros((n_windows, n_edges, 2 * n_edge_sets))
+    em = np.ones((n_windows, n_edges, n_edge_sets))
     if edge_rows is not None and edge_after is not None and edge_base is not None and len(edge_base):
         ez = robust_z_soft_floor(edge_after, edge_base, z_clip=z_clip, std_fallback=std_fallback)
         evx, emiss = window_features(ez, edge_sels)
         data_pairs, pairs = edge_rows
-        ex = _align_edges(evx, data_pairs, pairs, np.zeros(2 * Ge))
-        em = np.broadcast_to(_align_edges(emiss[None], data_pairs, pairs, np.ones(Ge)), (T, n_edges, Ge)).copy()
+        ex = _align_edges(evx, data_pairs, pairs, np.zeros(2 * n_edge_sets))
+        em = np.broadcast_to(
+            _align_edges(emiss[None], data_pairs, pairs, np.ones(n_edge_sets)),
+            (n_windows, n_edges, n_edge_sets),
+        ).copy()
     # each service also owns the edge sets of the calls into it (its incoming edge with the largest
     # |z| per set): a fault that shows only on a call (a callee's network) is then reconstructed too
-    in_x = np.zeros((T, S, 2 * Ge))
-    in_m = np.ones((S, Ge))
+    in_x = np.zeros((n_windows, n_services, 2 * n_edge_sets))
+    in_m = np.ones((n_services, n_edge_sets))
     for j, callee in enumerate(edge_dst):
-        for g in range(Ge):
+        for g in range(n_edge_sets):
             if em[0, j, g]:
                 continue
             better = np.abs(ex[:, j, 2 * g]) > np.abs(in_x[:, callee, 2 * g])
-            in_x[:, callee, 2 * g : 2 * g + 2] = np.where(better[:, None], ex[:, j, 2 * g : 2 * g + 2],
-                                                          in_x[:, callee, 2 * g : 2 * g + 2])
+            in_x[:, callee, 2 * g : 2 * g + 2] = np.where(
+                better[:, None], ex[:, j, 2 * g : 2 * g + 2], in_x[:, callee, 2 * g : 2 * g + 2]
+            )
             in_m[callee, g] = 0.0
     vx = np.concatenate([vx, in_x], axis=2)
     miss = np.concatenate([miss, in_m], axis=1)
-    return (_compress(vx), np.broadcast_to(miss, (T, *miss.shape)).astype(np.float32),
-            _compress(ex), em.astype(np.float32), z)
+    return (
+        _compress(vx),
+        np.broadcast_to(miss, (n_windows, *miss.shape)).astype(np.float32),
+        _compress(ex),
+        em.astype(np.float32),
+        z,
+    )
 
 
-def _masked_inputs(ws_x: torch.Tensor, ws_miss: torch.Tensor, ws_ex: torch.Tensor, ws_em: torch.Tensor,
-                   edge_index: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _masked_inputs(
+    ws_x: torch.Tensor,
+    ws_miss: torch.Tensor,
+    ws_ex: torch.Tensor,
+    ws_em: torch.Tensor,
+    edge_index: torch.Tensor,
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batched inputs for B windows (B, S, ·) with ``mask`` (B, S) bool: masked nodes lose their
     values (their ``missing`` flags stay: which signals a service has is not what is predicted) and
     get a mask flag; edges touching a masked node lose theirs too (a callee's gap would give the
     callee away). Returns x (B·S, 3G+1), edge_index (2, B·E) offset per window, edge_attr (B·E, 3Ge+1)."""
-    B, S, _ = ws_x.shape
+    n_batch, n_services, _ = ws_x.shape
     m = mask.to(ws_x.dtype).unsqueeze(-1)
-    x = torch.cat([ws_x * (1 - m), ws_miss, m], dim=-1).reshape(B * S, -1)
+    x = torch.cat([ws_x * (1 - m), ws_miss, m], dim=-1).reshape(n_batch * n_services, -1)
     src, dst = edge_index
     em = (mask[:, src] | mask[:, dst]).to(ws_x.dtype).unsqueeze(-1)  # (B, E, 1)
     ea = torch.cat([ws_ex * (1 - em), ws_em, em], dim=-1)
-    ea = ea.reshape(B * src.numel(), ea.shape[-1])  # explicit width: a graph may have no edge
-    offsets = (torch.arange(B, device=ws_x.device) * S).repeat_interleave(src.numel())
-    ei = edge_index.repeat(1, B) + offsets
+    ea = ea.reshape(n_batch * src.numel(), ea.shape[-1])  # explicit width: a graph may have no edge
+    offsets = (torch.arange(n_batch, device=ws_x.device) * n_services).repeat_interleave(src.numel())
+    ei = edge_index.repeat(1, n_batch) + offsets
     return x, ei, ea
 
 
-def _node_errors(module: nn.Module, ws_x: torch.Tensor, ws_miss: torch.Tensor, ws_ex: torch.Tensor,
-                 ws_em: torch.Tensor, edge_index: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+def _node_errors(
+    module: nn.Module,
+    ws_x: torch.Tensor,
+    ws_miss: torch.Tensor,
+    ws_ex: torch.Tensor,
+    ws_em: torch.Tensor,
+    edge_index: torch.Tensor,
+    chunk: int = 8,
+) -> torch.Tensor:
     """(N, S) squared reconstruction error of each service in each window with that service alone
     masked (S copies of each window's graph, service k masked in copy k), summed over the values of
     the service's usable feature sets."""
-    N, S, _ = ws_x.shape
-    eye = torch.eye(S, dtype=torch.bool, device=ws_x.device)
+    n_windows, n_services, _ = ws_x.shape
+    eye = torch.eye(n_services, dtype=torch.bool, device=ws_x.device)
     out = []
-    for lo in range(0, N, chunk):
-        sl = slice(lo, min(N, lo + chunk))
+    for lo in range(0, n_windows, chunk):
+        sl = slice(lo, min(n_windows, lo + chunk))
         n = sl.stop - sl.start
         # S copies of each window: (n·S, S or E, ·)
-        x, ei, ea = _masked_inputs(*(t[sl].repeat_interleave(S, dim=0) for t in (ws_x, ws_miss, ws_ex, ws_em)),
-                                   edge_index, eye.repeat(n, 1))
-        pred = module(x, ei, ea).reshape(n, S, S, -1)
-        diag = pred[:, torch.arange(S), torch.arange(S)]  # (n, S, 2G): copy k's prediction of service k
+        x, ei, ea = _masked_inputs(
+            *(t[sl].repeat_interleave(n_services, dim=0) for t in (ws_x, ws_miss, ws_ex, ws_em)),
+            edge_index,
+            eye.repeat(n, 1),
+        )
+        pred = module(x, ei, ea).reshape(n, n_services, n_services, -1)
+        # (n, S, 2G): copy k's prediction of service k
+        diag = pred[:, torch.arange(n_services), torch.arange(n_services)]
         w = (1 - ws_miss[sl]).repeat_interleave(2, dim=-1)
         out.append(((diag - ws_x[sl]) ** 2 * w).sum(-1))
-    return torch.cat(out) if out else torch.zeros((0, S), device=ws_x.device)
+    return torch.cat(out) if out else torch.zeros((0, n_services), device=ws_x.device)
 
 
 class GNNUnsupRanker(RootCauseRanker):
@@ -783,8 +922,10 @@ class GNNUnsupRanker(RootCauseRanker):
 
     def _sels(self, features: Sequence[str], feature_kinds: Sequence[str]) -> tuple[list, list]:
         """(z-scored sets: kinds and groups; raw sets)."""
-        return (selections(features, feature_kinds, self._kinds(), self.config.groups),
-                selections(features, feature_kinds, (), self.config.raw_groups) if self.config.raw_groups else [])
+        return (
+            selections(features, feature_kinds, self._kinds(), self.config.groups),
+            selections(features, feature_kinds, (), self.config.raw_groups) if self.config.raw_groups else [],
+        )
 
     def _edge_sels(self, e: Any) -> list | None:
         if e is None:
@@ -794,8 +935,8 @@ class GNNUnsupRanker(RootCauseRanker):
     def _n_groups(self) -> tuple[int, int]:
         """(node value sets: kinds, groups and the incoming-edge sets; edge sets)."""
         c = self.config
-        Ge = len(c.edge_groups)
-        return len(self._kinds()) + len(c.groups) + len(c.raw_groups) + Ge, Ge
+        n_edge_sets = len(c.edge_groups)
+        return len(self._kinds()) + len(c.groups) + len(c.raw_groups) + n_edge_sets, n_edge_sets
 
     def _kinds(self) -> tuple[str, ...]:
         """The kinds in use: the fitted ``kinds_`` (``kinds``, plus ``fallback_kinds`` on data without
@@ -805,46 +946,69 @@ class GNNUnsupRanker(RootCauseRanker):
     def _training_windows(self, reference: ReferenceData) -> tuple[WindowSet, int]:
         cfg = self.config
         values = np.asarray(reference.values, dtype=np.float64)
-        N = len(values)
+        n_windows = len(values)
         sels = self._sels(reference.features, reference.feature_kinds)
         ei, pairs = graph_edges(reference)
         e = _edge_series(reference)
         esels = self._edge_sels(e)
-        G, _ = self._n_groups()
+        n_node_sets, _ = self._n_groups()
         if esels is None:
             esels = [(lbl, np.zeros(0, dtype=bool)) for lbl, _ in parse_groups(cfg.edge_groups)]
         evalues = np.asarray(e.values, dtype=np.float64) if e is not None else None
         rows = (e.pairs, pairs) if e is not None else None
-        B, A = cfg.baseline_windows, cfg.after_windows
-        if N < 4:
-            raise ValueError(f"{self.name}: the reference of {reference.dataset} has {N} fault-free windows; "
-                             "at least 4 are needed (3 for a baseline, 1 to learn from)")
-        if N < B + 1:
-            log.warning("%s: %s has %d fault-free windows; pseudo-case baselines of %d instead of "
-                        "baseline_windows=%d", self.name, reference.dataset, N, N - 1, B)
-            B = N - 1
-        # pseudo-cases over the time-ordered fault-free windows: each block of A windows against the B
-        # fault-free windows just before it (after it, for the first blocks) — across gaps between
+        n_base, n_after = cfg.baseline_windows, cfg.after_windows
+        if n_windows < 4:
+            raise ValueError(
+                f"{self.name}: the reference of {reference.dataset} has {n_windows} fault-free "
+                "windows; at least 4 are needed (3 for a baseline, 1 to learn from)"
+            )
+        if n_windows < n_base + 1:
+            log.warning(
+                "%s: %s has %d fault-free windows; pseudo-case baselines of %d instead of "
+                "baseline_windows=%d",
+                self.name,
+                reference.dataset,
+                n_windows,
+                n_windows - 1,
+                n_base,
+            )
+            n_base = n_windows - 1
+        # pseudo-cases over the time-ordered fault-free windows: each block of n_after windows against the
+        # n_base fault-free windows just before it (after it, for the first blocks) — across gaps between
         # segments, as the features stage takes the nearest fault-free windows as a case's reference
         order_t = np.argsort(np.asarray(reference.times), kind="stable")
         blocks = []
-        for lo in range(0, N, A):
-            a_idx = order_t[lo : lo + A]
-            b_pos = np.arange(max(0, lo - B), lo)
-            if len(b_pos) < B:
-                b_pos = np.concatenate([b_pos, np.arange(lo + len(a_idx), min(N, lo + len(a_idx) + B - len(b_pos)))])
+        for lo in range(0, n_windows, n_after):
+            a_idx = order_t[lo : lo + n_after]
+            b_pos = np.arange(max(0, lo - n_base), lo)
+            if len(b_pos) < n_base:
+                # too few before the block: take the rest from just after it
+                b_pos = np.concatenate(
+                    [
+                        b_pos,
+                        np.arange(lo + len(a_idx), min(n_windows, lo + len(a_idx) + n_base - len(b_pos))),
+                    ]
+                )
             b_idx = order_t[b_pos]
-            blk = _window_block(values[a_idx], values[b_idx], sels,
-                                evalues[a_idx] if evalues is not None else None,
-                                evalues[b_idx] if evalues is not None else None, esels, rows, ei[1],
-                                z_clip=cfg.z_clip, std_fallback=cfg.std_fallback)
+            blk = _window_block(
+                values[a_idx],
+                values[b_idx],
+                sels,
+                evalues[a_idx] if evalues is not None else None,
+                evalues[b_idx] if evalues is not None else None,
+                esels,
+                rows,
+                ei[1],
+                z_clip=cfg.z_clip,
+                std_fallback=cfg.std_fallback,
+            )
             keep = np.isfinite(values[a_idx]).any(axis=(1, 2))  # windows with any data
             if keep.any():
                 blocks.append(tuple(b[keep] for b in blk[:4]))
         if not blocks:
             raise ValueError(f"{self.name}: no fault-free window of {reference.dataset} has any data")
         ws = WindowSet(*(np.concatenate([b[i] for b in blocks]) for i in range(4)), edge_index=ei)
-        return ws, G
+        return ws, n_node_sets
 
     # ------------------------------------------------------------------ fit
 
@@ -853,16 +1017,27 @@ class GNNUnsupRanker(RootCauseRanker):
 
     def _build(self) -> nn.Module:
         c = self.config
-        G, Ge = self._n_groups()
-        edge_dim = 3 * Ge + 1 if c.conv in EDGE_CONVS else 0
-        return GraphRootCauseNet(3 * G + 1, c.hidden, c.layers, c.conv, c.dropout, c.heads, edge_dim=edge_dim,
-                                 out_dim=2 * G, messages=c.messages)
+        n_node_sets, n_edge_sets = self._n_groups()
+        edge_dim = 3 * n_edge_sets + 1 if c.conv in EDGE_CONVS else 0
+        return GraphRootCauseNet(
+            3 * n_node_sets + 1,
+            c.hidden,
+            c.layers,
+            c.conv,
+            c.dropout,
+            c.heads,
+            edge_dim=edge_dim,
+            out_dim=2 * n_node_sets,
+            messages=c.messages,
+        )
 
     def _fit(self, reference: ReferenceData | None, train_cases: list[CaseData]) -> None:
         cfg = self.config
         if reference is None or len(reference.values) == 0:
-            raise ValueError(f"{self.name} learns fault-free behaviour: fit() needs the dataset's reference "
-                             "(fault-free) windows")
+            raise ValueError(
+                f"{self.name} learns fault-free behaviour: fit() needs the dataset's reference "
+                "(fault-free) windows"
+            )
         t0 = time.perf_counter()
         device = self._device()
         # metrics-only data (no trace or log feature matches a group): the fallback kinds join in
@@ -881,22 +1056,24 @@ class GNNUnsupRanker(RootCauseRanker):
         if n_val < 2 or n - n_val < 2:
             n_val = 0
         val_idx, train_idx = np.sort(order[:n_val]), order[n_val:]
-        S = ws.x.shape[1]
-        tens = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
-                for a in (ws.x, ws.missing, ws.edge_x, ws.edge_missing)]
+        n_services = ws.x.shape[1]
+        tens = [
+            torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+            for a in (ws.x, ws.missing, ws.edge_x, ws.edge_missing)
+        ]
         ei = torch.from_numpy(ws.edge_index).to(device)
 
         def draw_mask(k: int) -> torch.Tensor:
-            m = rng.random((k, S)) < cfg.mask_rate
+            m = rng.random((k, n_services)) < cfg.mask_rate
             none = ~m.any(axis=1)
-            m[none, rng.integers(0, S, size=int(none.sum()))] = True
+            m[none, rng.integers(0, n_services, size=int(none.sum()))] = True
             return torch.from_numpy(m).to(device)
 
         def loss_of(module: nn.Module, idx: np.ndarray, mask: torch.Tensor) -> torch.Tensor:
             it = torch.from_numpy(idx).to(device)
             x, xm, ex, em = (t[it] for t in tens)
             xin, eib, ea = _masked_inputs(x, xm, ex, em, ei, mask)
-            pred = module(xin, eib, ea).reshape(len(idx), S, -1)
+            pred = module(xin, eib, ea).reshape(len(idx), n_services, -1)
             w = (mask.unsqueeze(-1).to(x.dtype) * (1 - xm)).repeat_interleave(2, dim=-1)
             return ((pred - x) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
@@ -945,26 +1122,29 @@ class GNNUnsupRanker(RootCauseRanker):
         self.services_ = tuple(reference.services)
         self.error_median_ = med
         self.error_scale_ = spread + 1e-6 + 1e-3 * np.abs(med)
-        self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+        self.weights_ = numpy_weights(module)
         self.train_info_ = {
-            "epochs_run": epoch, "best_epoch": stopper.best_epoch if stopper.improved else epoch,
+            "epochs_run": epoch,
+            "best_epoch": stopper.best_epoch if stopper.improved else epoch,
             "best_val_loss": stopper.best_loss if stopper.improved else None,
             "final_train_loss": history[-1][0] if history else None,
-            "n_windows": len(ws.x), "n_train": len(train_idx), "n_val": int(n_val),
-            "n_calibration": len(cal), "has_edge_data": _edge_series(reference) is not None,
+            "n_windows": len(ws.x),
+            "n_train": len(train_idx),
+            "n_val": int(n_val),
+            "n_calibration": len(cal),
+            "has_edge_data": _edge_series(reference) is not None,
             "kinds": list(self.kinds_),
-            "device": str(device), "train_seconds": time.perf_counter() - t0,
-            "history": [[float(a), float(v)] for a, v in history]}
+            "device": str(device),
+            "train_seconds": time.perf_counter() - t0,
+            "history": [[float(a), float(v)] for a, v in history],
+        }
         self._module = None
 
     # ------------------------------------------------------------------ rank
 
     def _cpu_module(self) -> nn.Module:
         if getattr(self, "_module", None) is None:
-            module = self._build()
-            module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in self.weights_.items()})
-            module.eval()
-            self._module = module
+            self._module = module_from_weights(self._build(), self.weights_)
         return self._module
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -976,8 +1156,10 @@ class GNNUnsupRanker(RootCauseRanker):
         cfg = self.config
         after, base = case.after(), case.baseline()
         if len(after) == 0 or len(base) == 0:
-            raise ValueError(f"case {case.case_id}: needs post-onset and baseline windows (onset={case.onset}, "
-                             f"T={len(case.values)}, reference={len(case.reference)})")
+            raise ValueError(
+                f"case {case.case_id}: needs post-onset and baseline windows "
+                f"(onset={case.onset}, T={len(case.values)}, reference={len(case.reference)})"
+            )
         ei, pairs = graph_edges(case)
         e = _edge_series(case)
         esels = self._edge_sels(e)
@@ -989,23 +1171,39 @@ class GNNUnsupRanker(RootCauseRanker):
             values = np.asarray(e.values, dtype=np.float64)
             e_after = values[case.onset :]
             ref = getattr(e, "reference", None)
-            e_base = np.asarray(ref, dtype=np.float64) if len(case.reference) and ref is not None and len(ref) \
+            # baseline: the edges' fault-free reference windows where there are any, else the pre-onset ones
+            e_base = (
+                np.asarray(ref, dtype=np.float64)
+                if len(case.reference) and ref is not None and len(ref)
                 else values[: case.onset]
+            )
             rows = (e.pairs, pairs)
-        x, xm, ex, em, z = _window_block(after, base, self._sels(case.features, case.feature_kinds), e_after, e_base,
-                                         esels, rows, ei[1], z_clip=cfg.z_clip, std_fallback=cfg.std_fallback)
+        x, xm, ex, em, z = _window_block(
+            after,
+            base,
+            self._sels(case.features, case.feature_kinds),
+            e_after,
+            e_base,
+            esels,
+            rows,
+            ei[1],
+            z_clip=cfg.z_clip,
+            std_fallback=cfg.std_fallback,
+        )
         return WindowSet(x, xm, ex, em, ei), z
 
     def _rank(self, case: CaseData) -> RankedCauses:
         ws, z = self.case_windows(case)
         keep = np.isfinite(case.after()).any(axis=(1, 2))
-        S = len(case.services)
-        scores = np.zeros(S)
+        n_services = len(case.services)
+        scores = np.zeros(n_services)
         if keep.any():
             module = self._cpu_module()
             with torch.no_grad(), torch_threads(self.config.threads):
-                tens = [torch.from_numpy(np.ascontiguousarray(a[keep], dtype=np.float32))
-                        for a in (ws.x, ws.missing, ws.edge_x, ws.edge_missing)]
+                tens = [
+                    torch.from_numpy(np.ascontiguousarray(a[keep], dtype=np.float32))
+                    for a in (ws.x, ws.missing, ws.edge_x, ws.edge_missing)
+                ]
                 err = _node_errors(module, *tens, torch.from_numpy(ws.edge_index), chunk=16).double().numpy()
             pos = {s: i for i, s in enumerate(self.services_)}
             med_all, sc_all = float(np.median(self.error_median_)), float(np.median(self.error_scale_))

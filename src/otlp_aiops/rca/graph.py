@@ -54,7 +54,9 @@ class ServiceAnomaly:
 def _check_kinds(kinds: tuple[str, ...], where: str) -> None:
     bad = [k for k in kinds if k not in FEATURE_KINDS]
     if bad:
-        raise ConfigError(f"{where}: unknown feature kind(s) {', '.join(bad)}; known: {', '.join(FEATURE_KINDS)}")
+        raise ConfigError(
+            f"{where}: unknown feature kind(s) {', '.join(bad)}; known: {', '.join(FEATURE_KINDS)}"
+        )
 
 
 def robust_z_hard_floor(values: np.ndarray, baseline: np.ndarray, scale_floor: float) -> np.ndarray:
@@ -76,8 +78,13 @@ def robust_z_hard_floor(values: np.ndarray, baseline: np.ndarray, scale_floor: f
     return np.clip(z, -_Z_CLIP, _Z_CLIP)
 
 
-def service_anomaly(case: CaseData, *, feature_kinds: tuple[str, ...] = (), window_stat: str = "mean",
-                    scale_floor: float = 1e-3) -> ServiceAnomaly:
+def service_anomaly(
+    case: CaseData,
+    *,
+    feature_kinds: tuple[str, ...] = (),
+    window_stat: str = "mean",
+    scale_floor: float = 1e-3,
+) -> ServiceAnomaly:
     """Score every service of ``case`` by the largest robust z of its features after the onset.
 
     A feature's score is the ``window_stat`` (mean, median or max) of ``|z|`` over the post-onset
@@ -87,17 +94,20 @@ def service_anomaly(case: CaseData, *, feature_kinds: tuple[str, ...] = (), wind
     if len(baseline) == 0:
         raise ValueError(f"case {case.case_id}: no fault-free baseline (no reference windows and onset 0)")
     if len(after) == 0:
-        raise ValueError(f"case {case.case_id}: no windows after the onset (onset {case.onset} of "
-                         f"{len(case.values)})")
+        raise ValueError(
+            f"case {case.case_id}: no windows after the onset (onset {case.onset} of {len(case.values)})"
+        )
     mask = np.ones(len(case.features), dtype=bool)
     if feature_kinds:
         mask = np.isin(np.asarray(case.feature_kinds), list(feature_kinds))
         if not mask.any():
-            raise ValueError(f"case {case.case_id}: no feature of kind {', '.join(feature_kinds)} "
-                             f"(kinds present: {', '.join(sorted(set(case.feature_kinds)))})")
+            raise ValueError(
+                f"case {case.case_id}: no feature of kind {', '.join(feature_kinds)} "
+                f"(kinds present: {', '.join(sorted(set(case.feature_kinds)))})"
+            )
     z = robust_z_hard_floor(case.values, baseline, scale_floor)
     z[:, :, ~mask] = np.nan
-    absz = np.abs(z[case.onset:])
+    absz = np.abs(z[case.onset :])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if window_stat == "mean":
@@ -109,12 +119,12 @@ def service_anomaly(case: CaseData, *, feature_kinds: tuple[str, ...] = (), wind
         else:
             raise ConfigError(f"window_stat {window_stat!r}; expected one of {', '.join(WINDOW_STATS)}")
     fs = np.nan_to_num(fs, nan=0.0)
-    S = len(case.services)
-    has = np.any(np.isfinite(z[case.onset:]), axis=0)  # (S, F)
+    n_services = len(case.services)
+    has = np.any(np.isfinite(z[case.onset :]), axis=0)  # (S, F)
     best = np.where(has.any(axis=1), np.argmax(np.where(has, fs, -1.0), axis=1), -1)
-    node = np.array([fs[s, best[s]] if best[s] >= 0 else 0.0 for s in range(S)])
-    series = np.zeros((len(case.values), S))
-    for s in range(S):
+    node = np.array([fs[s, best[s]] if best[s] >= 0 else 0.0 for s in range(n_services)])
+    series = np.zeros((len(case.values), n_services))
+    for s in range(n_services):
         if best[s] >= 0:
             series[:, s] = np.nan_to_num(z[:, s, best[s]], nan=0.0)
     return ServiceAnomaly(z, fs, node, best, series, mask)
@@ -160,8 +170,8 @@ def walk_starts(case: CaseData, edges: list[tuple[int, int]]) -> np.ndarray:
     the Step Functions client: Avg@5 0.00 for both walks from that start alone, where nsigma scores
     0.47. With one entry (Online Boutique's frontend, Train Ticket's gateway) nothing changes.
     """
-    S = len(case.services)
-    start = np.zeros(S)
+    n_services = len(case.services)
+    start = np.zeros(n_services)
     if not edges:
         return start
     callers = {a for a, _ in edges}
@@ -181,37 +191,47 @@ def _walk_frame(case: CaseData, c):
     """What the random walk starts from: the node anomalies, the call edges, the start distribution
     (:func:`walk_starts`) and the services reachable from it (positions ``idx``, ``local`` maps them to
     0..n-1); None when there is no call edge."""
-    an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat, scale_floor=c.scale_floor)
+    an = service_anomaly(
+        case, feature_kinds=c.feature_kinds, window_stat=c.window_stat, scale_floor=c.scale_floor
+    )
     edges = call_edges(case)
-    S = len(case.services)
+    n_services = len(case.services)
     start = walk_starts(case, edges)
     if not start.any():
         return None
-    reached = np.zeros(S, dtype=bool)
+    reached = np.zeros(n_services, dtype=bool)
     for i in np.flatnonzero(start):
-        reached |= reachable(int(i), edges, S)
+        reached |= reachable(int(i), edges, n_services)
     if reached.sum() <= 1:
         return None
     idx = np.flatnonzero(reached)
-    return an, edges, S, start, reached, idx, {g: k for k, g in enumerate(idx)}
+    return an, edges, n_services, start, reached, idx, {g: k for k, g in enumerate(idx)}
 
 
-def choose_symptom(case: CaseData, node_score: np.ndarray, edges: list[tuple[int, int]],
-                   candidates: np.ndarray | None = None) -> int:
+def choose_symptom(
+    case: CaseData, node_score: np.ndarray, edges: list[tuple[int, int]], candidates: np.ndarray | None = None
+) -> int:
     """The service the walk starts from: ``case.symptom_service`` when it is one of the case's
     services (and a candidate), else the most anomalous service that no one calls (an entry point; all
     candidates when every service is called), ties broken by name."""
-    S = len(case.services)
-    cand = np.ones(S, dtype=bool) if candidates is None else np.asarray(candidates, dtype=bool)
+    n_services = len(case.services)
+    cand = np.ones(n_services, dtype=bool) if candidates is None else np.asarray(candidates, dtype=bool)
     if case.symptom_service in case.services:
         i = case.services.index(case.symptom_service)
         if cand[i]:
             return i
     called = {b for _, b in edges}
-    entries = [i for i in range(S) if cand[i] and i not in called] or [i for i in range(S) if cand[i]]
+    # the entry services (called by no one) among the candidates, else every candidate
+    entries = [i for i in range(n_services) if cand[i] and i not in called] or [
+        i for i in range(n_services) if cand[i]
+    ]
     best = min(entries, key=lambda i: (-node_score[i], case.services[i]))
-    log.debug("case %s: symptom %r not usable; starting from %s (most anomalous entry service)",
-              case.case_id, case.symptom_service, case.services[best])
+    log.debug(
+        "case %s: symptom %r not usable; starting from %s (most anomalous entry service)",
+        case.case_id,
+        case.symptom_service,
+        case.services[best],
+    )
     return best
 
 
@@ -231,8 +251,14 @@ def reachable(start: int, edges: list[tuple[int, int]], n: int) -> np.ndarray:
     return seen
 
 
-def personalized_pagerank(weights: np.ndarray, personalization: np.ndarray, damping: float, *,
-                          tol: float = 1e-12, max_iter: int = 1000) -> np.ndarray:
+def personalized_pagerank(
+    weights: np.ndarray,
+    personalization: np.ndarray,
+    damping: float,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 1000,
+) -> np.ndarray:
     """Personalised PageRank by power iteration (Page et al. 1999; Haveliwala 2002).
 
     ``weights[i, j]`` ≥ 0 is the weight of the move i → j; rows are normalised to transition
@@ -244,7 +270,9 @@ def personalized_pagerank(weights: np.ndarray, personalization: np.ndarray, damp
     p = p / p.sum()
     out = weights.sum(axis=1)
     dangling = out <= 0
-    P = np.divide(weights, out[:, None], out=np.zeros_like(weights, dtype=np.float64), where=~dangling[:, None])
+    P = np.divide(
+        weights, out[:, None], out=np.zeros_like(weights, dtype=np.float64), where=~dangling[:, None]
+    )
     x = p.copy()
     for _ in range(max_iter):
         prev = x
@@ -262,7 +290,9 @@ def _after_reached(scores: np.ndarray, reached: np.ndarray, anomaly: np.ndarray)
     return np.where(reached, scores, -1.0 / (1.0 + anomaly))
 
 
-def _indicators(case: CaseData, an: ServiceAnomaly, order: tuple[str, ...]) -> tuple[tuple[str, str, float], ...]:
+def _indicators(
+    case: CaseData, an: ServiceAnomaly, order: tuple[str, ...]
+) -> tuple[tuple[str, str, float], ...]:
     """Each service's most anomalous feature, in ranking order."""
     out = []
     for s in order:
@@ -281,9 +311,10 @@ class PageRankConfig(RankerConfig):
     the post-onset windows; scale_floor: the robust scale is at least this fraction of |median|;
     damping: PageRank damping factor (1 - restart probability); personalization: the restart
     distribution, ∝ node anomaly ("anomaly") or ∝ anomaly × |corr with the symptom| ("anomaly_corr",
-    MicroRCA's front-end correlation; it misses faults that do not reach the symptom); min_edge_weight: floor of an edge's
-    |correlation| weight (keeps a quiet but called service reachable); tol, max_iter: power iteration;
-    score_times_anomaly: rank by PageRank score × node anomaly (MicroRCA) rather than the score alone.
+    MicroRCA's front-end correlation; it misses faults that do not reach the symptom);
+    min_edge_weight: floor of an edge's |correlation| weight (keeps a quiet but called service
+    reachable); tol, max_iter: power iteration; score_times_anomaly: rank by PageRank score × node
+    anomaly (MicroRCA) rather than the score alone.
     """
 
     feature_kinds: tuple[str, ...] = ()
@@ -301,8 +332,9 @@ class PageRankConfig(RankerConfig):
         if self.window_stat not in WINDOW_STATS:
             raise ConfigError(f"window_stat {self.window_stat!r}; expected one of {', '.join(WINDOW_STATS)}")
         if self.personalization not in PERSONALIZATIONS:
-            raise ConfigError(f"personalization {self.personalization!r}; expected one of "
-                              f"{', '.join(PERSONALIZATIONS)}")
+            raise ConfigError(
+                f"personalization {self.personalization!r}; expected one of {', '.join(PERSONALIZATIONS)}"
+            )
         if not 0.0 < self.damping < 1.0:
             raise ConfigError(f"damping must be in (0, 1), got {self.damping}")
         if not 0.0 < self.min_edge_weight <= 1.0:
@@ -335,18 +367,19 @@ class PageRankRanker(RootCauseRanker):
 
     def _rank(self, case: CaseData) -> RankedCauses:
         c = self.config
-        an = service_anomaly(case, feature_kinds=c.feature_kinds, window_stat=c.window_stat,
-                             scale_floor=c.scale_floor)
+        an = service_anomaly(
+            case, feature_kinds=c.feature_kinds, window_stat=c.window_stat, scale_floor=c.scale_floor
+        )
         edges = call_edges(case)
         if not edges:
             return _anomaly_only(case, an)
-        S = len(case.services)
+        n_services = len(case.services)
         # The walk covers the whole call graph, not only the services below the symptom: the restart
         # ∝ anomaly reaches every node of it, so a fault outside the symptom's subgraph (a wrong
         # symptom, a side entrance, calls the traces missed) is still ranked by its evidence. Services
         # with no call edge at all are outside the graph (no traced call in or out: on Nezha's day, 18
         # services nobody called, never the cause); they follow, by their own anomaly.
-        in_graph = np.zeros(S, dtype=bool)
+        in_graph = np.zeros(n_services, dtype=bool)
         for i, j in edges:
             in_graph[i] = in_graph[j] = True
         idx = np.flatnonzero(in_graph)
@@ -362,7 +395,7 @@ class PageRankRanker(RootCauseRanker):
         if not p.sum() > 0:
             p = np.ones(len(idx))
         pr = personalized_pagerank(W, p, c.damping, tol=c.tol, max_iter=c.max_iter)
-        scores = np.zeros(S)
+        scores = np.zeros(n_services)
         scores[idx] = pr * a if c.score_times_anomaly else pr
         scores = _after_reached(scores, in_graph, an.node_score)
         ranked = RankedCauses.from_scores(case.services, scores)
@@ -427,8 +460,9 @@ def walk_transitions(relevance: np.ndarray, edges: list[tuple[int, int]], rho: f
     return W / W.sum(axis=1, keepdims=True)
 
 
-def walk_visits(P: np.ndarray, start: int | np.ndarray, restart: float, *, tol: float = 1e-12,
-                max_iter: int = 64) -> np.ndarray:
+def walk_visits(
+    P: np.ndarray, start: int | np.ndarray, restart: float, *, tol: float = 1e-12, max_iter: int = 64
+) -> np.ndarray:
     """The long-run visit frequencies of the walk from ``start`` (a node, or a distribution over
     nodes): its exact stationary distribution instead of a count over sampled steps.
 
@@ -488,9 +522,13 @@ class RandomWalkRanker(RootCauseRanker):
         c = self.config
         w = _walk_frame(case, c)
         if w is None:
-            return _anomaly_only(case, service_anomaly(case, feature_kinds=c.feature_kinds,
-                                                       window_stat=c.window_stat, scale_floor=c.scale_floor))
-        an, edges, S, start, reached, idx, local = w
+            return _anomaly_only(
+                case,
+                service_anomaly(
+                    case, feature_kinds=c.feature_kinds, window_stat=c.window_stat, scale_floor=c.scale_floor
+                ),
+            )
+        an, edges, n_services, start, reached, idx, local = w
         sub_edges = [(local[a], local[b]) for a, b in edges if reached[a] and reached[b]]
         corr = abs_corr(an.series)[idx] @ start  # with the start (a mean over several starts)
         corr[start[idx] > 0] = 0.0
@@ -499,9 +537,8 @@ class RandomWalkRanker(RootCauseRanker):
         R = (1.0 - c.anomaly_weight) * corr + c.anomaly_weight * an_norm
         P = walk_transitions(R, sub_edges, c.rho)
         visits = walk_visits(P, start[idx], c.restart, tol=c.tol, max_iter=c.max_iter)
-        scores = np.zeros(S)
+        scores = np.zeros(n_services)
         scores[idx] = visits
         scores = _after_reached(scores, reached, an.node_score)
         ranked = RankedCauses.from_scores(case.services, scores)
         return RankedCauses(ranked.services, ranked.scores, _indicators(case, an, ranked.services))
-

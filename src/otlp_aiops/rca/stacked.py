@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +40,7 @@ from scipy.optimize import minimize
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.data import FEATURE_KINDS, CaseData, ReferenceData
 from otlp_aiops.rca.base import RankedCauses, RankerConfig, RootCauseRanker
-from otlp_aiops.rca.ensemble import _minmax, fractional_ranks
+from otlp_aiops.rca.ensemble import _minmax, check_member_configs, fractional_ranks, make_members
 from otlp_aiops.rca.node_features import node_features, parse_groups
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,8 @@ NODE_FEATURES = ("dev", "dev_rr")
 @dataclasses.dataclass(frozen=True)
 class StackedConfig(RankerConfig):
     members: tuple[str, ...] = ("multimodal", "nezha")
-    # name -> that member's config (a params.yaml rca.<member> section); a member left out runs with its defaults
+    # name -> that member's config (a params.yaml rca.<member> section);
+    # a member left out runs with its defaults
     member_configs: Any = None
     rrf_k: float = 0.5  # the fused feature: reciprocal-rank fusion sum_m 1/(rrf_k + rank_m), as ``ensemble``
     node_evidence: bool = True  # add the service's largest standardised deviation (and its rank) as features
@@ -76,16 +76,7 @@ class StackedConfig(RankerConfig):
             raise ConfigError(f"members: a ranker is listed twice: {list(self.members)}")
         if {"stacked", "ensemble"} & set(self.members):
             raise ConfigError("members: label-free base rankers only (not stacked or ensemble)")
-        mc = self.member_configs
-        if mc is not None:
-            if not isinstance(mc, Mapping):
-                raise ConfigError(f"member_configs: expected a mapping name -> config, got {mc!r}")
-            extra = sorted(set(mc) - set(self.members))
-            if extra:
-                raise ConfigError(
-                    f"member_configs: {', '.join(map(str, extra))} not among the members "
-                    f"{', '.join(self.members)}"
-                )
+        check_member_configs(self.members, self.member_configs)
         bad = [k for k in self.set_kinds if k not in FEATURE_KINDS]
         if bad:
             raise ConfigError(f"set_kinds: unknown feature kind(s) {bad}; known: {', '.join(FEATURE_KINDS)}")
@@ -124,9 +115,9 @@ def feature_names(cfg: StackedConfig) -> tuple[str, ...]:
 def member_features(services: list[str], ranking: RankedCauses | None) -> np.ndarray:
     """(S, 3) features of one member's ranking of ``services``: 1/rank (fractional), min–max score,
     sole first place; zeros when the member has no ranking for the case."""
-    S = len(services)
+    n_services = len(services)
     if ranking is None:
-        return np.zeros((S, len(MEMBER_FEATURES)))
+        return np.zeros((n_services, len(MEMBER_FEATURES)))
     r = fractional_ranks(ranking, services)
     return np.stack([1.0 / r, _minmax(ranking, services), (r == 1.0).astype(np.float64)], axis=1)
 
@@ -136,9 +127,9 @@ def fused_features(rr: np.ndarray, k: float) -> np.ndarray:
     ``sum_m 1/(k + rank_m)`` (the ``ensemble``'s rule), the reciprocal of the service's fractional
     rank by it, and the members' agreement ``prod_m 1/rank_m`` (1 only where every member puts the
     service first)."""
-    S = rr.shape[0]
+    n_services = rr.shape[0]
     fused = (1.0 / (k + 1.0 / rr)).sum(axis=1)
-    names = [str(i) for i in range(S)]
+    names = [str(i) for i in range(n_services)]
     r = fractional_ranks(RankedCauses.from_scores(names, fused), names)
     return np.stack([fused, 1.0 / r, rr.prod(axis=1)], axis=1)
 
@@ -178,16 +169,7 @@ class StackedRanker(RootCauseRanker):
     supervised: ClassVar[bool] = True
 
     def _make_members(self) -> list[RootCauseRanker]:
-        from otlp_aiops import registry
-
-        cfgs = self.config.member_configs or {}
-        out = []
-        for m in self.config.members:
-            cls = registry.model_class("ranker", m)
-            if getattr(cls, "supervised", False):
-                raise ConfigError(f"stacked member {m!r} is supervised; the members must be label-free")
-            out.append(registry.create("ranker", m, cfgs.get(m) or {}, seed=self.seed))
-        return out
+        return make_members(self.config.members, self.config.member_configs, seed=self.seed, owner="stacked")
 
     def _members_for(self, case: CaseData) -> list[RootCauseRanker]:
         """The members fitted on the fault-free reference of ``case``'s own dataset: those of ``fit``
