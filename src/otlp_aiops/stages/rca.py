@@ -21,6 +21,7 @@ import numpy as np
 from otlp_aiops import progress
 from otlp_aiops.config import config_to_dict
 from otlp_aiops.evaluate.protocol import incident_folds
+from otlp_aiops.evaluate.rca import ac_at_k
 from otlp_aiops.executor import run_tasks
 from otlp_aiops.stages import common
 from otlp_aiops.stages.common import Tracking
@@ -284,8 +285,8 @@ def _log_ac_curve(run: Any, rows: list[dict], method: str) -> None:
     kmax = int(df[df.metric == "n_services"].value.max())
     ks = np.arange(1, kmax + 1)
     for (label, variant), g in ranks.groupby(["dataset", "method"]):
-        r = np.nan_to_num(g.value.to_numpy(), nan=np.inf)
-        ax.plot(ks, [(r <= k).mean() for k in ks], marker=".", label=f"{variant} · {label}")
+        r = g.value.to_numpy()
+        ax.plot(ks, [ac_at_k(r, int(k)) for k in ks], marker=".", label=f"{variant} · {label}")
     ax.set_xlabel("k")
     ax.set_ylabel("AC@k")
     ax.set_ylim(0, 1.02)
