@@ -127,6 +127,51 @@ def test_nezha_small(tmp_path: Path) -> None:
     }
 
 
+def test_nezha_metric_time_text_wins_over_a_wrong_timestamp(tmp_path: Path) -> None:
+    """Nezha's 2022-08-22 adservice file has TimeStamp 2e8 s ahead of its Time text: the Time text is
+    used there (and counted); a TimeStamp that agrees with its text, or a row without one, is kept."""
+    write_nezha(tmp_path / "src")
+    metric = tmp_path / "src" / "rca_data" / "2023-01-29" / "metric" / f"{POD}_metric.csv"
+    metric.write_text(
+        "Time,TimeStamp,PodName,CpuUsageRate(%),MemoryUsage(Mi),PodServerLatencyP90(s)\n"
+        f"2023-01-29 08:41:48.607158889 +0000 UTC m=+0.113112869,{T - 60 + 200_000_000},{POD},2.5,424.1,NaN\n"
+        f"2023-01-29 08:42:48.5 +0000 UTC m=+60.1,{T},{POD},80.0,430.0,0.02\n"
+        f"x,{T + 60},{POD},81.0,431.0,0.03\n"
+    )
+    out = tmp_path / "raw"
+    import_dataset("nezha-tt", tmp_path / "src", out)
+    ds = json.loads((out / "dataset.json").read_text())
+    assert ds["counts"]["metric_timestamps_from_time"] == 1
+    ingest_paths([out / "otlp"], tmp_path / "interim", workers=1)
+    pts = pq.read_table(tmp_path / "interim" / "metrics_number").to_pylist()
+    cpu = sorted((p["time"].timestamp(), p["value_double"]) for p in pts if p["metric_name"] == "pod.cpu.utilization")
+    assert cpu == [(T - 60, 2.5), (T, 80.0), (T + 60, 81.0)]
+
+
+def test_nezha_online_boutique_reads_the_hipster_indicator_labels(tmp_path: Path) -> None:
+    """An Online Boutique day takes its inner-service labels from root_cause_hipster.json."""
+    src = tmp_path / "src"
+    write_nezha(src)
+    day = src / "rca_data" / "2023-01-29"
+    ob_pod = "cartservice-579f59597d-wc2lz"
+    for p in list((day / "metric").iterdir()) + list((day / "trace").iterdir()) + list((day / "log").iterdir()):
+        p.write_text(p.read_text().replace(POD, ob_pod).replace(GW, "frontend-579b9bff58-t2dbm"))
+    (day / "metric" / f"{POD}_metric.csv").rename(day / "metric" / f"{ob_pod}_metric.csv")
+    fl = json.loads((day / "2023-01-29-fault_list.json").read_text())
+    fl["08"][0].update(inject_pod=ob_pod, inject_type="network_delay")
+    (day / "2023-01-29-fault_list.json").write_text(json.dumps(fl))
+    (src / "construct_data" / "root_cause_hipster.json").write_text(
+        json.dumps({"cartservice": {"network_delay": "NetworkP90(ms)"}})
+    )
+    out = tmp_path / "raw"
+    import_dataset("nezha-tt", src, out)
+    inc = pq.read_table(out / "incidents.parquet").to_pylist()
+    assert [(i["root_cause_service"], i["fault_type"], i["root_cause_indicator_source"]) for i in inc] == [
+        ("cartservice", "network_delay", "NetworkP90(ms)")
+    ]
+    assert json.loads((out / "dataset.json").read_text())["symptom_service"] == "frontend"
+
+
 def test_rcd_sockshop_small(tmp_path: Path) -> None:
     case = tmp_path / "src" / "sock-shop-data" / "carts-cpu" / "1"
     case.mkdir(parents=True)

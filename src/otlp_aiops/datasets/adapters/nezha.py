@@ -2,7 +2,8 @@
 
 Source folder: ``rca_data/<date>/{trace,log,metric}/`` with ``<date>-fault_list.json``, optionally
 ``construct_data/<date>/`` (fault-free telemetry of the same system) and
-``construct_data/root_cause_ts.json`` (fine-grained root-cause indicators).
+``construct_data/root_cause_ts.json`` or, for Online Boutique, ``root_cause_hipster.json``
+(fine-grained root-cause indicators).
 
 Trace CSVs become spans (service = pod name without its two hash suffixes), log CSVs become log
 records (the container JSON line unwrapped, trace and span ids kept), pod metric CSVs and
@@ -416,6 +417,45 @@ def _convert_logs(
 # --------------------------------------------------------------------------------------------------
 
 
+# a `Time` cell as the metric exporter writes it: Go's time.String() in UTC,
+# "2022-08-22 03:51:19.607158889 +0000 UTC m=+0.113112869"
+_GO_UTC_TIME = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\.\d+)? \+0000 UTC"
+TIME_TOLERANCE_S = 120
+
+
+def _trust_time_text(df: pl.DataFrame, path: Path, info: dict[str, Any]) -> pl.DataFrame:
+    """Where a row's ``TimeStamp`` (epoch seconds) and its ``Time`` text (UTC) disagree by more than
+    :data:`TIME_TOLERANCE_S`, take the second from ``Time``. Nezha's 2022-08-22 adservice file has every
+    ``TimeStamp`` 2·10⁸ s (six years) ahead of its ``Time``; every other file agrees within a second.
+    Rows whose ``Time`` is not such a text keep their ``TimeStamp``. The count goes to the dataset
+    card (``timestamps_from_time``) and the log, naming the file."""
+    if "Time" not in df.columns:
+        return df
+    text_s = (
+        pl.col("Time")
+        .str.extract(_GO_UTC_TIME, 1)
+        .str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%d %H:%M:%S", strict=False)
+        .dt.epoch("s")
+    )
+    df = df.with_columns(_text_s=text_s)
+    off = (pl.col("_ts") - pl.col("_text_s")).abs() > TIME_TOLERANCE_S
+    wrong = df.select((off & pl.col("_text_s").is_not_null()).fill_null(False).sum()).item()
+    if wrong:
+        log.warning(
+            "%s: %d rows have a TimeStamp more than %d s from their Time text; the Time text is used",
+            path,
+            wrong,
+            TIME_TOLERANCE_S,
+        )
+        info["timestamps_from_time"] += wrong
+        df = df.with_columns(
+            _ts=pl.when(off & pl.col("_text_s").is_not_null())
+            .then(pl.col("_text_s"))
+            .otherwise(pl.col("_ts"))
+        )
+    return df.drop("_text_s")
+
+
 def _convert_metrics(
     paths: list[tuple[Path, str]],
     w: RawDatasetWriter,
@@ -425,7 +465,12 @@ def _convert_metrics(
     kinds: dict[str, str],
 ) -> tuple[SourceCounts, dict[str, Any]]:
     counts = SourceCounts(files=len(paths))
-    info: dict[str, Any] = {"points": 0, "cells_without_value": 0, "cells_rejected": 0}
+    info: dict[str, Any] = {
+        "points": 0,
+        "cells_without_value": 0,
+        "cells_rejected": 0,
+        "timestamps_from_time": 0,
+    }
     by_name: dict[str, list[Path]] = {}
     for p, _ in paths:
         by_name.setdefault(p.name, []).append(p)
@@ -442,6 +487,7 @@ def _convert_metrics(
         table = FRONT_METRICS if front else POD_METRICS
         value_cols = [c for c in df.columns if not c.startswith("_") and c not in _TIME_COLS]
         df = df.with_columns(_ts=pl.col("TimeStamp").cast(pl.Int64, strict=False))
+        df = _trust_time_text(df, by_name[fname][0], info)
         df = _set_aside(
             df,
             pl.when(pl.col("_ts").is_null()).then(pl.lit("bad TimeStamp: not an integer")),
@@ -593,7 +639,12 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
     some_pod = next((p.name for d in dates for p in _files(rca / d / "metric", "*_metric.csv")), "")
     system = "train-ticket" if some_pod.startswith("ts-") else "online-boutique"
     pods = _Pods(system)
-    ind_path = src / "construct_data" / "root_cause_ts.json"
+    # inner-service labels: root_cause_ts.json (Train Ticket), root_cause_hipster.json (Online Boutique)
+    ind_path = (
+        src
+        / "construct_data"
+        / ("root_cause_ts.json" if system == "train-ticket" else "root_cause_hipster.json")
+    )
     indicators = json.loads(ind_path.read_text()) if ind_path.exists() else {}
 
     def files(kind: str, pattern: str) -> list[tuple[Path, str]]:
@@ -667,6 +718,7 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
                 "metric_points": minfo["points"],
                 "metric_cells_without_value": minfo["cells_without_value"],
                 "metric_cells_rejected": minfo["cells_rejected"],
+                "metric_timestamps_from_time": minfo["timestamps_from_time"],
                 "rejected_rows": len(rejects.rows),
                 "rejected_by_reason": rejects.by_reason(),
             },
@@ -708,10 +760,13 @@ def convert(src: Path, out: Path, *, name: str = "nezha-tt", include_construct: 
                 "inject_timestamp_raw",
                 "incident_end": "null: the fault list gives no end; data_end is the end of the fault's trace "
                 "minute files (its minute and the two after)",
-                "root_cause_indicator": "construct_data/root_cause_ts.json [service][fault type]; metric "
+                "root_cause_indicator": "construct_data/root_cause_ts.json (Online Boutique: "
+                "root_cause_hipster.json) [service][fault type]; metric "
                 "names mapped to this dataset's OTLP metric names (CpuUsageRate(%) "
                 "-> pod.cpu.utilization), code regions kept as written; the source "
                 "string is root_cause_indicator_source",
+                "metric_time": "a pod metric row's TimeStamp, or its Time text where the two differ by more "
+                f"than {TIME_TOLERANCE_S} s (metric_timestamps_from_time counts them)",
                 "construct_data": "included as fault-free telemetry of the same system in this dataset (its "
                 "spans and logs lie between incidents; see fault_free)",
             },
