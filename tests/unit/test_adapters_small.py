@@ -172,6 +172,26 @@ def test_nezha_online_boutique_reads_the_hipster_indicator_labels(tmp_path: Path
     assert json.loads((out / "dataset.json").read_text())["symptom_service"] == "frontend"
 
 
+def test_nezha_json_log_lines_give_their_message_and_severity(tmp_path: Path) -> None:
+    """Online Boutique logs a JSON object per line: the message is the body and the severity the level."""
+    src = tmp_path / "src"
+    write_nezha(src)
+    inner = '{\\""message\\"":\\""TraceID: 01f6 Query product successfully\\"",\\""severity\\"":\\""warning\\""}'
+    body = f'"{{""log"":""{inner}\\n"",""stream"":""stdout""}}"'
+    log = src / "rca_data" / "2023-01-29" / "log" / "08_43_log.csv"
+    log.write_text(
+        "Timestamp,TimeUnixNano,Node,PodName,Container,TraceID,SpanID,Log\n"
+        f"2023-01-29T08:42:49.1Z,{T * S + 1_100_000_000},33.33.33.1,{POD},server,{TID},7e28bdb6a47af144,{body}\n"
+    )
+    out = tmp_path / "raw"
+    import_dataset("nezha-tt", src, out)
+    ingest_paths([out / "otlp"], tmp_path / "interim", workers=1)
+    logs = pq.read_table(tmp_path / "interim" / "logs").to_pylist()
+    assert [(r["body"], r["severity_text"], r["severity_number"]) for r in logs] == [
+        ("TraceID: 01f6 Query product successfully", "WARNING", 13)
+    ]
+
+
 def test_rcd_sockshop_small(tmp_path: Path) -> None:
     case = tmp_path / "src" / "sock-shop-data" / "carts-cpu" / "1"
     case.mkdir(parents=True)

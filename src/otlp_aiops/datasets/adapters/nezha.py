@@ -343,9 +343,18 @@ def _convert_logs(
     df = df.unique(subset=keep, keep="first", maintain_order=True)
     counts.duplicates = n - df.height
     info["time_from_timestamp_text"] = int(df["_fix"].sum())
-    level = pl.col("_body").str.extract(r"^\S+\s+([A-Z]+)\b", 1)
+    # Online Boutique's services log a JSON object ({"message": …, "severity": "info", …}): its message
+    # is the body and its severity the level; Train Ticket's logback lines ("16:42:22.382 INFO …") give
+    # the level as their second word
+    body = pl.col("_body").str.strip_chars_end("\n")
+    is_object = body.str.starts_with("{")
+    message = pl.when(is_object).then(body.str.json_path_match("$.message"))
+    severity = pl.when(is_object).then(
+        pl.coalesce(body.str.json_path_match("$.severity"), body.str.json_path_match("$.level"))
+    )
+    level = pl.coalesce(severity.str.to_uppercase(), pl.col("_body").str.extract(r"^\S+\s+([A-Z]+)\b", 1))
     df = df.with_columns(
-        _body=pl.col("_body").str.strip_chars_end("\n"),
+        _body=pl.coalesce(message, body),
         _level=level.fill_null(""),
         _sev=level.replace_strict(SEVERITY, default=0, return_dtype=pl.Int32),
         _tid=pl.when(pl.col("TraceID") == "")
