@@ -160,6 +160,9 @@ def test_nezha_online_boutique_reads_the_hipster_indicator_labels(tmp_path: Path
     fl = json.loads((day / "2023-01-29-fault_list.json").read_text())
     fl["08"][0].update(inject_pod=ob_pod, inject_type="network_delay")
     (day / "2023-01-29-fault_list.json").write_text(json.dumps(fl))
+    # Online Boutique's metric folder also holds call-edge tables: listed, not converted
+    (day / "metric" / "dependency.csv").write_text("Source,Target,Weight\ncheckoutservice,emailservice,1\n")
+    (day / "metric" / "source_50.csv").write_text("time,timestamp,frontend_cartservice\nx,1661140280,0.004\n")
     (src / "construct_data" / "root_cause_hipster.json").write_text(
         json.dumps({"cartservice": {"network_delay": "NetworkP90(ms)"}})
     )
@@ -169,7 +172,12 @@ def test_nezha_online_boutique_reads_the_hipster_indicator_labels(tmp_path: Path
     assert [(i["root_cause_service"], i["fault_type"], i["root_cause_indicator_source"]) for i in inc] == [
         ("cartservice", "network_delay", "NetworkP90(ms)")
     ]
-    assert json.loads((out / "dataset.json").read_text())["symptom_service"] == "frontend"
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["symptom_service"] == "frontend"
+    assert card["metric_files_not_converted"] == [
+        "rca_data/2023-01-29/metric/dependency.csv",
+        "rca_data/2023-01-29/metric/source_50.csv",
+    ]
 
 
 def test_nezha_json_log_lines_give_their_message_and_severity(tmp_path: Path) -> None:
