@@ -54,12 +54,7 @@ class EnsembleConfig(RankerConfig):
     top_indicators: int = 20
 
     def __post_init__(self) -> None:
-        if not self.members:
-            raise ConfigError("members: at least one ranker is needed")
-        if len(set(self.members)) != len(self.members):
-            raise ConfigError(f"members: a ranker is listed twice: {list(self.members)}")
-        if "ensemble" in self.members:
-            raise ConfigError("members: an ensemble cannot be its own member")
+        check_members(self.members, excluded=("ensemble",), why="an ensemble cannot be its own member")
         if self.rule not in RULES:
             raise ConfigError(f"rule: expected one of {', '.join(RULES)}, got {self.rule!r}")
         if not self.k >= 0:
@@ -71,6 +66,17 @@ class EnsembleConfig(RankerConfig):
         check_member_configs(self.members, self.member_configs)
         if self.top_indicators < 0:
             raise ConfigError(f"top_indicators: must be >= 0, got {self.top_indicators}")
+
+
+def check_members(members: Sequence[str], *, excluded: Sequence[str], why: str) -> None:
+    """``members`` of a fusing ranker (ensemble, stacked): at least one, none twice, none of
+    ``excluded`` (``why`` says why); anything else is a :class:`ConfigError`."""
+    if not members:
+        raise ConfigError("members: at least one ranker is needed")
+    if len(set(members)) != len(members):
+        raise ConfigError(f"members: a ranker is listed twice: {list(members)}")
+    if set(excluded) & set(members):
+        raise ConfigError(f"members: {why}")
 
 
 def check_member_configs(members: Sequence[str], member_configs: Any) -> None:

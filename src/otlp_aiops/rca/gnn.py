@@ -668,6 +668,7 @@ class _NodeRanker(RootCauseRanker):
         self.train_info_ = info
         self._module = None
         self._adapted = {}  # refits for cases lacking feature sets (_module_for)
+        self.__dict__.pop("_train_absent_sets", None)
 
     def _cpu_module(self) -> nn.Module:
         if getattr(self, "_module", None) is None:
@@ -678,6 +679,21 @@ class _NodeRanker(RootCauseRanker):
         super().set_state(state)
         self._module = None
         self._adapted = {}
+        self.__dict__.pop("_train_absent_sets", None)
+
+    def _train_absent(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The node and edge feature sets absent from every training graph (the edge mask is ``None``
+        when no training graph has an edge), computed once per fitted model."""
+        cached = self.__dict__.get("_train_absent_sets")
+        if cached is None:
+            train = self.train_graphs_
+            edges = [absent_sets(t.edge_attr) for t in train if t.edge_attr is not None and len(t.edge_attr)]
+            cached = (
+                np.logical_and.reduce([absent_sets(t.x) for t in train]),
+                np.logical_and.reduce(edges) if edges else None,
+            )
+            self.__dict__["_train_absent_sets"] = cached
+        return cached
 
     def _module_for(self, g: CaseGraph) -> nn.Module:
         """The module that ranks case graph ``g``: the fitted one, or — where ``g`` lacks (for every
@@ -688,13 +704,13 @@ class _NodeRanker(RootCauseRanker):
         train = getattr(self, "train_graphs_", None)
         if not self.config.adapt_sets or not train:
             return self._cpu_module()
-        drop = absent_sets(g.x) & ~np.logical_and.reduce([absent_sets(t.x) for t in train])
+        train_absent, train_edge_absent = self._train_absent()
+        drop = absent_sets(g.x) & ~train_absent
         edrop = np.zeros(0, dtype=bool)
         if g.edge_attr is not None and len(g.edge_attr) and train[0].edge_attr is not None:
-            edrop = absent_sets(g.edge_attr) & ~np.logical_and.reduce(
-                [absent_sets(t.edge_attr) for t in train if len(t.edge_attr)]
-                or [np.ones(g.edge_attr.shape[1] // 4, dtype=bool)]
-            )
+            if train_edge_absent is None:
+                train_edge_absent = np.ones(g.edge_attr.shape[1] // 4, dtype=bool)
+            edrop = absent_sets(g.edge_attr) & ~train_edge_absent
         if not drop.any() and not edrop.any():
             return self._cpu_module()
         key = (drop.tobytes(), edrop.tobytes())

@@ -40,7 +40,13 @@ from scipy.optimize import minimize
 from otlp_aiops.config import ConfigError
 from otlp_aiops.features.data import FEATURE_KINDS, CaseData, ReferenceData
 from otlp_aiops.rca.base import RankedCauses, RankerConfig, RootCauseRanker
-from otlp_aiops.rca.ensemble import _minmax, check_member_configs, fractional_ranks, make_members
+from otlp_aiops.rca.ensemble import (
+    _minmax,
+    check_member_configs,
+    check_members,
+    fractional_ranks,
+    make_members,
+)
 from otlp_aiops.rca.node_features import node_features, parse_groups
 
 log = logging.getLogger(__name__)
@@ -70,12 +76,11 @@ class StackedConfig(RankerConfig):
     top_indicators: int = 20
 
     def __post_init__(self) -> None:
-        if not self.members:
-            raise ConfigError("members: at least one ranker is needed")
-        if len(set(self.members)) != len(self.members):
-            raise ConfigError(f"members: a ranker is listed twice: {list(self.members)}")
-        if {"stacked", "ensemble"} & set(self.members):
-            raise ConfigError("members: label-free base rankers only (not stacked or ensemble)")
+        check_members(
+            self.members,
+            excluded=("stacked", "ensemble"),
+            why="label-free base rankers only (not stacked or ensemble)",
+        )
         check_member_configs(self.members, self.member_configs)
         bad = [k for k in self.set_kinds if k not in FEATURE_KINDS]
         if bad:
