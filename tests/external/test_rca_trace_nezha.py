@@ -58,3 +58,36 @@ def test_trace_rankers_beat_random(nezha_features: Path, method: str, floor: flo
     ranks, _ = _ranks(nezha_features, method)
     avg5 = np.mean([(ranks <= k).mean() for k in range(1, 6)])
     assert avg5 >= floor, (method, avg5)  # random: ~0.06 on 46 services
+
+
+def test_label_free_ensemble_meets_the_issue_target(nezha_features: Path) -> None:
+    """The issue's label-free target: AC@1 >= 0.90 on this day (Nezha's own code: 0.893)."""
+    from otlp_aiops import registry
+    from otlp_aiops.features.store import load_cases, load_reference
+    from otlp_aiops.stages.config import load_params, method_config
+
+    cfg = method_config(load_params(Path(__file__).parents[2] / "params.yaml"), "rca", "ensemble")
+    cases = [c for c in load_cases(nezha_features) if c.root_cause_service]
+    r = registry.create("ranker", "ensemble", cfg).fit(load_reference(nezha_features))
+    ranks = np.array([r.rank(c).rank_of(c.root_cause_service) for c in cases], dtype=float)
+    assert (ranks <= 1).mean() >= 0.90, ranks.tolist()  # measured 26/28 = 0.929
+
+
+def test_stacked_five_fold_meets_the_supervised_target(nezha_features: Path) -> None:
+    """The issue's supervised target: AC@1 >= 0.93 under 5-fold (fold seed 0), with params.yaml's
+    settings (measured 27/28 = 0.964)."""
+    from otlp_aiops import registry
+    from otlp_aiops.evaluate.protocol import incident_folds
+    from otlp_aiops.features.store import load_cases, load_reference
+    from otlp_aiops.stages.config import load_params, method_config
+
+    cfg = method_config(load_params(Path(__file__).parents[2] / "params.yaml"), "rca", "stacked")
+    cases = [c for c in load_cases(nezha_features) if c.root_cause_service]
+    ref = load_reference(nezha_features)
+    ranks = np.zeros(len(cases))
+    for train, test in incident_folds([c.case_id for c in cases], 5, 0):
+        r = registry.create("ranker", "stacked", cfg, seed=0).fit(ref, [cases[i] for i in train])
+        for i in test:
+            ranks[i] = r.rank(cases[i]).rank_of(cases[i].root_cause_service)
+    assert (ranks <= 1).mean() >= 0.93, ranks.tolist()
+    assert (ranks <= 3).all()

@@ -234,3 +234,43 @@ def test_rankers_without_indicators_show_a_dash_in_the_tables():
     md = tables.to_markdown(header, rows)
     assert "| method | AC@1 | AIS@1 |" in md
     assert f"| pagerank | 0.40 [0.30, 0.50] | {tables.MISSING} |" in md
+
+
+def test_the_network_alarm_reads_a_trace_feature_by_name(tmp_path, monkeypatch):
+    """``alarm_features``: the paper's NetworkP90 alarm on the calls into a service. The same spike
+    in ``span.in_gap_p90`` (a latency-kind feature, not an alarm kind) is only a fallback z without
+    it and an alarm with it."""
+    monkeypatch.chdir(tmp_path)
+    ref, case = _toy(tmp_path / "elsewhere", cpu_spike=50.0)
+    feats, kinds = ("span.in_gap_p90",), ("latency",)
+    ref = dataclasses.replace(ref, features=feats, feature_kinds=kinds)
+    case = dataclasses.replace(case, features=feats, feature_kinds=kinds, extra={})
+    plain = NezhaRanker(NezhaConfig(interim_root=str(tmp_path / "none"))).fit(ref).rank(case)
+    assert plain.services[0] == "other" and plain.scores[0] < 1.0  # the fallback tier
+    cfg = NezhaConfig(interim_root=str(tmp_path / "none"), alarm_features=("span.in_gap_p90",))
+    ranking = NezhaRanker(cfg).fit(ref).rank(case)
+    assert ranking.services[0] == "other" and 1.0 <= ranking.scores[0] < 2.0  # the alarm tier
+    assert ranking.indicators[0][:2] == ("other", "span.in_gap_p90")
+    assert all(s < 1.0 for s in ranking.scores[1:])  # the other services: no alarm
+
+
+@pytest.mark.parametrize(("sparse_rule", "alarms"), [(False, True), (True, False)])
+def test_a_sparse_count_alarms_only_above_its_fault_free_maximum(tmp_path, monkeypatch, sparse_rule, alarms):
+    """``alarm_sparse_new_high``: a GC count that is 0 in 9 of 10 fault-free minutes and 0.07 in one
+    reaching 0.07 again is no new high. Without the rule it alarms once the bars are low enough (here
+    3 sigma, z = (0.07 - 0.007) / 0.021 = 3.0, and 1x the 99th percentile, 0.0637)."""
+    monkeypatch.chdir(tmp_path)
+    ref, case = _toy(tmp_path / "elsewhere")
+    feats, kinds = ("metric.gc_collections.rate",), ("memory",)
+    ref_vals = np.zeros((10, 3, 1))
+    ref_vals[4, SERVICES.index("other"), 0] = 0.07
+    vals = np.zeros((10, 3, 1))
+    vals[6:, SERVICES.index("other"), 0] = 0.07
+    ref = dataclasses.replace(ref, features=feats, feature_kinds=kinds, values=ref_vals)
+    case = dataclasses.replace(case, features=feats, feature_kinds=kinds, values=vals, reference=ref_vals,
+                               extra={})
+    cfg = NezhaConfig(interim_root=str(tmp_path / "none"), alarm_min_change=0.0, alarm_sigma=2.9,
+                      alarm_sparse_new_high=sparse_rule)
+    ranking = NezhaRanker(cfg).fit(ref).rank(case)
+    assert ranking.services[0] == "other"
+    assert (1.0 <= ranking.scores[0] < 2.0) == alarms  # the alarm tier, or the fallback's

@@ -130,3 +130,60 @@ def test_multimodal_metrics_only_falls_back_to_every_metric() -> None:
     ranking = MultimodalRanker().fit(None).rank(case)
     assert ranking.services[0] == "checkout"
     assert ranking.indicators[0][1] == "span.server_latency_p90"
+
+
+def _flat_baseline_case(multi_signal: bool = True) -> tuple[CaseData, object]:
+    """``cart``'s disk-operation rate reads 4.0 in every baseline window of the case and 5.0 after
+    the onset; in the dataset's fault-free reference it alternates 4.0 / 6.0 (median 5, MAD 1).
+    ``multi_signal``: a log-content feature (0 everywhere) is present too."""
+    from model_factories import make_reference
+
+    case = make_case("payment", "cpu", seed=5, magnitude=0.0)
+    ref = make_reference(20, seed=5)
+    new = [("metric.disk_ops.rate", "saturation")] + ([("log.pattern_drop", "logs")] if multi_signal else [])
+    feats = (*case.features, *(f for f, _ in new))
+    kinds = (*case.feature_kinds, *(k for _, k in new))
+    S, c = len(case.services), case.services.index("cart")
+
+    def extended(values: np.ndarray, cart: np.ndarray) -> np.ndarray:
+        add = np.zeros((len(values), S, len(new)))
+        add[:, c, 0] = cart
+        return np.concatenate([values, add], axis=2)
+
+    cart_case = np.where(np.arange(len(case.values)) < case.onset, 4.0, 5.0)
+    case = dataclasses.replace(case, features=feats, feature_kinds=kinds,
+                               values=extended(case.values, cart_case),
+                               reference=extended(case.reference, np.full(len(case.reference), 4.0)))
+    ref = dataclasses.replace(ref, features=feats, feature_kinds=kinds,
+                              values=extended(ref.values, np.tile([4.0, 6.0], 10)))
+    return case, ref
+
+
+@pytest.mark.parametrize(("settings", "multi_signal", "expected"), [
+    # the case baseline alone: spread 0, floor 1e-3 x |median 4| -> z = 1 / 0.004
+    ({"reference_scale": False}, True, 250.0),
+    # the reference's spread (1.4826 x MAD 1) scales the z of the constant baseline
+    ({"reference_scale": True}, True, 1.0 / 1.4826),
+    # ... and the reference windows' largest |z| (2 / 1.4826) is the normal extreme too
+    ({"reference_scale": True, "reference_quantile": 1.0}, True, (1.0 / 1.4826) / (1.0 + 2.0 / 1.4826)),
+    # metrics-only data is a robust n-sigma against the case's baseline: no reference extreme
+    ({"reference_scale": True, "reference_quantile": 1.0}, False, 1.0 / 1.4826),
+])
+def test_multimodal_reference_settings_on_a_constant_baseline(settings: dict, multi_signal: bool,
+                                                              expected: float) -> None:
+    case, ref = _flat_baseline_case(multi_signal)
+    kinds = ("saturation",) if multi_signal else ("saturation", "cpu")
+    cfg = MultimodalRanker.Config(resource_kinds=("saturation",), fallback_kinds=kinds, **settings)
+    ev, _ = MultimodalRanker(cfg).fit(ref).evidence(case)
+    cart, j = case.services.index("cart"), case.features.index("metric.disk_ops.rate")
+    assert ev[cart, j] == pytest.approx(expected)
+    # without a reference (fit(None)) neither setting applies
+    ev0, _ = MultimodalRanker(cfg).fit(None).evidence(case)
+    assert ev0[cart, j] == pytest.approx(250.0)
+
+
+def test_multimodal_reference_quantile_is_checked() -> None:
+    from otlp_aiops.config import ConfigError
+
+    with pytest.raises(ConfigError, match="reference_quantile"):
+        MultimodalRanker.Config(reference_quantile=1.5)

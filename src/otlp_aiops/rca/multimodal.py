@@ -43,7 +43,7 @@ import warnings
 import numpy as np
 
 from otlp_aiops.config import ConfigError
-from otlp_aiops.features.data import FEATURE_KINDS, CaseData
+from otlp_aiops.features.data import FEATURE_KINDS, CaseData, ReferenceData
 from otlp_aiops.rca.base import RankedCauses, RankerConfig, RootCauseRanker
 
 MAD_TO_SIGMA = 1.4826
@@ -78,6 +78,17 @@ class MultimodalConfig(RankerConfig):
     scale_floor: float = 1e-3  # relative floor of the z scale (x |median|)
     # resource z clipped to +-z_clip (a constant baseline that moves gives a huge but finite z)
     z_clip: float = 1e6
+    # the dataset's fault-free reference (``fit``) as a second opinion on what is normal for a
+    # resource metric. reference_scale: where the case's own baseline is constant (no spread to
+    # scale a z by; a disk-operation rate that reads 4.0 for the 20 windows before a case), its z is
+    # scaled by the reference's spread instead of the 1e-3·|median| floor, which made a one-unit step
+    # a z of hundreds. reference_quantile: the normal extreme a resource z is set against is the
+    # larger of the case baseline's peak and this quantile of the reference windows' |z| (None: the
+    # case baseline alone; and on metrics-only data, which is ranked as a robust n-sigma against the
+    # case's baseline); off by default: cumulative counters (container restarts) and drifting levels
+    # make a reference far in time look abnormal (docs/rca-methods.md, multimodal)
+    reference_scale: bool = True
+    reference_quantile: float | None = None
     top_indicators: int = 10
 
     def __post_init__(self) -> None:
@@ -98,21 +109,32 @@ class MultimodalConfig(RankerConfig):
             raise ConfigError(f"z_clip: must be positive, got {self.z_clip}")
         if not self.scale_floor >= 0:
             raise ConfigError(f"scale_floor: must be >= 0, got {self.scale_floor}")
+        if self.reference_quantile is not None and not 0 <= self.reference_quantile <= 1:
+            raise ConfigError(f"reference_quantile: must be in [0, 1] or null, got {self.reference_quantile}")
 
 
-def robust_z_min_baseline(x: np.ndarray, base: np.ndarray, scale_floor: float,
-                          min_baseline: int) -> np.ndarray:
-    """z of ``x`` (T, S, F) against ``base`` (R, S, F): median and 1.4826·MAD (the standard deviation
-    where the MAD is 0; never below ``scale_floor``·|median| nor 1e-9: the hard floor of
-    :func:`otlp_aiops.rca.graph.robust_z_hard_floor`, unclipped); NaN where the baseline has fewer
-    than ``min_baseline`` values."""
+def robust_scale(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and spread of ``base`` (R, ...) over axis 0: 1.4826·MAD, the standard deviation
+    where the MAD is 0 (NaN skipped; NaN where there is no value)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        n = np.isfinite(base).sum(axis=0)
         med = np.nanmedian(base, axis=0)
         mad = MAD_TO_SIGMA * np.nanmedian(np.abs(base - med), axis=0)
         sd = np.nanstd(base, axis=0)
-    scale = np.where(mad > 0, mad, sd)
+    return med, np.where(mad > 0, mad, sd)
+
+
+def robust_z_min_baseline(x: np.ndarray, base: np.ndarray, scale_floor: float,
+                          min_baseline: int, fallback_scale: np.ndarray | None = None) -> np.ndarray:
+    """z of ``x`` (T, S, F) against ``base`` (R, S, F): median and 1.4826·MAD (the standard deviation
+    where the MAD is 0; ``fallback_scale`` (S, F) where both are 0, when given; never below
+    ``scale_floor``·|median| nor 1e-9: the hard floor of
+    :func:`otlp_aiops.rca.graph.robust_z_hard_floor`, unclipped); NaN where the baseline has fewer
+    than ``min_baseline`` values."""
+    n = np.isfinite(base).sum(axis=0)
+    med, scale = robust_scale(base)
+    if fallback_scale is not None:
+        scale = np.where(np.nan_to_num(scale, nan=0.0) > 0, scale, fallback_scale)
     scale = np.fmax(np.nan_to_num(scale, nan=0.0), np.fmax(scale_floor * np.abs(np.nan_to_num(med)), 1e-9))
     z = (x - med) / scale
     z[..., n < min_baseline] = np.nan
@@ -134,6 +156,32 @@ class MultimodalRanker(RootCauseRanker):
     name = "multimodal"
     Config = MultimodalConfig
 
+    def _fit(self, reference: ReferenceData | None, train_cases: list[CaseData]) -> None:
+        # the dataset's fault-free windows: a second opinion on normal (reference_scale / _quantile)
+        cfg = self.config
+        self.reference_ = None
+        wanted = cfg.reference_scale or cfg.reference_quantile is not None
+        if wanted and reference is not None and len(reference.values):
+            self.reference_ = reference
+
+    def _reference_values(self, case: CaseData, sel: np.ndarray) -> np.ndarray | None:
+        """The reference windows (N, S, F_sel) of the case's services and selected features (NaN
+        where the reference lacks one), or None without a reference."""
+        ref = getattr(self, "reference_", None)
+        if ref is None:
+            return None
+        s_idx = {s: i for i, s in enumerate(ref.services)}
+        f_idx = {f: j for j, f in enumerate(ref.features)}
+        out = np.full((len(ref.values), len(case.services), int(sel.sum())), np.nan)
+        feats = [f for f, k in zip(case.features, sel, strict=True) if k]
+        for i, s in enumerate(case.services):
+            if s not in s_idx:
+                continue
+            for j, f in enumerate(feats):
+                if f in f_idx:
+                    out[:, i, j] = ref.values[:, s_idx[s], f_idx[f]]
+        return out
+
     def evidence(self, case: CaseData) -> tuple[np.ndarray, np.ndarray]:
         """(S, F) evidence of every (service, feature) — 0 where the feature is not used — and the
         (F,) mask of the features whose evidence is summed (``summed_features``)."""
@@ -151,8 +199,10 @@ class MultimodalRanker(RootCauseRanker):
         is_metric = np.array([f.startswith("metric.") for f in feats], bool)
         resource = np.isin(kinds, list(cfg.resource_kinds)) & is_metric
         has_after = np.isfinite(after).any(axis=(0, 1)) if n_features else np.zeros(0, bool)
-        if not ((stat | count | summed | sustained) & has_after).any():
-            # metrics-only data: every metric of the fallback kinds
+        metrics_only = not ((stat | count | summed | sustained) & has_after).any()
+        if metrics_only:
+            # metrics-only data: every metric of the fallback kinds, a robust n-sigma against the
+            # case's own baseline (as nsigma and BARO; reference_quantile does not apply)
             resource = np.isin(kinds, list(cfg.fallback_kinds))
         ev = np.zeros((len(case.services), n_features))
         empty = np.zeros((0, len(case.services), 0))
@@ -170,14 +220,24 @@ class MultimodalRanker(RootCauseRanker):
             ev[:, sel] = level / (1.0 + self._normal(np.abs(b)))
         if resource.any() and len(base):
             res_base = base[:, :, resource]
+            ref_vals = self._reference_values(case, resource)
+            fallback = robust_scale(ref_vals)[1] if ref_vals is not None and cfg.reference_scale else None
             z = robust_z_min_baseline(case.values[:, :, resource], res_base, cfg.scale_floor,
-                                      cfg.min_baseline)
+                                      cfg.min_baseline, fallback)
             z = np.clip(z, -cfg.z_clip, cfg.z_clip)
             za = np.clip(z[case.onset:], 0, None)
             level = self._sustained(za)
-            zb = robust_z_min_baseline(res_base, res_base, cfg.scale_floor, cfg.min_baseline)
+            zb = robust_z_min_baseline(res_base, res_base, cfg.scale_floor, cfg.min_baseline, fallback)
             zb = np.clip(zb, -cfg.z_clip, cfg.z_clip)
-            ev[:, resource] = level / (1.0 + self._normal(np.abs(zb)))
+            normal = self._normal(np.abs(zb))
+            if ref_vals is not None and cfg.reference_quantile is not None and not metrics_only:
+                zr = robust_z_min_baseline(ref_vals, res_base, cfg.scale_floor, cfg.min_baseline, fallback)
+                zr = np.abs(np.clip(zr, -cfg.z_clip, cfg.z_clip))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ref_normal = np.nan_to_num(np.nanquantile(zr, cfg.reference_quantile, axis=0), nan=0.0)
+                normal = np.maximum(normal, ref_normal)
+            ev[:, resource] = level / (1.0 + normal)
         return np.nan_to_num(ev, nan=0.0, posinf=0.0), summed
 
     def _normal(self, b: np.ndarray) -> np.ndarray:

@@ -22,11 +22,14 @@ the authors' run.
    Poisson limit of f, then depth; ``nezha`` — score, then depth (the authors'); ``score``;
    ``significance``. Services rank by their best pattern. ``unexpected_weight`` > 0 also ranks
    patterns that appear in the fault phase only (the paper's "actual" patterns).
-5. Metric alarms (the paper: fixed thresholds, CPU or memory > 80 %): a feature of an ``alarm_kinds``
-   kind whose largest value in ``[fault phase start, + alarm_length_s)`` is ``alarm_sigma`` standard
-   deviations above the fault-free mean and over ``1 + alarm_min_change`` times the fault-free 99th
-   percentile (statistics over every fault-free window of the dataset); alarms weaker than
-   ``alarm_dominance`` x the case's strongest are dropped. One alarm event per service.
+5. Metric alarms (the paper: fixed thresholds, CPU or memory > 80 %, network P90 > 300 ms): a
+   ``metric.*`` feature of an ``alarm_kinds`` kind, or one named in ``alarm_features`` (the network
+   alarm: ``span.in_gap_p90``), whose largest value in ``[fault phase start, + alarm_length_s)`` is
+   ``alarm_sigma`` standard deviations above the fault-free mean and over ``1 + alarm_min_change``
+   times the fault-free 99th percentile (statistics over every fault-free window of the dataset;
+   with ``alarm_sparse_new_high``, a series whose fault-free median is 0 must also exceed its
+   fault-free maximum); alarms weaker than ``alarm_dominance`` x the case's strongest are dropped.
+   One alarm event per service.
 
 Where a dataset has no traces (metrics only: rcd-sockshop, petshop) or a service has no pattern, the
 ranking falls back: services with an alarm next (by its strength), then every other service by its
@@ -77,7 +80,13 @@ class NezhaConfig(RankerConfig):
     unexpected_weight: float = 0.0  # > 0: patterns new in the fault phase also rank, score x weight
     reference: str = "dataset"  # dataset: every fault-free window | case: the case's reference windows
     alarm_kinds: tuple[str, ...] = ("cpu", "memory")
+    # features that alarm by name whatever their kind: the paper's third alarm, "NetworkP90", is the
+    # 90th percentile of how long a caller in another pod waits past the start of the service's spans
+    # (alarm.py, get_netwrok_metric); span.in_gap_p90 — the calls into the service, client minus
+    # server duration — is that network share without the service's own time (docs/rca-methods.md)
+    alarm_features: tuple[str, ...] = ()
     alarm_sigma: float = 6.0
+    alarm_sparse_new_high: bool = False  # a series mostly 0 when fault-free alarms only above its maximum
     alarm_min_change: float = 9.0  # ... and above (1 + this) x the fault-free 99th percentile (9: ten times)
     alarm_dominance: float = 0.5  # keep the alarms at least this share as strong as the strongest
     alarm_length_s: float = 120.0  # alarms look at the windows in [fault phase start, + this)
@@ -260,7 +269,7 @@ class NezhaRanker(RootCauseRanker):
         fk = set(cfg.fallback_kinds) if cfg.fallback_kinds else set(FEATURE_KINDS)
         kinds = np.array(
             [
-                k in cfg.alarm_kinds and f.startswith("metric.")
+                (k in cfg.alarm_kinds and f.startswith("metric.")) or f in cfg.alarm_features
                 for f, k in zip(case.features, case.feature_kinds, strict=True)
             ],
             bool,
@@ -286,9 +295,9 @@ class NezhaRanker(RootCauseRanker):
                 and stats[0] == tuple(case.features)
                 and stats[1].shape[1] == len(case.services)
             ):
-                mu, sd, top = (stats[1][i][:, use] for i in range(3))
+                mu, sd, top, peak, med = (stats[1][i][:, use] for i in range(5))
             else:  # not fitted on this dataset's reference: the case's own
-                mu, sd, top = _robust_stats(case.baseline()[:, :, use])
+                mu, sd, top, peak, med = _robust_stats(case.baseline()[:, :, use])
             now = np.nanmax(cur, axis=0)  # the strongest window of the alarm span
         floor = np.maximum(np.abs(mu) * 1e-3, 1e-9)
         zz = (now - mu) / np.where(np.isfinite(sd) & (sd > floor), sd, floor)
@@ -303,6 +312,12 @@ class NezhaRanker(RootCauseRanker):
         alarm = (
             (zz > cfg.alarm_sigma) & (ratio > 1.0 + cfg.alarm_min_change) & is_alarm_kind[None, :] & scaled
         )
+        if cfg.alarm_sparse_new_high:
+            # a sparse count (zero in most fault-free windows: one GC in a window, once in 140 windows)
+            # can be 10x its 99th percentile and no higher than it has been in normal times: such a
+            # series alarms only above its fault-free maximum
+            sparse = np.isfinite(med) & (med == 0)
+            alarm &= ~sparse | (now > np.where(np.isfinite(peak), peak, -np.inf))
         zf = np.where(fall[use][None, :], zz, -np.inf)
         feats = [f for f, u in zip(case.features, use, strict=True) if u]
         alarms: dict[str, tuple[str, float]] = {}
@@ -437,8 +452,9 @@ class NezhaRanker(RootCauseRanker):
 
 
 def _robust_stats(v: np.ndarray) -> np.ndarray:
-    """(3, S, F): mean, standard deviation and 99th percentile over axis 0."""
-    return np.stack([np.nanmean(v, axis=0), np.nanstd(v, axis=0), np.nanpercentile(v, 99, axis=0)])
+    """(5, S, F): mean, standard deviation, 99th percentile, maximum and median over axis 0."""
+    return np.stack([np.nanmean(v, axis=0), np.nanstd(v, axis=0), np.nanpercentile(v, 99, axis=0),
+                     np.nanmax(v, axis=0), np.nanmedian(v, axis=0)])
 
 
 def _score_bound(e: float, f: float, level: float = 0.9) -> float:
