@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from otlp_aiops.config import ConfigError
+from otlp_aiops.executor import ExecutorError, executor_config
 from otlp_aiops.features.build import FeaturesError, build_features
 from otlp_aiops.features.config import resolve_config
 from otlp_aiops.outputs import OutputError, atomic_write_json, check_name
@@ -19,6 +20,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--dataset", help="dataset name (default: params.yaml `dataset`)")
+    ap.add_argument(
+        "--executor", choices=("local", "ray"), help="Where the time partitions run (default: params.yaml)."
+    )
+    ap.add_argument("--ray-address", help="The Ray cluster to join (auto, host:port, ray://host:port).")
+    ap.add_argument(
+        "--partition",
+        type=float,
+        default=3600.0,
+        help="ray: seconds of data per task (rounded to whole windows; default 3600)",
+    )
     args = ap.parse_args()
     params = yaml.safe_load(Path(args.params).read_text()) or {}
     dataset = args.dataset or params.get("dataset")
@@ -45,8 +56,10 @@ def main() -> int:
             Path("data/features") / dataset,
             cfg,
             dataset=dataset,
+            executor=executor_config(params, kind=args.executor, address=args.ray_address),
+            partition_s=args.partition,
         )
-    except (ConfigError, FeaturesError, FileNotFoundError) as e:
+    except (ConfigError, FeaturesError, FileNotFoundError, ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     metrics = Path("metrics") / "features" / f"{dataset}.json"

@@ -1,7 +1,7 @@
 """The executor setting (:mod:`otlp_aiops.executor`): validation, the local paths, and — marked slow —
 a real two-node Ray cluster on this machine (``ray start --head`` + ``ray start --address``, one CPU
 each, in a private network namespace so that nothing binds outside the loopback), through which the
-ingest, one rca and one detect stage and a Ray Tune sweep run and must give the local executor's
+ingest, the features (time partitions), one rca and one detect stage and a Ray Tune sweep run and must give the local executor's
 outputs, with one Ray worker killed in the middle of the ingest."""
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def test_run_tasks_keeps_the_task_order_serial_and_in_a_pool() -> None:
 def test_local_executor_never_imports_ray() -> None:
     code = ("import sys; from otlp_aiops.executor import run_tasks, LOCAL; "
             "import otlp_aiops.stages.rca, otlp_aiops.stages.detect, otlp_aiops.otlp.ingest; "
+            "import otlp_aiops.features.build, otlp_aiops.features.partitioned; "
             "run_tasks(print, [(1,)], LOCAL); assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
@@ -95,6 +96,7 @@ def test_two_node_ray_cluster_gives_the_local_outputs(tmp_path: Path) -> None:
     assert result["nodes_alive"] == 2
     assert result["ingest_identical"] and result["ingest_files_compared"] >= 11
     assert result["ingest_ray_records"] == result["ingest_local_records"] > 0
+    assert result["features_identical"]  # time partitions as Ray tasks: every file byte-identical
     assert result["rca_random_identical"] and result["rca_baro_identical"] and result["detect_nsigma_identical"]
     assert result["sweep_identical"]  # Ray Tune trials on the cluster = the same trials run locally
     # a worker was killed in the middle of the ingest, the task retried, and the tables are the same

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 
 from otlp_aiops import progress
 from otlp_aiops.config import config_to_dict
+from otlp_aiops.executor import LOCAL, ExecutorConfig
 from otlp_aiops.features import logs, tables, traces
 from otlp_aiops.features.cases import (
     TS,
@@ -152,9 +154,16 @@ def build_features(
     out_dir: str | Path,
     config: FeaturesConfig,
     dataset: str | None = None,
+    *,
+    executor: ExecutorConfig = LOCAL,
+    partition_s: float = 3600.0,
 ) -> dict[str, Any]:
     """Build every feature table of one dataset into ``out_dir`` (replaced atomically); returns the
-    summary that the stage also writes as its metrics."""
+    summary that the stage also writes as its metrics.
+
+    ``executor`` ``ray``: the per-window tables of the spans are computed per time partition of
+    ``partition_s`` seconds (rounded to whole windows) as Ray tasks
+    (:mod:`otlp_aiops.features.partitioned`); the output is the same as with ``local``."""
     t_start = time.perf_counter()
     interim, raw, out = Path(interim_dir), Path(raw_dir), Path(out_dir)
     dataset = dataset or out.name
@@ -166,7 +175,7 @@ def build_features(
         owned = claim_output(out, owner="features", inputs=[interim, raw], known_files=("summary.json",))
         with owned as tmp:
             with progress.task(f"features {dataset}", total=len(_STEPS), unit="steps"):
-                summary = _build(inputs, tmp)
+                summary = _build(inputs, tmp, executor, partition_s)
             shutil.copyfile(raw / "incidents.parquet", tmp / "incidents.parquet")
             # no timings in the output: the same inputs and config give the same bytes (DVC hashes it)
             kept = {k: v for k, v in summary.items() if k not in ("seconds", "timings")}
@@ -191,7 +200,9 @@ class _Laps:
         progress.advance(1, note=f"{name} done")
 
 
-def _build(inputs: StageInputs, tmp: Path) -> dict[str, Any]:
+def _build(
+    inputs: StageInputs, tmp: Path, executor: ExecutorConfig = LOCAL, partition_s: float = 3600.0
+) -> dict[str, Any]:
     """The steps of the stage, in order, into the output folder ``tmp``; returns the summary."""
     cfg = inputs.cfg
     lap = _Laps()
@@ -209,17 +220,14 @@ def _build(inputs: StageInputs, tmp: Path) -> dict[str, Any]:
         rows_in = _open_tables(con, inputs.interim)
         tables.create_macros(con)
         con.sql("CREATE TEMP TABLE sw_long (w BIGINT, service VARCHAR, feature VARCHAR, value DOUBLE)")
-        tables.span_features(con, inputs.w_ns, cfg.quantiles)
-        lap("spans")
-        _trace_tables(con, inputs)
-        lap("traces")
-        _metric_features(con, inputs)
-        lap("metrics")
-        templates, fit_on, content_ref = _log_features(con, inputs)
-        lap("logs")
-        known = _known_services(con)
-        tables.edges_table(con, inputs.w_ns, cfg.quantiles)
-        lap("edges")
+        if executor.is_ray:
+            from otlp_aiops.features import partitioned
+
+            templates, fit_on, content_ref, known = partitioned.window_tables(
+                con, inputs, tmp, executor, partition_s, lap, sys.modules[__name__]
+            )
+        else:
+            templates, fit_on, content_ref, known = _window_tables(con, inputs, lap)
         graph = _service_graph(con, inputs, known)
         feats = _feature_index(con, inputs)
         matrix = _dense_matrix(con, inputs, graph.services, feats.names)
@@ -264,6 +272,26 @@ def _build(inputs: StageInputs, tmp: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # the steps: long feature rows into sw_long
 # ---------------------------------------------------------------------------------------------
+def _window_tables(
+    con: duckdb.DuckDBPyConnection, inputs: StageInputs, lap: _Laps
+) -> tuple[pa.Table, str, dict[str, Any], list[str]]:
+    """Every per-window table on this connection (the local executor): ``sw_long`` and the trace,
+    edge and content tables; returns the template table, what Drain was fitted on, how the content
+    reference was chosen and the known services."""
+    tables.span_features(con, inputs.w_ns, inputs.cfg.quantiles)
+    lap("spans")
+    _trace_tables(con, inputs)
+    lap("traces")
+    _metric_features(con, inputs)
+    lap("metrics")
+    templates, fit_on, content_ref = _log_features(con, inputs)
+    lap("logs")
+    known = _known_services(con)
+    tables.edges_table(con, inputs.w_ns, inputs.cfg.quantiles)
+    lap("edges")
+    return templates, fit_on, content_ref, known
+
+
 def _trace_tables(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> None:
     """Per-trace tables (trace services, call edges, operations) and the trace-structure features."""
     quantiles = inputs.cfg.quantiles
@@ -345,10 +373,17 @@ def _fit_templates(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> tuple
 def _content_features(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> dict[str, Any]:
     """The log-key and span-name mix features (:mod:`otlp_aiops.features.logs`) against the reference
     windows that ``content_reference`` picks; returns how the reference was chosen."""
-    cfg = inputs.cfg
     logs.create_content_counts(con)
-    n_keys = logs.log_content_counts(con, inputs.w_ns, _drain(cfg))
+    n_keys = logs.log_content_counts(con, inputs.w_ns, _drain(inputs.cfg))
     traces.operation_counts(con)
+    logs.pattern_counts(con)
+    return _content_scores(con, inputs, n_keys)
+
+
+def _content_scores(con: duckdb.DuckDBPyConnection, inputs: StageInputs, n_keys: int) -> dict[str, Any]:
+    """From ``content_counts``, ``pattern_counts``/``pattern_parents``, ``edge_calls_x`` and
+    ``trace_services``: the reference windows, then every feature scored against them."""
+    cfg = inputs.cfg
     ws = _distinct_windows(con, "content_counts")
     ff = fault_free(ws, inputs.w_ns, inputs.incidents, cfg.margin_s)
     recordings = logs.declared_recordings(inputs.meta)
@@ -357,7 +392,6 @@ def _content_features(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> di
     )
     logs.content_reference(con, ref)
     logs.content_shift_features(con)
-    logs.pattern_counts(con)
     logs.pattern_features(con, ref)
     traces.exceedance_features(con, ref)
     logs.trace_log_counts(con)

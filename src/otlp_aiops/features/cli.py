@@ -22,6 +22,16 @@ _RawOption = Annotated[str | None, typer.Option(help="Raw dataset (default data/
 _OUT_HELP = "Output (default data/features/DATASET; or s3://…: built locally, then uploaded and committed)."
 _OutOption = Annotated[str | None, typer.Option("--out", "-o", help=_OUT_HELP)]
 _SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE (YAML).")]
+_ExecutorOption = Annotated[
+    str | None,
+    typer.Option(help="local | ray: where the time partitions run (default: params; docs/scale.md)."),
+]
+_RayAddressOption = Annotated[
+    str | None, typer.Option(help="The Ray cluster to join: auto, host:port or ray://host:port.")
+]
+_PartitionOption = Annotated[
+    float, typer.Option(min=1e-9, help="ray: seconds of data per task (rounded to whole windows).")
+]
 
 
 @app.command()
@@ -32,11 +42,15 @@ def build(
     raw: _RawOption = None,
     out: _OutOption = None,
     settings: _SetOption = None,
+    executor: _ExecutorOption = None,
+    ray_address: _RayAddressOption = None,
+    partition: _PartitionOption = 3600.0,
 ) -> None:
     """Build service_windows, log templates, edges, graph, cases and feature matrices."""
     import yaml
 
     from otlp_aiops.config import ConfigError
+    from otlp_aiops.executor import ExecutorError, executor_config
     from otlp_aiops.features.build import FeaturesError, build_features
     from otlp_aiops.features.config import resolve_config
     from otlp_aiops.storage import StorageError, remote_io
@@ -63,12 +77,15 @@ def build(
     section["overrides"] = {**overrides, name: own}
     try:
         cfg = resolve_config(section, name, where="features: ")
+        ex = executor_config(p, kind=executor, address=ray_address)
         summary = remote_io(
-            lambda ins, o: build_features(ins[0], ins[1], o, cfg, dataset=name),
+            lambda ins, o: build_features(
+                ins[0], ins[1], o, cfg, dataset=name, executor=ex, partition_s=partition
+            ),
             [interim or str(Path("data/interim") / name), raw or str(Path("data/raw") / name)],
             out or str(Path("data/features") / name),
         )
-    except (ConfigError, FeaturesError, FileNotFoundError, StorageError) as e:
+    except (ConfigError, FeaturesError, FileNotFoundError, StorageError, ExecutorError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(summary, indent=2, sort_keys=True))

@@ -22,6 +22,12 @@ import duckdb
 
 from otlp_aiops.features.tables import _win, favg, qname, span_error_expr, span_side_expr
 
+# the spans that have a row in ``tspans``
+TSPANS_WHERE = (
+    "service_name IS NOT NULL AND start_time IS NOT NULL AND trace_id IS NOT NULL "
+    "AND span_id IS NOT NULL AND duration_ns IS NOT NULL"
+)
+
 
 def trace_spans(con: duckdb.DuckDBPyConnection, w_ns: int) -> None:
     """``tspans``: one row per span with its 64-bit keys (hash of trace id + span id, of trace id +
@@ -41,8 +47,7 @@ def trace_spans(con: duckdb.DuckDBPyConnection, w_ns: int) -> None:
                    hash(trace_id) AS trace, service_name AS service, coalesce(name, '') AS operation,
                    kind, side, {_win("start_time", w_ns)} AS w, start_time, duration_ns, {err} AS err
             FROM (SELECT *, {span_side_expr()} AS side FROM spans)
-            WHERE service_name IS NOT NULL AND start_time IS NOT NULL AND trace_id IS NOT NULL
-                  AND span_id IS NOT NULL AND duration_ns IS NOT NULL),
+            WHERE {TSPANS_WHERE}),
         ch AS (
             SELECT c.pk, sum(c.duration_ns) AS child_ns, bool_or(c.err) AS child_err,
                    count_if(c.service <> p.service) AS remote_children
@@ -106,7 +111,6 @@ def operation_windows(
     """``operation_windows`` per (window, service, operation): spans, errors, error rate, latency
     mean and quantiles (ms), for the ``max_operations`` span names of each service with the most
     spans over the whole dataset (ties by name); the others are summed under ``<other>``."""
-    qs = ", ".join(repr(q) for q in quantiles)
     con.sql(f"""
         CREATE OR REPLACE TEMP TABLE op_keep AS
         SELECT service, operation FROM (
@@ -114,6 +118,26 @@ def operation_windows(
                    operation) AS r
             FROM tspans GROUP BY service, operation)
         WHERE r <= {int(max_operations)}""")
+    operation_windows_of_kept(con, quantiles)
+
+
+def operation_keep_of_spans(con: duckdb.DuckDBPyConnection, max_operations: int) -> None:
+    """``op_keep`` as :func:`operation_windows` makes it from ``tspans``, straight from the ``spans``
+    view (the same spans: those :func:`trace_spans` keeps): for a driver whose ``tspans`` are split
+    into time partitions (:mod:`otlp_aiops.features.partitioned`)."""
+    con.sql(f"""
+        CREATE OR REPLACE TEMP TABLE op_keep AS
+        SELECT service, operation FROM (
+            SELECT service, operation, row_number() OVER (PARTITION BY service ORDER BY count(*) DESC,
+                   operation) AS r
+            FROM (SELECT service_name AS service, coalesce(name, '') AS operation FROM spans
+                  WHERE {TSPANS_WHERE}) GROUP BY service, operation)
+        WHERE r <= {int(max_operations)}""")
+
+
+def operation_windows_of_kept(con: duckdb.DuckDBPyConnection, quantiles: tuple[float, ...]) -> None:
+    """``operation_windows`` from ``tspans`` and the kept operations ``op_keep``."""
+    qs = ", ".join(repr(q) for q in quantiles)
     qc = ", ".join(f"qv[{i}] AS latency_{qname(q)}" for i, q in enumerate(quantiles, start=1))
     con.sql(f"""
         CREATE OR REPLACE TEMP TABLE operation_windows AS
