@@ -39,7 +39,7 @@ def main() -> int:
     try:
         executor = executor_config(params, kind=args.executor, address=args.ray_address)
         report = ingest_paths([src], out, workers=cfg.workers, batch_rows=cfg.batch_rows, limits=cfg.limits,
-                              executor=executor)
+                              executor=executor, block_bytes=cfg.block_bytes)
     except (IngestFatalError, ExecutorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -8,9 +8,11 @@ interpreter (``python signals.py --one ...``): imports are done and one warm-up 
 first file is thrown away before the timed conversion; the figure is records written per CPU-second
 of the process (robust to other jobs on the shared machine) and per wall second. The repeats of the
 C decoder and of the pure-Python decoder (``OTLP_AIOPS_PURE_PYTHON=1``) are interleaved, and the
-median of each is reported with their ratio. For metrics, a third interleaved column, ``baseline``,
-runs the metric path as it was before issue 17's per-batch ``series_id`` memo (patched back in, the
-rest of the tree as it is), so that the gain is a ratio within one run.
+median of each is reported with their ratio (for metric points the C decoder is ``_wire_metrics``).
+For metrics, a third interleaved column, ``baseline``, runs the pure-Python metric path as it was
+before issue 17's per-batch ``series_id`` memo (patched back in, the rest of the tree as it is), so
+that the gain is a ratio within one run. Signals left out with ``--signals`` keep their entries from
+the existing results file (each entry carries its own ``date``).
 
     .venv/bin/python benchmarks/ingest/signals.py                       # data/raw/sim-boutique/otlp
     .venv/bin/python benchmarks/ingest/signals.py --input DIR --repeats 5
@@ -125,14 +127,17 @@ def _one(paths: list[str], signal: str, baseline: bool = False) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = r["totals"]["rows_written"]
     n = sum(rows.get(t, 0) for t in SIGNALS[signal])
-    return {"records": n, "rows": rows, "cpu_s": cpu, "wall_s": wall, "decoder": accel.implementation(),
+    decoder = accel.implementation()
+    if signal == "metrics":  # _wire_metrics reads protobuf only: metric JSON goes the Python way
+        decoder = "python" if paths[0].endswith(".jsonl") else accel.metrics_implementation()
+    return {"records": n, "rows": rows, "cpu_s": cpu, "wall_s": wall, "decoder": decoder,
             "bytes": r["totals"]["bytes"]}  # fmt: skip
 
 
 def _measure(paths: list[str], signal: str, mode: str) -> dict:
     env = dict(os.environ)
     env.pop("OTLP_AIOPS_PURE_PYTHON", None)
-    if mode == "python":
+    if mode in ("python", "baseline"):
         env["OTLP_AIOPS_PURE_PYTHON"] = "1"
     spec = {"paths": paths, "signal": signal, "baseline": mode == "baseline"}
     out = subprocess.run(
@@ -180,6 +185,7 @@ def main() -> None:
             for m in sig_modes:  # interleaved, so that a burst of load hits all alike
                 runs[m].append(_measure(paths, signal, m))
         entry: dict = {
+            "date": result["date"],
             "signal": signal,
             "format": fmt,
             "files": paths,
@@ -215,6 +221,15 @@ def main() -> None:
             )
         print(line, flush=True)
     result["load_average_end"] = os.getloadavg()
+    if a.out.exists():  # keep the entries of the signals and formats not measured this time
+        try:
+            old = json.loads(a.out.read_text())["signals"]
+        except (ValueError, KeyError):
+            old = {}
+        for k, v in old.items():
+            if k not in result["signals"]:
+                v.setdefault("date", json.loads(a.out.read_text()).get("date"))
+                result["signals"][k] = v
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")

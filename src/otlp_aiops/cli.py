@@ -76,6 +76,10 @@ def ingest(
     ray_address: Annotated[
         str | None, typer.Option(help="The Ray cluster to join: auto, host:port or ray://host:port.")
     ] = None,
+    block_bytes: Annotated[
+        int, typer.Option(min=1, help="ray: an uncompressed JSON-lines or length-prefixed file larger than "
+                          "this is cut at record boundaries into blocks converted by tasks of their own.")
+    ] = 256 << 20,
 ) -> None:
     """Convert OTLP exports (JSON lines, JSON, protobuf, length-prefixed, zstd, gzip) to Parquet tables.
 
@@ -98,7 +102,7 @@ def ingest(
         cfg = executor_config({}, kind=executor, address=ray_address)
         def run(ins: list, o: Path) -> dict:
             return ingest_paths(ins, o, signal=signal, workers=workers, batch_rows=batch_rows, limits=limits,
-                                executor=cfg, source_labels=staged_labels(ins, sources))
+                                executor=cfg, source_labels=staged_labels(ins, sources), block_bytes=block_bytes)
 
         report = remote_io(run, sources, out)
     except (IngestFatalError, ExecutorError, StorageError) as e:

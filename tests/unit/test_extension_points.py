@@ -311,10 +311,11 @@ def test_saved_models_carry_versions_and_old_ones_still_load(tmp_path: Path) -> 
 def test_ingest_settings_are_a_strict_frozen_config() -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     cfg = IngestConfig.from_params(params)
-    assert set(params["ingest"]) == {"workers", "batch_rows", "max_part_bytes", "max_empty_frames"}
+    assert set(params["ingest"]) == {"workers", "batch_rows", "max_part_bytes", "max_empty_frames", "block_bytes"}
     assert (cfg.workers, cfg.batch_rows) == (params["ingest"]["workers"], params["ingest"]["batch_rows"])
     assert cfg.limits == Limits(params["ingest"]["max_part_bytes"], params["ingest"]["max_empty_frames"])
-    assert IngestConfig.from_params({}) == IngestConfig(None, 32768, 256 << 20, 4096)
+    assert IngestConfig.from_params({}) == IngestConfig(None, 32768, 256 << 20, 4096, 256 << 20)
+    assert cfg.block_bytes == params["ingest"]["block_bytes"]
     with pytest.raises(ConfigError, match=r"params.yaml ingest: unknown setting\(s\) wokers"):
         IngestConfig.from_params({"ingest": {"wokers": 2}})
     with pytest.raises(ConfigError, match="batch_rows must be"):

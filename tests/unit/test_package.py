@@ -38,5 +38,9 @@ def test_c_decoder_is_built_where_required():
         assert accel.implementation() == "c", (
             "the C decoder (_wire) was not built: see the pip install output"
         )
+        assert accel.metrics_implementation() == "c", (
+            "the C metric decoder (_wire_metrics) was not built: see the pip install output"
+        )
     else:
         assert accel.implementation() in ("c", "python")
+        assert accel.metrics_implementation() in ("c", "python")

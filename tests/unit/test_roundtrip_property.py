@@ -105,15 +105,15 @@ def implementation(name: str) -> Iterator[None]:
     """Ingest with the C decoder (which also streams JSON documents block by block, whatever
     their size) or the pure-Python one. Not the monkeypatch fixture: hypothesis runs many
     examples per test function."""
-    saved = accel.wire, framing.STREAM_DOCUMENT_BYTES
+    saved = accel.wire, accel.wire_metrics, framing.STREAM_DOCUMENT_BYTES
     try:
         if name == "python":
-            accel.wire = None
+            accel.wire = accel.wire_metrics = None
         else:
             framing.STREAM_DOCUMENT_BYTES = 0
         yield
     finally:
-        accel.wire, framing.STREAM_DOCUMENT_BYTES = saved
+        accel.wire, accel.wire_metrics, framing.STREAM_DOCUMENT_BYTES = saved
 
 
 def ingest_with(name: str, sources: list[Path], out: Path) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 /*
- * _wire: decode OTLP spans and log records straight from protobuf wire bytes into the row tuples
- * and flat attribute lists of otlp_aiops.otlp.batches (SpanBatch / LogBatch).
+ * _wire: decode OTLP spans and log records straight from protobuf wire bytes (or OTLP/JSON text)
+ * into the batches of otlp_aiops.otlp.batches (SpanBatch / LogBatch): into their column buffers
+ * (Cols rows, IdBuf / StrBuf attributes; no Python object per value) when the batch has them, or
+ * into row tuples and flat attribute lists (the lists the pure-Python decoder fills) otherwise.
  *
  * Why: with the upb backend, parsing is fast but every field read from Python creates an object;
  * a span with a dozen attributes costs ~10 us in Python, almost all of it in those reads. This
@@ -91,6 +93,12 @@ static int utf8_valid(const uint8_t *p, Py_ssize_t n) {
         uint8_t c = p[i];
         if (c < 0x80) {
             i++;
+            while (i + 8 <= n) { /* ASCII runs, eight bytes at a time */
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                if (w & 0x8080808080808080ULL) break;
+                i += 8;
+            }
             continue;
         }
         int len;
@@ -176,10 +184,623 @@ static int wire_ok(const uint8_t *p, Py_ssize_t n) {
 /* ---------------------------------------------------------------------------------------------- */
 /* output state */
 
+static PyObject *S_string, *S_bool, *S_int, *S_double, *S_empty, *S_true, *S_false, *S_nan, *S_inf, *S_ninf,
+    *S_empty_str;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* column buffers: attribute key ids and value strings written straight into growable C arrays
+ * (IdBuf: int32; StrBuf: UTF-8 data + int64 offsets + one validity byte per value), which Python
+ * wraps into Arrow arrays once per batch (batches.BufAttrCols). They also take Python appends
+ * (append / extend, as on a list), so the pure-Python decoder can fill the same batch when a
+ * record falls back to it, and they read back like a list (len, index, iteration). */
+
 typedef struct {
-    PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols */
+    PyObject_HEAD
+    int32_t *p;
+    Py_ssize_t n, cap;
+    uint64_t serial; /* unique per IdBuf: the key cache remembers ids per serial */
+} IdBuf;
+
+static uint64_t idbuf_serials;
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *off; /* n + 1 entries */
+    uint8_t *valid;
+    char *data;
+    Py_ssize_t n, cap, len, dcap, nulls;
+} StrBuf;
+
+static PyTypeObject IdBufType, StrBufType;
+
+static int grow(void **p, Py_ssize_t *cap, Py_ssize_t need, size_t item) {
+    if (need <= *cap) return 0;
+    Py_ssize_t nc = *cap ? *cap : 256;
+    while (nc < need) nc *= 2;
+    void *q = PyMem_Realloc(*p, (size_t)nc * item);
+    if (!q) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+static int idbuf_push(IdBuf *b, int32_t v) {
+    if (b->n == b->cap && grow((void **)&b->p, &b->cap, b->n + 1, sizeof(int32_t)) < 0) return -1;
+    b->p[b->n++] = v;
+    return 0;
+}
+
+static int strbuf_reserve(StrBuf *b, Py_ssize_t dn) {
+    if (b->n + 2 > b->cap) {
+        Py_ssize_t c1 = b->cap, c2 = b->cap;
+        if (grow((void **)&b->off, &c1, b->n + 2, sizeof(int64_t)) < 0) return -1;
+        if (grow((void **)&b->valid, &c2, b->n + 2, 1) < 0) return -1;
+        b->cap = c1 < c2 ? c1 : c2;
+    }
+    if (b->len + dn > b->dcap && grow((void **)&b->data, &b->dcap, b->len + dn, 1) < 0) return -1;
+    return 0;
+}
+
+/* Append valid UTF-8 bytes (p may be NULL for None). */
+static int strbuf_push(StrBuf *b, const char *p, Py_ssize_t n) {
+    if (strbuf_reserve(b, p ? n : 0) < 0) return -1;
+    if (p) {
+        if (n) memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->valid[b->n] = 1;
+    } else {
+        b->valid[b->n] = 0;
+        b->nulls++;
+    }
+    b->n++;
+    b->off[b->n] = b->len;
+    return 0;
+}
+
+/* Append a str or None. */
+static int strbuf_push_obj(StrBuf *b, PyObject *s) {
+    if (s == Py_None) return strbuf_push(b, NULL, 0);
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "StrBuf takes str or None, not %.100s", Py_TYPE(s)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
+    if (!p) { /* lone surrogates: as pa.array would, refuse */
+        return -1;
+    }
+    return strbuf_push(b, p, n);
+}
+
+static void strbuf_truncate(StrBuf *b, Py_ssize_t n) {
+    if (n < 0) n = 0;
+    while (b->n > n) {
+        b->n--;
+        if (!b->valid[b->n]) b->nulls--;
+    }
+    b->len = b->off[b->n];
+}
+
+static PyObject *idbuf_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    IdBuf *b = (IdBuf *)type->tp_alloc(type, 0);
+    if (b) b->serial = ++idbuf_serials;
+    return (PyObject *)b;
+}
+
+static void idbuf_dealloc(IdBuf *b) {
+    PyMem_Free(b->p);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static Py_ssize_t idbuf_len(IdBuf *b) { return b->n; }
+
+static PyObject *idbuf_item(IdBuf *b, Py_ssize_t i) {
+    if (i < 0 || i >= b->n) {
+        PyErr_SetString(PyExc_IndexError, "IdBuf index out of range");
+        return NULL;
+    }
+    return PyLong_FromLong(b->p[i]);
+}
+
+static int idbuf_push_obj(IdBuf *b, PyObject *o) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "key id out of int32 range");
+        return -1;
+    }
+    return idbuf_push(b, (int32_t)v);
+}
+
+static PyObject *idbuf_append(IdBuf *b, PyObject *o) {
+    if (idbuf_push_obj(b, o) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *idbuf_extend(IdBuf *b, PyObject *it) {
+    PyObject *iter = PyObject_GetIter(it), *o;
+    if (!iter) return NULL;
+    while ((o = PyIter_Next(iter))) {
+        int rc = idbuf_push_obj(b, o);
+        Py_DECREF(o);
+        if (rc < 0) {
+            Py_DECREF(iter);
+            return NULL;
+        }
+    }
+    Py_DECREF(iter);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *idbuf_truncate(IdBuf *b, PyObject *o) {
+    Py_ssize_t n = PyLong_AsSsize_t(o);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n >= 0 && n < b->n) b->n = n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *idbuf_tobytes(IdBuf *b, PyObject *unused) {
+    return PyBytes_FromStringAndSize((const char *)b->p, b->n * (Py_ssize_t)sizeof(int32_t));
+}
+
+static PyMethodDef idbuf_methods[] = {
+    {"append", (PyCFunction)idbuf_append, METH_O, "Append a key id (int)."},
+    {"extend", (PyCFunction)idbuf_extend, METH_O, "Append key ids from an iterable."},
+    {"truncate", (PyCFunction)idbuf_truncate, METH_O, "Keep the first n ids."},
+    {"tobytes", (PyCFunction)idbuf_tobytes, METH_NOARGS, "The ids as little-endian int32 bytes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods idbuf_seq = {.sq_length = (lenfunc)idbuf_len, .sq_item = (ssizeargfunc)idbuf_item};
+
+static PyTypeObject IdBufType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "otlp_aiops.otlp._wire.IdBuf",
+    .tp_basicsize = sizeof(IdBuf),
+    .tp_dealloc = (destructor)idbuf_dealloc,
+    .tp_as_sequence = &idbuf_seq,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A growable int32 column (attribute key ids), appended to like a list.",
+    .tp_methods = idbuf_methods,
+    .tp_new = idbuf_new,
+};
+
+static PyObject *strbuf_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    StrBuf *b = (StrBuf *)type->tp_alloc(type, 0);
+    if (!b) return NULL;
+    if (strbuf_reserve(b, 0) < 0) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    b->off[0] = 0;
+    return (PyObject *)b;
+}
+
+static void strbuf_dealloc(StrBuf *b) {
+    PyMem_Free(b->off);
+    PyMem_Free(b->valid);
+    PyMem_Free(b->data);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static Py_ssize_t strbuf_len(StrBuf *b) { return b->n; }
+
+static PyObject *strbuf_item(StrBuf *b, Py_ssize_t i) {
+    if (i < 0 || i >= b->n) {
+        PyErr_SetString(PyExc_IndexError, "StrBuf index out of range");
+        return NULL;
+    }
+    if (!b->valid[i]) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(b->data + b->off[i], (Py_ssize_t)(b->off[i + 1] - b->off[i]), NULL);
+}
+
+static PyObject *strbuf_append(StrBuf *b, PyObject *o) {
+    if (strbuf_push_obj(b, o) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *strbuf_extend(StrBuf *b, PyObject *it) {
+    PyObject *iter = PyObject_GetIter(it), *o;
+    if (!iter) return NULL;
+    while ((o = PyIter_Next(iter))) {
+        int rc = strbuf_push_obj(b, o);
+        Py_DECREF(o);
+        if (rc < 0) {
+            Py_DECREF(iter);
+            return NULL;
+        }
+    }
+    Py_DECREF(iter);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *strbuf_truncate_m(StrBuf *b, PyObject *o) {
+    Py_ssize_t n = PyLong_AsSsize_t(o);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n >= 0 && n < b->n) strbuf_truncate(b, n);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(strbuf_export_doc,
+             "export() -> (offsets, data, validity, null_count, offset_width): the buffers of an Arrow\n"
+             "string column (offset_width 4: int32 offsets, pa.string()) or, past 2 GiB of data, of a\n"
+             "large_string one (offset_width 8); validity is None without nulls, else an LSB-first bitmap.");
+
+static PyObject *strbuf_export(StrBuf *b, PyObject *unused) {
+    PyObject *offs, *data, *valid = NULL;
+    int width = b->len <= INT32_MAX ? 4 : 8;
+    if (width == 4) {
+        offs = PyBytes_FromStringAndSize(NULL, (b->n + 1) * 4);
+        if (!offs) return NULL;
+        int32_t *q = (int32_t *)PyBytes_AS_STRING(offs);
+        for (Py_ssize_t i = 0; i <= b->n; i++) q[i] = (int32_t)b->off[i];
+    } else {
+        offs = PyBytes_FromStringAndSize((const char *)b->off, (b->n + 1) * 8);
+        if (!offs) return NULL;
+    }
+    data = PyBytes_FromStringAndSize(b->data, b->len);
+    if (!data) {
+        Py_DECREF(offs);
+        return NULL;
+    }
+    if (b->nulls) {
+        Py_ssize_t nb = (b->n + 7) / 8;
+        valid = PyBytes_FromStringAndSize(NULL, nb);
+        if (!valid) {
+            Py_DECREF(offs);
+            Py_DECREF(data);
+            return NULL;
+        }
+        uint8_t *v = (uint8_t *)PyBytes_AS_STRING(valid);
+        memset(v, 0, nb);
+        for (Py_ssize_t i = 0; i < b->n; i++)
+            if (b->valid[i]) v[i >> 3] |= (uint8_t)(1u << (i & 7));
+    } else {
+        valid = Py_None;
+        Py_INCREF(valid);
+    }
+    return Py_BuildValue("(NNNni)", offs, data, valid, b->nulls, width);
+}
+
+static PyMethodDef strbuf_methods[] = {
+    {"append", (PyCFunction)strbuf_append, METH_O, "Append a str or None."},
+    {"extend", (PyCFunction)strbuf_extend, METH_O, "Append strs or Nones from an iterable."},
+    {"truncate", (PyCFunction)strbuf_truncate_m, METH_O, "Keep the first n values."},
+    {"export", (PyCFunction)strbuf_export, METH_NOARGS, strbuf_export_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods strbuf_seq = {.sq_length = (lenfunc)strbuf_len, .sq_item = (ssizeargfunc)strbuf_item};
+
+static PyTypeObject StrBufType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "otlp_aiops.otlp._wire.StrBuf",
+    .tp_basicsize = sizeof(StrBuf),
+    .tp_dealloc = (destructor)strbuf_dealloc,
+    .tp_as_sequence = &strbuf_seq,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A growable column of optional UTF-8 strings (attribute values), appended to like a list.",
+    .tp_methods = strbuf_methods,
+    .tp_new = strbuf_new,
+};
+
+/* Rows as columns (Cols): a record's fields written straight into per-column buffers instead of a
+ * tuple in a list. Format characters, one per column: 'i' int64, 's' optional UTF-8 string (a
+ * StrBuf), 'h' / 'H' optional 8- / 16-byte id (zero-filled when None). C writes a row with
+ * cols_reserve, one cols_* call per column, then cols_commit; Python appends tuples and reads
+ * rows back as tuples, so a batch can mix both. */
+
+#define COLS_MAX 24
+
+typedef struct {
+    char kind;
+    int64_t *iv;       /* 'i' */
+    uint8_t *fb;       /* 'h', 'H': width bytes a row */
+    uint8_t *fvalid;   /* 'h', 'H' */
+    Py_ssize_t fnulls; /* 'h', 'H' */
+    int width;
+    StrBuf sb; /* 's' (its object header unused) */
+} Col;
+
+typedef struct {
+    PyObject_HEAD
+    int ncols;
+    Py_ssize_t n, cap;
+    Col c[COLS_MAX];
+} Cols;
+
+static PyTypeObject ColsType;
+
+static int cols_reserve(Cols *r) {
+    if (r->n < r->cap) return 0;
+    Py_ssize_t nc = r->cap ? r->cap * 2 : 1024;
+    for (int j = 0; j < r->ncols; j++) {
+        Col *c = &r->c[j];
+        if (c->kind == 'i') {
+            int64_t *q = PyMem_Realloc(c->iv, (size_t)nc * 8);
+            if (!q) goto nomem;
+            c->iv = q;
+        } else if (c->kind != 's') {
+            uint8_t *q = PyMem_Realloc(c->fb, (size_t)nc * c->width);
+            if (!q) goto nomem;
+            c->fb = q;
+            q = PyMem_Realloc(c->fvalid, (size_t)nc);
+            if (!q) goto nomem;
+            c->fvalid = q;
+        }
+    }
+    r->cap = nc;
+    return 0;
+nomem:
+    PyErr_NoMemory();
+    return -1;
+}
+
+static inline void cols_i(Cols *r, int j, int64_t v) { r->c[j].iv[r->n] = v; }
+
+static inline int cols_s(Cols *r, int j, const uint8_t *p, Py_ssize_t n) {
+    return strbuf_push(&r->c[j].sb, (const char *)p, n);
+}
+
+static inline void cols_id(Cols *r, int j, const uint8_t *p) {
+    Col *c = &r->c[j];
+    if (p) {
+        memcpy(c->fb + r->n * c->width, p, c->width);
+        c->fvalid[r->n] = 1;
+    } else {
+        memset(c->fb + r->n * c->width, 0, c->width);
+        c->fvalid[r->n] = 0;
+        c->fnulls++;
+    }
+}
+
+static void cols_truncate(Cols *r, Py_ssize_t n) {
+    if (n < 0) n = 0;
+    for (int j = 0; j < r->ncols; j++) {
+        Col *c = &r->c[j];
+        if (c->kind == 's') {
+            if (c->sb.n > n) strbuf_truncate(&c->sb, n);
+        } else if (c->kind != 'i') {
+            for (Py_ssize_t i = n; i < r->n; i++) c->fnulls -= !c->fvalid[i];
+        }
+    }
+    if (n < r->n) r->n = n;
+}
+
+static inline void cols_commit(Cols *r) { r->n++; }
+
+static PyObject *cols_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    const char *fmt;
+    if (!PyArg_ParseTuple(args, "s", &fmt)) return NULL;
+    int nc = (int)strlen(fmt);
+    if (nc < 1 || nc > COLS_MAX) {
+        PyErr_SetString(PyExc_ValueError, "Cols: 1 to 24 columns");
+        return NULL;
+    }
+    for (int j = 0; j < nc; j++) {
+        if (!strchr("ishH", fmt[j])) {
+            PyErr_Format(PyExc_ValueError, "Cols: unknown column format %c", fmt[j]);
+            return NULL;
+        }
+    }
+    Cols *r = (Cols *)type->tp_alloc(type, 0);
+    if (!r) return NULL;
+    r->ncols = nc;
+    for (int j = 0; j < nc; j++) {
+        Col *c = &r->c[j];
+        c->kind = fmt[j];
+        c->width = fmt[j] == 'h' ? 8 : fmt[j] == 'H' ? 16 : 0;
+        if (c->kind == 's') {
+            if (strbuf_reserve(&c->sb, 0) < 0) {
+                Py_DECREF(r);
+                return NULL;
+            }
+            c->sb.off[0] = 0;
+        }
+    }
+    return (PyObject *)r;
+}
+
+static void cols_dealloc(Cols *r) {
+    for (int j = 0; j < r->ncols; j++) {
+        Col *c = &r->c[j];
+        PyMem_Free(c->iv);
+        PyMem_Free(c->fb);
+        PyMem_Free(c->fvalid);
+        PyMem_Free(c->sb.off);
+        PyMem_Free(c->sb.valid);
+        PyMem_Free(c->sb.data);
+    }
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static Py_ssize_t cols_len(Cols *r) { return r->n; }
+
+static PyObject *cols_item(Cols *r, Py_ssize_t i) {
+    if (i < 0 || i >= r->n) {
+        PyErr_SetString(PyExc_IndexError, "Cols index out of range");
+        return NULL;
+    }
+    PyObject *t = PyTuple_New(r->ncols);
+    if (!t) return NULL;
+    for (int j = 0; j < r->ncols; j++) {
+        Col *c = &r->c[j];
+        PyObject *v;
+        if (c->kind == 'i') v = PyLong_FromLongLong(c->iv[i]);
+        else if (c->kind == 's') v = strbuf_item(&c->sb, i);
+        else if (c->fvalid[i]) v = PyBytes_FromStringAndSize((const char *)c->fb + i * c->width, c->width);
+        else v = Py_NewRef(Py_None);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, j, v);
+    }
+    return t;
+}
+
+/* Append a row given as a tuple (the Python decoders' rows). */
+static int cols_append_tuple(Cols *r, PyObject *t) {
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != r->ncols) {
+        PyErr_Format(PyExc_TypeError, "Cols: a row must be a tuple of %d", r->ncols);
+        return -1;
+    }
+    if (cols_reserve(r) < 0) return -1;
+    for (int j = 0; j < r->ncols; j++) {
+        Col *c = &r->c[j];
+        PyObject *v = PyTuple_GET_ITEM(t, j);
+        if (c->kind == 'i') {
+            long long x = PyLong_AsLongLong(v);
+            if (x == -1 && PyErr_Occurred()) goto fail;
+            c->iv[r->n] = x;
+        } else if (c->kind == 's') {
+            if (strbuf_push_obj(&c->sb, v) < 0) goto fail;
+        } else if (v == Py_None) {
+            cols_id(r, j, NULL);
+        } else {
+            if (!PyBytes_Check(v) || PyBytes_GET_SIZE(v) != c->width) {
+                PyErr_Format(PyExc_TypeError, "Cols: column %d takes %d bytes or None", j, c->width);
+                goto fail;
+            }
+            cols_id(r, j, (const uint8_t *)PyBytes_AS_STRING(v));
+        }
+    }
+    cols_commit(r);
+    return 0;
+fail:
+    cols_truncate(r, r->n); /* the strings pushed for this row */
+    return -1;
+}
+
+static PyObject *cols_append(Cols *r, PyObject *t) {
+    if (cols_append_tuple(r, t) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *cols_truncate_m(Cols *r, PyObject *o) {
+    Py_ssize_t n = PyLong_AsSsize_t(o);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n >= 0 && n < r->n) cols_truncate(r, n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *bitmap(const uint8_t *valid, Py_ssize_t n) {
+    Py_ssize_t nb = (n + 7) / 8;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, nb);
+    if (!b) return NULL;
+    uint8_t *v = (uint8_t *)PyBytes_AS_STRING(b);
+    memset(v, 0, nb);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (valid[i]) v[i >> 3] |= (uint8_t)(1u << (i & 7));
+    return b;
+}
+
+PyDoc_STRVAR(cols_column_doc,
+             "column(j): column j's buffers. 'i': int64 little-endian bytes; 's': as StrBuf.export();\n"
+             "'h'/'H': (data, validity bitmap or None, null_count).");
+
+static PyObject *cols_column(Cols *r, PyObject *o) {
+    long j = PyLong_AsLong(o);
+    if (j == -1 && PyErr_Occurred()) return NULL;
+    if (j < 0 || j >= r->ncols) {
+        PyErr_SetString(PyExc_IndexError, "Cols column out of range");
+        return NULL;
+    }
+    Col *c = &r->c[j];
+    if (c->kind == 'i') return PyBytes_FromStringAndSize((const char *)c->iv, r->n * 8);
+    if (c->kind == 's') return strbuf_export(&c->sb, NULL);
+    PyObject *data = PyBytes_FromStringAndSize((const char *)c->fb, r->n * c->width);
+    if (!data) return NULL;
+    PyObject *valid = c->fnulls ? bitmap(c->fvalid, r->n) : Py_NewRef(Py_None);
+    if (!valid) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    return Py_BuildValue("(NNn)", data, valid, c->fnulls);
+}
+
+static PyMethodDef cols_methods[] = {
+    {"append", (PyCFunction)cols_append, METH_O, "Append a row (a tuple)."},
+    {"truncate", (PyCFunction)cols_truncate_m, METH_O, "Keep the first n rows."},
+    {"column", (PyCFunction)cols_column, METH_O, cols_column_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods cols_seq = {.sq_length = (lenfunc)cols_len, .sq_item = (ssizeargfunc)cols_item};
+
+static PyTypeObject ColsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "otlp_aiops.otlp._wire.Cols",
+    .tp_basicsize = sizeof(Cols),
+    .tp_dealloc = (destructor)cols_dealloc,
+    .tp_as_sequence = &cols_seq,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Cols(format): rows kept as column buffers, appended to and read like a list of tuples.",
+    .tp_methods = cols_methods,
+    .tp_new = cols_new,
+};
+
+/* The generic row append of the decoders: a list, or Cols (a tuple converted). */
+static int rows_append(PyObject *rows, PyObject *t) {
+    if (Py_IS_TYPE(rows, &ColsType)) return cols_append_tuple((Cols *)rows, t) < 0 ? -2 : 0;
+    return PyList_Append(rows, t) < 0 ? -2 : 0;
+}
+
+static Py_ssize_t rows_len(PyObject *rows) {
+    return Py_IS_TYPE(rows, &ColsType) ? ((Cols *)rows)->n : PyList_GET_SIZE(rows);
+}
+
+static int rows_truncate(PyObject *rows, Py_ssize_t n) {
+    if (Py_IS_TYPE(rows, &ColsType)) {
+        cols_truncate((Cols *)rows, n);
+        return 0;
+    }
+    if (PyList_GET_SIZE(rows) > n) return PyList_SetSlice(rows, n, PyList_GET_SIZE(rows), NULL) < 0 ? -2 : 0;
+    return 0;
+}
+
+static int rows_ok(PyObject *rows) {
+    if (PyList_Check(rows) || Py_IS_TYPE(rows, &ColsType)) return 0;
+    PyErr_SetString(PyExc_TypeError, "rows must be a list or a Cols");
+    return -1;
+}
+
+typedef struct {
+    PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols (keys, vals: or buffers) */
     PyObject *kidx;                         /* its key index: dict key -> position in the key table */
+    IdBuf *kb;                              /* keys and vals as column buffers (BufAttrCols), or NULL */
+    StrBuf *vb;
 } Attrs;
+
+static Py_ssize_t attrs_len(Attrs *a) { return a->kb ? a->kb->n : PyList_GET_SIZE(a->keys); }
+
+static PyObject *attrs_size(Attrs *a) { return PyLong_FromSsize_t(attrs_len(a)); }
+
+/* Append a value (str or None). */
+static int attrs_push_val(Attrs *a, PyObject *text) {
+    if (a->vb) return strbuf_push_obj(a->vb, text) < 0 ? -2 : 0;
+    return PyList_Append(a->vals, text) < 0 ? -2 : 0;
+}
+
+/* Append a value given as valid UTF-8 bytes: no str is made on the buffers' path. */
+static int attrs_push_utf8(Attrs *a, const uint8_t *p, Py_ssize_t n) {
+    if (a->vb) return strbuf_push(a->vb, (const char *)p, n) < 0 ? -2 : 0;
+    PyObject *s = n ? PyUnicode_DecodeUTF8((const char *)p, n, NULL) : (Py_INCREF(S_empty_str), S_empty_str);
+    if (!s) return -2;
+    int rc = PyList_Append(a->vals, s) < 0 ? -2 : 0;
+    Py_DECREF(s);
+    return rc;
+}
+
+/* tag_pos.append(len(keys)); tags.append(tag) */
+static int attrs_push_tag(Attrs *a, PyObject *tag) {
+    PyObject *pos = PyLong_FromSsize_t(attrs_len(a));
+    int rc = (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) ? -2 : 0;
+    Py_XDECREF(pos);
+    return rc;
+}
 
 typedef struct {
     PyObject *fallback; /* callable(bytes) -> (tag, text): composite AnyValues */
@@ -190,8 +811,6 @@ typedef struct {
     PyObject *err_msg;
 } Ctx;
 
-static PyObject *S_string, *S_bool, *S_int, *S_double, *S_empty, *S_true, *S_false, *S_nan, *S_inf, *S_ninf,
-    *S_empty_str;
 
 /* A record error: remember code and message, return -1. A Python error: return -2. */
 static int rec_err(Ctx *c, const char *code, PyObject *msg) {
@@ -283,6 +902,32 @@ static int id_bytes(Ctx *c, const uint8_t *p, Py_ssize_t n, Py_ssize_t want, con
     Py_INCREF(Py_None); /* all-zero id */
     *out = Py_None;
     return 0;
+}
+
+/* id_bytes without the object: *out points at the id, or is NULL for None (empty or all zero). */
+static int id_ptr(Ctx *c, const uint8_t *p, Py_ssize_t n, Py_ssize_t want, const char *what, const uint8_t **out) {
+    *out = NULL;
+    if (n == 0) return 0;
+    if (n != want) {
+        PyObject *unused = NULL;
+        return id_bytes(c, p, n, want, what, &unused); /* the error */
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i]) {
+            *out = p;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* utf8 without the object: a record error if p[0:n] is not valid UTF-8. */
+static int utf8_check(Ctx *c, const uint8_t *p, Py_ssize_t n, const char *what) {
+    if (n == 0 || utf8_valid(p, n)) return 0;
+    PyObject *unused = NULL;
+    int rc = utf8(c, p, n, what, &unused);
+    Py_XDECREF(unused);
+    return rc;
 }
 
 static int check_time(Ctx *c, uint64_t t, const char *what) {
@@ -423,6 +1068,8 @@ typedef struct {
     Py_ssize_t n;
     char *bytes;
     PyObject *str;
+    uint64_t serial; /* the IdBuf whose key table gave this key id (0: none yet) */
+    int32_t id;
 } KCEntry;
 static KCEntry kcache[KC_SIZE];
 static int kcache_used;
@@ -476,8 +1123,47 @@ static int key_str(Ctx *c, const uint8_t *p, Py_ssize_t n, PyObject **out) {
     return 0;
 }
 
+static int append_key_id(Attrs *a, PyObject *k, int32_t *id);
+
 /* keys.append(kidx.setdefault(k, len(kidx))) */
 static int append_key(Attrs *a, PyObject *k) {
+    int32_t id;
+    return append_key_id(a, k, &id);
+}
+
+/* Append a key given as bytes (valid UTF-8 unless c is given, which then gets the record error).
+ * On the buffers' path the key cache also remembers the key's id in this batch (per IdBuf), so a
+ * key seen before costs a hash and a memcmp, not a str and a dict lookup. */
+static int append_key_bytes(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
+    if (a->kb && n <= KC_MAX_KEY) {
+        uint64_t h = fnv1a(p, n);
+        for (int probe = 0; probe < 8; probe++) {
+            KCEntry *e = &kcache[(h + probe) & (KC_SIZE - 1)];
+            if (!e->str) break;
+            if (e->h == h && e->n == n && (n == 0 || memcmp(e->bytes, p, n) == 0)) {
+                if (e->serial == a->kb->serial) return idbuf_push(a->kb, e->id) < 0 ? -2 : 0;
+                int32_t id;
+                PyObject *k = e->str;
+                Py_INCREF(k);
+                int rc = append_key_id(a, k, &id);
+                Py_DECREF(k);
+                if (rc == 0) {
+                    e->serial = a->kb->serial;
+                    e->id = id;
+                }
+                return rc;
+            }
+        }
+    }
+    PyObject *k;
+    int rc = key_str(c, p, n, &k);
+    if (rc < 0) return rc;
+    rc = append_key(a, k);
+    Py_DECREF(k);
+    return rc;
+}
+
+static int append_key_id(Attrs *a, PyObject *k, int32_t *id) {
     PyObject *i = PyDict_GetItemWithError(a->kidx, k);
     if (!i) {
         if (PyErr_Occurred()) return -2;
@@ -487,6 +1173,12 @@ static int append_key(Attrs *a, PyObject *k) {
         Py_DECREF(ni); /* the dict holds it */
         if (rc < 0) return -2;
         i = ni;
+    }
+    if (a->kb) {
+        long v = PyLong_AsLong(i);
+        if (v == -1 && PyErr_Occurred()) return -2;
+        *id = (int32_t)v;
+        return idbuf_push(a->kb, (int32_t)v) < 0 ? -2 : 0;
     }
     return PyList_Append(a->keys, i) < 0 ? -2 : 0;
 }
@@ -537,8 +1229,57 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
             }
         }
     }
+    int rc;
+    if (!merged && vp && vn > 0 && vp[0] == 0x0A) {
+        /* the common case, a value that is one string_value and nothing else: key and value go to
+         * the columns as bytes (no str on the buffers' path); anything else is rendered below */
+        Rd v = {vp + 1, vp + vn};
+        const uint8_t *sp;
+        Py_ssize_t sn;
+        if (rd_bytes(&v, &sp, &sn) == 0 && v.p == v.end && utf8_valid(sp, sn)) {
+            if ((rc = append_key_bytes(c, a, kp, kn)) < 0) return rc; /* an invalid key: its error */
+            return attrs_push_utf8(a, sp, sn);
+        }
+    } else if (!merged && vp && vn > 1 && (vp[0] == 0x10 || vp[0] == 0x18 || (vp[0] == 0x21 && vn == 9))) {
+        /* one bool_value, int_value or double_value and nothing else: rendered here as render_any
+         * does (true/false, %lld, repr), written as bytes */
+        Rd v = {vp + 1, vp + vn};
+        uint64_t iv;
+        if ((vp[0] == 0x21 ? rd_fixed64(&v, &iv) : rd_varint(&v, &iv)) == 0 && v.p == v.end) {
+            char num[32], *dyn = NULL;
+            const char *txt = num;
+            PyObject *tag;
+            if (vp[0] == 0x10) {
+                txt = iv ? "true" : "false";
+                tag = S_bool;
+            } else if (vp[0] == 0x18) {
+                snprintf(num, sizeof num, "%lld", (long long)(int64_t)iv);
+                tag = S_int;
+            } else {
+                double d;
+                memcpy(&d, &iv, 8);
+                if (isnan(d)) txt = "NaN";
+                else if (isinf(d)) txt = d > 0 ? "Infinity" : "-Infinity";
+                else if (!(txt = dyn = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL))) return -2;
+                tag = S_double;
+            }
+            Py_ssize_t pos = attrs_len(a);
+            if ((rc = append_key_bytes(c, a, kp, kn)) < 0) { /* an invalid key: its error */
+                PyMem_Free(dyn);
+                return rc;
+            }
+            PyObject *po = PyLong_FromSsize_t(pos);
+            rc = (!po || PyList_Append(a->tag_pos, po) < 0 || PyList_Append(a->tags, tag) < 0 ||
+                  attrs_push_utf8(a, (const uint8_t *)txt, (Py_ssize_t)strlen(txt)) < 0)
+                     ? -2
+                     : 0;
+            Py_XDECREF(po);
+            PyMem_Free(dyn);
+            return rc;
+        }
+    }
     PyObject *k;
-    int rc = key_str(c, kp, kn, &k);
+    rc = key_str(c, kp, kn, &k);
     if (rc < 0) {
         Py_XDECREF(merged);
         return rc;
@@ -553,18 +1294,13 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
         Py_DECREF(k);
         return rc;
     }
-    if (tag != S_string) {
-        PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
-        if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) {
-            Py_XDECREF(pos);
-            Py_DECREF(k);
-            Py_DECREF(tag);
-            Py_DECREF(text);
-            return -2;
-        }
-        Py_DECREF(pos);
+    if (tag != S_string && attrs_push_tag(a, tag) < 0) {
+        Py_DECREF(k);
+        Py_DECREF(tag);
+        Py_DECREF(text);
+        return -2;
     }
-    rc = (append_key(a, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
+    rc = (append_key(a, k) < 0 || attrs_push_val(a, text) < 0) ? -2 : 0;
     Py_DECREF(k);
     Py_DECREF(tag);
     Py_DECREF(text);
@@ -584,8 +1320,16 @@ static int get_attrs(PyObject *t, Attrs *a) {
     a->tag_pos = PyTuple_GET_ITEM(t, 2);
     a->tags = PyTuple_GET_ITEM(t, 3);
     a->kidx = PyTuple_GET_ITEM(t, 4);
-    if (!PyList_Check(a->keys) || !PyList_Check(a->vals) || !PyList_Check(a->tag_pos) || !PyList_Check(a->tags) ||
-        !PyDict_Check(a->kidx)) {
+    a->kb = NULL;
+    a->vb = NULL;
+    if (Py_IS_TYPE(a->keys, &IdBufType) && Py_IS_TYPE(a->vals, &StrBufType)) {
+        a->kb = (IdBuf *)a->keys;
+        a->vb = (StrBuf *)a->vals;
+    } else if (!PyList_Check(a->keys) || !PyList_Check(a->vals)) {
+        PyErr_SetString(PyExc_TypeError, "attribute keys and values must be lists, or an IdBuf and a StrBuf");
+        return -1;
+    }
+    if (!PyList_Check(a->tag_pos) || !PyList_Check(a->tags) || !PyDict_Check(a->kidx)) {
         PyErr_SetString(PyExc_TypeError, "attribute lists must be lists, and the key index a dict");
         return -1;
     }
@@ -597,8 +1341,8 @@ typedef struct {
 } AttrsMark;
 
 static void attrs_mark(Attrs *a, AttrsMark *m) {
-    m->keys = PyList_GET_SIZE(a->keys);
-    m->vals = PyList_GET_SIZE(a->vals);
+    m->keys = attrs_len(a);
+    m->vals = a->vb ? a->vb->n : PyList_GET_SIZE(a->vals);
     m->tag_pos = PyList_GET_SIZE(a->tag_pos);
     m->tags = PyList_GET_SIZE(a->tags);
 }
@@ -609,13 +1353,16 @@ static int truncate_list(PyObject *l, Py_ssize_t n) {
 }
 
 static int attrs_rollback(Attrs *a, AttrsMark *m) {
-    if (truncate_list(a->keys, m->keys) < 0 || truncate_list(a->vals, m->vals) < 0 ||
-        truncate_list(a->tag_pos, m->tag_pos) < 0 || truncate_list(a->tags, m->tags) < 0)
+    if (a->kb) {
+        if (a->kb->n > m->keys) a->kb->n = m->keys;
+        if (a->vb->n > m->vals) strbuf_truncate(a->vb, m->vals);
+    } else if (truncate_list(a->keys, m->keys) < 0 || truncate_list(a->vals, m->vals) < 0) {
+        return -2;
+    }
+    if (truncate_list(a->tag_pos, m->tag_pos) < 0 || truncate_list(a->tags, m->tags) < 0)
         return -2;
     return 0;
 }
-
-static PyObject *size_obj(PyObject *list) { return PyLong_FromSsize_t(PyList_GET_SIZE(list)); }
 
 /* Report an error: errors.append((resource_index, scope_index, index_in_scope, record_index, code,
  * message, bytes)). An index of -1 means the error is about the container one level up. */
@@ -666,7 +1413,7 @@ static int decode_event(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const 
     if ((rc = check_time(c, time, "event time_unix_nano")) < 0) return rc;
     PyObject *name;
     if ((rc = utf8(c, np, nn, "event name", &name)) < 0) return rc;
-    PyObject *t = Py_BuildValue("(nnLNNI)", row, j, (long long)time, name, size_obj(o->ev_attrs.keys),
+    PyObject *t = Py_BuildValue("(nnLNNI)", row, j, (long long)time, name, attrs_size(&o->ev_attrs),
                                 (unsigned int)(uint32_t)dropped);
     if (!t) return -2;
     rc = PyList_Append(o->events, t);
@@ -709,7 +1456,7 @@ static int decode_link(Ctx *c, SpanOut *o, Py_ssize_t row, Py_ssize_t j, const u
     if ((rc = id_bytes(c, tp, tn, 16, "link trace_id", &tid)) < 0) goto fail;
     if ((rc = id_bytes(c, sp, sn_, 8, "link span_id", &sid)) < 0) goto fail;
     if ((rc = opt_utf8(c, tsp, tsn, "link trace_state", &ts)) < 0) goto fail;
-    PyObject *t = Py_BuildValue("(nnNNNINI)", row, j, tid, sid, ts, (unsigned int)flags, size_obj(o->lk_attrs.keys),
+    PyObject *t = Py_BuildValue("(nnNNNINI)", row, j, tid, sid, ts, (unsigned int)flags, attrs_size(&o->lk_attrs),
                                 (unsigned int)(uint32_t)dropped);
     if (!t) return -2;
     rc = PyList_Append(o->links, t);
@@ -729,7 +1476,7 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
     uint64_t kind = 0, start = 0, end = 0, da = 0, de = 0, dl = 0, code = 0;
     uint32_t flags = 0;
     Py_ssize_t n_ev = 0, n_lk = 0;
-    Py_ssize_t row = PyList_GET_SIZE(o->rows);
+    Py_ssize_t row = rows_len(o->rows);
     int rc;
     while (r.p < r.end) {
         uint64_t key;
@@ -797,6 +1544,40 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
         return rec_err(c, "unknown_enum", PyUnicode_FromFormat("status.code %d is not a known StatusCode", code32));
     if ((rc = check_time(c, start, "start_time_unix_nano")) < 0) return rc;
     if ((rc = check_time(c, end, "end_time_unix_nano")) < 0) return rc;
+    if (Py_IS_TYPE(o->rows, &ColsType)) { /* rows as columns: no object per field */
+        Cols *R = (Cols *)o->rows;
+        const uint8_t *tid, *sid, *pid;
+        if ((rc = id_ptr(c, tp, tn, 16, "trace_id", &tid)) < 0 || (rc = id_ptr(c, sp, sn_, 8, "span_id", &sid)) < 0 ||
+            (rc = id_ptr(c, pp, pn, 8, "parent_span_id", &pid)) < 0 ||
+            (rc = utf8_check(c, tsp, tsn, "trace_state")) < 0 || (rc = utf8_check(c, np, nn, "name")) < 0 ||
+            (rc = utf8_check(c, mp, mn, "status.message")) < 0)
+            return rc;
+        long long cv = PyLong_AsLongLong(ci);
+        if ((cv == -1 && PyErr_Occurred()) || cols_reserve(R) < 0) return -2;
+        cols_id(R, 0, tid);
+        cols_id(R, 1, sid);
+        cols_id(R, 2, pid);
+        if (cols_s(R, 3, tsn ? tsp : NULL, tsn) < 0 || cols_s(R, 5, nn ? np : (const uint8_t *)"", nn) < 0 ||
+            cols_s(R, 10, mn ? mp : NULL, mn) < 0) {
+            cols_truncate(R, R->n);
+            return -2;
+        }
+        cols_i(R, 4, flags);
+        cols_i(R, 6, kind32);
+        cols_i(R, 7, (int64_t)start);
+        cols_i(R, 8, (int64_t)end);
+        cols_i(R, 9, code32);
+        cols_i(R, 11, attrs_len(&o->attrs));
+        cols_i(R, 12, (uint32_t)da);
+        cols_i(R, 13, n_ev);
+        cols_i(R, 14, (uint32_t)de);
+        cols_i(R, 15, n_lk);
+        cols_i(R, 16, (uint32_t)dl);
+        cols_i(R, 17, cv);
+        cols_i(R, 18, rec);
+        cols_commit(R);
+        return 0;
+    }
     PyObject *tid = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
     if ((rc = id_bytes(c, tp, tn, 16, "trace_id", &tid)) < 0) goto fail;
     if ((rc = id_bytes(c, sp, sn_, 8, "span_id", &sid)) < 0) goto fail;
@@ -820,7 +1601,7 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
     PyTuple_SET_ITEM(t, 8, PyLong_FromUnsignedLongLong(end));
     PyTuple_SET_ITEM(t, 9, PyLong_FromLong(code32));
     PyTuple_SET_ITEM(t, 10, msg);
-    PyTuple_SET_ITEM(t, 11, size_obj(o->attrs.keys));
+    PyTuple_SET_ITEM(t, 11, attrs_size(&o->attrs));
     PyTuple_SET_ITEM(t, 12, PyLong_FromUnsignedLong((uint32_t)da));
     PyTuple_SET_ITEM(t, 13, PyLong_FromSsize_t(n_ev));
     PyTuple_SET_ITEM(t, 14, PyLong_FromUnsignedLong((uint32_t)de));
@@ -835,9 +1616,9 @@ static int decode_span(Ctx *c, SpanOut *o, const uint8_t *p, Py_ssize_t n, PyObj
             return -2;
         }
     }
-    rc = PyList_Append(o->rows, t);
+    rc = rows_append(o->rows, t);
     Py_DECREF(t);
-    return rc < 0 ? -2 : 0;
+    return rc;
 fail:
     Py_XDECREF(tid);
     Py_XDECREF(sid);
@@ -938,7 +1719,7 @@ typedef struct {
 static int span_mark(void *o_, void *m_) {
     SpanOut *o = o_;
     SpanMark *m = m_;
-    m->rows = PyList_GET_SIZE(o->rows);
+    m->rows = rows_len(o->rows);
     m->events = PyList_GET_SIZE(o->events);
     m->links = PyList_GET_SIZE(o->links);
     attrs_mark(&o->attrs, &m->a);
@@ -950,7 +1731,7 @@ static int span_mark(void *o_, void *m_) {
 static int span_rollback(void *o_, void *m_) {
     SpanOut *o = o_;
     SpanMark *m = m_;
-    if (truncate_list(o->rows, m->rows) < 0 || truncate_list(o->events, m->events) < 0 ||
+    if (rows_truncate(o->rows, m->rows) < 0 || truncate_list(o->events, m->events) < 0 ||
         truncate_list(o->links, m->links) < 0)
         return -2;
     if (attrs_rollback(&o->attrs, &m->a) < 0 || attrs_rollback(&o->ev_attrs, &m->ea) < 0 ||
@@ -1053,6 +1834,54 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
     }
     if ((rc = check_time(c, time, "time_unix_nano")) < 0) goto fail;
     if ((rc = check_time(c, observed, "observed_time_unix_nano")) < 0) goto fail;
+    if (Py_IS_TYPE(o->rows, &ColsType)) { /* rows as columns: no object per field */
+        Cols *R = (Cols *)o->rows;
+        const uint8_t *bsp = NULL, *tidp, *sidp;
+        Py_ssize_t bsn = 0;
+        if (nbody && !merged && bn > 0 && bp[0] == 0x0A) { /* a string body: its bytes */
+            Rd v = {bp + 1, bp + bn};
+            if (!(rd_bytes(&v, &bsp, &bsn) == 0 && v.p == v.end && utf8_valid(bsp, bsn))) bsp = NULL;
+        }
+        if (nbody && !bsp) {
+            if (merged)
+                rc = render_any(c, (const uint8_t *)PyBytes_AS_STRING(merged), PyBytes_GET_SIZE(merged), 1, &btag,
+                                &btext);
+            else
+                rc = render_any(c, bp, bn, 0, &btag, &btext);
+            if (rc < 0) goto fail;
+        }
+        if ((rc = utf8_check(c, stp, stn, "severity_text")) < 0 || (rc = id_ptr(c, tp, tn, 16, "trace_id", &tidp)) < 0 ||
+            (rc = id_ptr(c, sp, sn_, 8, "span_id", &sidp)) < 0 || (rc = utf8_check(c, enp, enn, "event_name")) < 0)
+            goto fail;
+        long long cv = PyLong_AsLongLong(ci);
+        if ((cv == -1 && PyErr_Occurred()) || cols_reserve(R) < 0) {
+            rc = -2;
+            goto fail;
+        }
+        Py_ssize_t tagn = 0;
+        const char *tagp = bsp ? "string" : btag && btag != Py_None ? PyUnicode_AsUTF8AndSize(btag, &tagn) : NULL;
+        if (bsp) tagn = 6;
+        if ((btag && btag != Py_None && !tagp) || cols_s(R, 3, stn ? stp : NULL, stn) < 0 ||
+            (bsp ? cols_s(R, 4, bsp, bsn) : strbuf_push_obj(&R->c[4].sb, btext ? btext : Py_None)) < 0 ||
+            cols_s(R, 5, (const uint8_t *)tagp, tagn) < 0 || cols_s(R, 11, enn ? enp : NULL, enn) < 0) {
+            cols_truncate(R, R->n);
+            rc = -2;
+            goto fail;
+        }
+        cols_i(R, 0, (int64_t)time);
+        cols_i(R, 1, (int64_t)observed);
+        cols_i(R, 2, sev32);
+        cols_i(R, 6, attrs_len(&o->attrs));
+        cols_i(R, 7, (uint32_t)da);
+        cols_i(R, 8, flags);
+        cols_id(R, 9, tidp);
+        cols_id(R, 10, sidp);
+        cols_i(R, 12, cv);
+        cols_i(R, 13, rec);
+        cols_commit(R);
+        rc = 0;
+        goto fail; /* releases what is held */
+    }
     if (nbody) {
         if (merged)
             rc = render_any(c, (const uint8_t *)PyBytes_AS_STRING(merged), PyBytes_GET_SIZE(merged), 1, &btag, &btext);
@@ -1086,7 +1915,7 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
     PyTuple_SET_ITEM(t, 3, st);
     PyTuple_SET_ITEM(t, 4, btext);
     PyTuple_SET_ITEM(t, 5, btag);
-    PyTuple_SET_ITEM(t, 6, size_obj(o->attrs.keys));
+    PyTuple_SET_ITEM(t, 6, attrs_size(&o->attrs));
     PyTuple_SET_ITEM(t, 7, PyLong_FromUnsignedLong((uint32_t)da));
     PyTuple_SET_ITEM(t, 8, PyLong_FromUnsignedLong(flags));
     PyTuple_SET_ITEM(t, 9, tid);
@@ -1101,9 +1930,9 @@ static int decode_log(Ctx *c, LogOut *o, const uint8_t *p, Py_ssize_t n, PyObjec
             return -2;
         }
     }
-    rc = PyList_Append(o->rows, t);
+    rc = rows_append(o->rows, t);
     Py_DECREF(t);
-    return rc < 0 ? -2 : 0;
+    return rc;
 fail:
     Py_XDECREF(merged);
     Py_XDECREF(btag);
@@ -1126,7 +1955,7 @@ typedef struct {
 static int log_mark(void *o_, void *m_) {
     LogOut *o = o_;
     LogMark *m = m_;
-    m->rows = PyList_GET_SIZE(o->rows);
+    m->rows = rows_len(o->rows);
     attrs_mark(&o->attrs, &m->a);
     return 0;
 }
@@ -1134,7 +1963,7 @@ static int log_mark(void *o_, void *m_) {
 static int log_rollback(void *o_, void *m_) {
     LogOut *o = o_;
     LogMark *m = m_;
-    if (truncate_list(o->rows, m->rows) < 0) return -2;
+    if (rows_truncate(o->rows, m->rows) < 0) return -2;
     return attrs_rollback(&o->attrs, &m->a);
 }
 
@@ -1319,10 +2148,13 @@ static PyObject *decode_request(PyObject *self, PyObject *args) {
     Py_buffer buf;
     long long rec;
     PyObject *rows, *attrs, *events, *links, *ev_attrs, *lk_attrs, *fallback, *unknown, *errors, *ctx_fn, *validate;
-    if (!PyArg_ParseTuple(args, "iy*LO!OOOOOOO!O!OO", &kind, &buf, &rec, &PyList_Type, &rows, &attrs, &events,
-                          &links, &ev_attrs, &lk_attrs, &fallback, &PyDict_Type, &unknown, &PyList_Type, &errors,
-                          &ctx_fn, &validate))
+    if (!PyArg_ParseTuple(args, "iy*LOOOOOOOO!O!OO", &kind, &buf, &rec, &rows, &attrs, &events, &links, &ev_attrs,
+                          &lk_attrs, &fallback, &PyDict_Type, &unknown, &PyList_Type, &errors, &ctx_fn, &validate))
         return NULL;
+    if (rows_ok(rows) < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
     SpanOut so;
     LogOut lo;
     SpanMark sm;
@@ -1634,17 +2466,12 @@ static int jattrs(PyObject *lst, Attrs *a) {
         PyObject *tag, *text;
         int rc = jany(v, &tag, &text);
         if (rc) return rc;
-        if (tag != S_string) {
-            PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
-            if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) {
-                Py_XDECREF(pos);
-                Py_DECREF(tag);
-                Py_DECREF(text);
-                return -2;
-            }
-            Py_DECREF(pos);
+        if (tag != S_string && attrs_push_tag(a, tag) < 0) {
+            Py_DECREF(tag);
+            Py_DECREF(text);
+            return -2;
         }
-        rc = (append_key(a, k) < 0 || PyList_Append(a->vals, text) < 0) ? -2 : 0;
+        rc = (append_key(a, k) < 0 || attrs_push_val(a, text) < 0) ? -2 : 0;
         Py_DECREF(tag);
         Py_DECREF(text);
         if (rc) return rc;
@@ -1694,7 +2521,7 @@ static int jevent(SpanOut *o, Py_ssize_t row, Py_ssize_t j, PyObject *e) {
         return rc;
     if ((rc = jattrs(f[J_attributes], &o->ev_attrs))) return rc;
     if ((rc = jstr(f[J_name], &name))) return rc;
-    PyObject *t = Py_BuildValue("(nnLNNl)", row, j, (long long)time, name, size_obj(o->ev_attrs.keys), dropped);
+    PyObject *t = Py_BuildValue("(nnLNNl)", row, j, (long long)time, name, attrs_size(&o->ev_attrs), dropped);
     if (!t) return -2;
     rc = PyList_Append(o->events, t);
     Py_DECREF(t);
@@ -1713,7 +2540,7 @@ static int jlink(SpanOut *o, Py_ssize_t row, Py_ssize_t j, PyObject *l) {
     TRY(juint(f[J_flags], 0xFFFFFFFFL, &flags));
     TRY(juint(f[J_droppedAttributesCount], 0xFFFFFFFFL, &dropped));
     TRY(jattrs(f[J_attributes], &o->lk_attrs));
-    PyObject *t = Py_BuildValue("(nnNNNlNl)", row, j, tid, sid, ts, flags, size_obj(o->lk_attrs.keys), dropped);
+    PyObject *t = Py_BuildValue("(nnNNNlNl)", row, j, tid, sid, ts, flags, attrs_size(&o->lk_attrs), dropped);
     if (!t) return -2;
     ret = PyList_Append(o->links, t);
     Py_DECREF(t);
@@ -1732,7 +2559,7 @@ static int jspan(SpanOut *o, PyObject *s, PyObject *ci, long long rec) {
     PyObject *tid = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
     uint64_t start, end;
     long kind, flags, da, de, dl, code = 0;
-    Py_ssize_t row = PyList_GET_SIZE(o->rows), n_ev = 0, n_lk = 0;
+    Py_ssize_t row = rows_len(o->rows), n_ev = 0, n_lk = 0;
     TRY(jid(f[J_traceId], 16, &tid));
     TRY(jid(f[J_spanId], 8, &sid));
     TRY(jid(f[J_parentSpanId], 8, &pid));
@@ -1769,11 +2596,11 @@ static int jspan(SpanOut *o, PyObject *s, PyObject *ci, long long rec) {
     TRY(juint(f[J_droppedLinksCount], 0xFFFFFFFFL, &dl));
     PyObject *t = Py_BuildValue("(NNNNlNlKKlNNlnlnlOL)", tid, sid, pid, ts, flags, name, kind,
                                 (unsigned long long)start, (unsigned long long)end, code, msg,
-                                size_obj(o->attrs.keys), da, n_ev, de, n_lk, dl, ci, rec);
+                                attrs_size(&o->attrs), da, n_ev, de, n_lk, dl, ci, rec);
     if (!t) return -2;
-    ret = PyList_Append(o->rows, t);
+    ret = rows_append(o->rows, t);
     Py_DECREF(t);
-    return ret < 0 ? -2 : 0;
+    return ret;
 out:
     Py_XDECREF(tid);
     Py_XDECREF(sid);
@@ -1810,11 +2637,11 @@ static int jlog(LogOut *o, PyObject *r, PyObject *ci, long long rec) {
     TRY(jid(f[J_spanId], 8, &sid));
     TRY(jopt_str(f[J_eventName], &en));
     PyObject *t = Py_BuildValue("(KKlNNNNllNNNOL)", (unsigned long long)time, (unsigned long long)observed, sev, st,
-                                btext, btag, size_obj(o->attrs.keys), da, flags, tid, sid, en, ci, rec);
+                                btext, btag, attrs_size(&o->attrs), da, flags, tid, sid, en, ci, rec);
     if (!t) return -2;
-    ret = PyList_Append(o->rows, t);
+    ret = rows_append(o->rows, t);
     Py_DECREF(t);
-    return ret < 0 ? -2 : 0;
+    return ret;
 out:
     Py_XDECREF(btag);
     Py_XDECREF(btext);
@@ -1864,9 +2691,10 @@ static PyObject *decode_json_spans(PyObject *self, PyObject *args) {
     PyObject *items, *ci, *attrs, *ev_attrs, *lk_attrs, *py;
     long long rec0;
     SpanOut o;
-    if (!PyArg_ParseTuple(args, "O!OLO!O!O!OOOO", &PyList_Type, &items, &ci, &rec0, &PyList_Type, &o.rows,
-                          &PyList_Type, &o.events, &PyList_Type, &o.links, &attrs, &ev_attrs, &lk_attrs, &py))
+    if (!PyArg_ParseTuple(args, "O!OLOO!O!OOOO", &PyList_Type, &items, &ci, &rec0, &o.rows, &PyList_Type, &o.events,
+                          &PyList_Type, &o.links, &attrs, &ev_attrs, &lk_attrs, &py))
         return NULL;
+    if (rows_ok(o.rows) < 0) return NULL;
     if (get_attrs(attrs, &o.attrs) < 0 || get_attrs(ev_attrs, &o.ev_attrs) < 0 || get_attrs(lk_attrs, &o.lk_attrs) < 0)
         return NULL;
     SpanMark m;
@@ -1881,8 +2709,8 @@ static PyObject *decode_json_logs(PyObject *self, PyObject *args) {
     PyObject *items, *ci, *attrs, *py;
     long long rec0;
     LogOut o;
-    if (!PyArg_ParseTuple(args, "O!OLO!OO", &PyList_Type, &items, &ci, &rec0, &PyList_Type, &o.rows, &attrs, &py))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "O!OLOOO", &PyList_Type, &items, &ci, &rec0, &o.rows, &attrs, &py)) return NULL;
+    if (rows_ok(o.rows) < 0) return NULL;
     if (get_attrs(attrs, &o.attrs) < 0) return NULL;
     LogMark m;
     return jloop(items, &o, ci, rec0, py, jlog_fn, log_mark, log_rollback, &m);
@@ -2168,23 +2996,16 @@ static int tuint(T *t, uint64_t max, int allow_str, uint64_t *out) {
 }
 
 /* A hex id of exactly 2*want characters (None when absent, empty or all zero). */
-static int tid(T *t, Py_ssize_t want, PyObject **out) {
-    if (tnull(t)) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-        return 0;
-    }
+/* The id's bytes into b (16 bytes room); *present is 0 for None (absent, empty or all zero). */
+static int tid_raw(T *t, Py_ssize_t want, uint8_t *b, int *present) {
+    *present = 0;
+    if (tnull(t)) return 0;
     const uint8_t *s;
     Py_ssize_t n;
     int esc;
     if (tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
-    if (n == 0) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-        return 0;
-    }
+    if (n == 0) return 0;
     if (n != 2 * want) return FALLBACK;
-    uint8_t b[16];
     int nonzero = 0;
     for (Py_ssize_t i = 0; i < want; i++) {
         int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
@@ -2192,13 +3013,45 @@ static int tid(T *t, Py_ssize_t want, PyObject **out) {
         b[i] = (uint8_t)(hi << 4 | lo);
         nonzero |= b[i];
     }
-    if (!nonzero) {
+    *present = nonzero != 0;
+    return 0;
+}
+
+static int tid(T *t, Py_ssize_t want, PyObject **out) {
+    uint8_t b[16];
+    int present;
+    int rc = tid_raw(t, want, b, &present);
+    if (rc) return rc;
+    if (!present) {
         Py_INCREF(Py_None);
         *out = Py_None;
         return 0;
     }
     *out = PyBytes_FromStringAndSize((const char *)b, want);
     return *out ? 0 : -2;
+}
+
+/* A string for a column: its bytes (*s, *n) when it has no escapes and is valid UTF-8, else the
+ * str tstr makes of it (*obj); FALLBACK as tstr. */
+static int tstr_col(T *t, const uint8_t **s, Py_ssize_t *n, PyObject **obj) {
+    const uint8_t *save = t->p;
+    int esc;
+    *obj = NULL;
+    if (!tstr_span(t, s, n, &esc) && !esc && utf8_valid(*s, *n)) return 0;
+    t->p = save;
+    *s = NULL;
+    return tstr(t, obj);
+}
+
+/* Write a string column from tstr_col's result (s or obj; neither: absent). Optional columns
+ * take absent and "" as None, others absent as "". */
+static int cols_tstr(Cols *r, int j, const uint8_t *s, Py_ssize_t n, PyObject *obj, int optional) {
+    if (obj) {
+        if (optional && PyUnicode_GET_LENGTH(obj) == 0) return cols_s(r, j, NULL, 0);
+        return strbuf_push_obj(&r->c[j].sb, obj);
+    }
+    if (!s || (optional && n == 0)) return cols_s(r, j, optional ? NULL : (const uint8_t *)"", 0);
+    return cols_s(r, j, s, n);
 }
 
 /* An optional string: null / "" -> None. */
@@ -2220,7 +3073,9 @@ static int topt_str(T *t, PyObject **out) {
 
 /* A simple AnyValue object {stringValue|intValue|boolValue|doubleValue: x} as (tag, text); both
  * stay NULL unless it succeeds. */
-static int tany(T *t, PyObject **tag, PyObject **text) {
+/* num (room for 64 bytes, or NULL): where an int, bool or double's text goes instead of a str
+ * (*text then stays NULL). */
+static int tany(T *t, PyObject **tag, PyObject **text, char *num_out) {
     const uint8_t *ks, *s;
     Py_ssize_t kn, n;
     *tag = *text = NULL;
@@ -2244,7 +3099,8 @@ static int tany(T *t, PyObject **tag, PyObject **text) {
         }
         uint64_t u;
         if (n > 18 || digits_u64(s, n, UINT64_MAX, &u)) return FALLBACK; /* longer: Python checks the range */
-        if (!(*text = PyUnicode_FromFormat("%lld", neg ? -(long long)u : (long long)u))) return -2;
+        if (num_out) snprintf(num_out, 64, "%lld", neg ? -(long long)u : (long long)u);
+        else if (!(*text = PyUnicode_FromFormat("%lld", neg ? -(long long)u : (long long)u))) return -2;
         *tag = S_int;
     } else if (KEY("boolValue")) {
         tws(t);
@@ -2257,7 +3113,12 @@ static int tany(T *t, PyObject **tag, PyObject **text) {
         } else {
             return FALLBACK;
         }
-        Py_INCREF(*text);
+        if (num_out) {
+            strcpy(num_out, *text == S_true ? "true" : "false");
+            *text = NULL;
+        } else {
+            Py_INCREF(*text);
+        }
         *tag = S_bool;
     } else if (KEY("doubleValue")) {
         int is_int;
@@ -2273,9 +3134,10 @@ static int tany(T *t, PyObject **tag, PyObject **text) {
         if (!isfinite(d)) return FALLBACK;
         char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         if (!r) return -2;
-        *text = PyUnicode_FromString(r);
+        if (num_out && strlen(r) < 64) strcpy(num_out, r);
+        else *text = PyUnicode_FromString(r);
         PyMem_Free(r);
-        if (!*text) return -2;
+        if (!*text && !(num_out && num_out[0])) return -2;
         *tag = S_double;
     } else {
         return FALLBACK;
@@ -2301,22 +3163,45 @@ static int tattrs(T *t, Attrs *a) {
         const uint8_t *ks;
         Py_ssize_t kn;
         PyObject *key = NULL, *tag = NULL, *text = NULL;
+        char num[64]; /* an int, bool or double value's text (tany) */
+        num[0] = 0;
+        const uint8_t *kbs = NULL; /* the key without escapes: its bytes */
+        Py_ssize_t kbn = 0;
+        const uint8_t *fs = NULL; /* a {"stringValue": "..."} without escapes: its bytes */
+        Py_ssize_t fn = 0;
         int rc = tch(t, '{');
         for (int i = 0; i < 2 && !rc; i++) {
             if (i == 1 && (rc = tch(t, ','))) break;
             if ((rc = tkey(t, &ks, &kn))) break;
-            if (KEY("key") && !key) rc = tstr(t, &key);
-            else if (KEY("value") && !tag) rc = tany(t, &tag, &text);
-            else rc = FALLBACK;
+            if (KEY("key") && !key && !kbs) {
+                rc = tstr_col(t, &kbs, &kbn, &key);
+                if (!rc && !key && !kbs) kbs = (const uint8_t *)"";
+            } else if (KEY("value") && !tag) {
+                const uint8_t *save = t->p, *vs;
+                Py_ssize_t vn;
+                int esc;
+                if (!tch(t, '{') && !tkey(t, &vs, &vn) && vn == 11 && memcmp(vs, "stringValue", 11) == 0 &&
+                    !tstr_span(t, &fs, &fn, &esc) && !esc && utf8_valid(fs, fn) && !tch(t, '}')) {
+                    tag = S_string;
+                    Py_INCREF(tag);
+                } else {
+                    fs = NULL;
+                    t->p = save;
+                    num[0] = 0;
+                    rc = tany(t, &tag, &text, num);
+                }
+            } else {
+                rc = FALLBACK;
+            }
         }
         if (!rc) rc = tch(t, '}');
         if (!rc) {
-            if (tag != S_string) {
-                PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
-                if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) rc = -2;
-                Py_XDECREF(pos);
-            }
-            if (!rc && (append_key(a, key) < 0 || PyList_Append(a->vals, text) < 0)) rc = -2;
+            if (tag != S_string && attrs_push_tag(a, tag) < 0) rc = -2;
+            if (!rc && ((kbs ? append_key_bytes(NULL, a, kbs, kbn) : append_key(a, key)) < 0 ||
+                        (fs     ? attrs_push_utf8(a, fs, fn)
+                         : !text ? attrs_push_utf8(a, (const uint8_t *)num, (Py_ssize_t)strlen(num))
+                                 : attrs_push_val(a, text)) < 0))
+                rc = -2;
         }
         Py_XDECREF(key);
         Py_XDECREF(tag);
@@ -2375,7 +3260,7 @@ static int tevent(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
         Py_INCREF(S_empty_str);
         name = S_empty_str;
     }
-    PyObject *tup = Py_BuildValue("(nnKNNk)", row, j, (unsigned long long)time, name, size_obj(o->ev_attrs.keys),
+    PyObject *tup = Py_BuildValue("(nnKNNk)", row, j, (unsigned long long)time, name, attrs_size(&o->ev_attrs),
                                   (unsigned long)dropped);
     if (!tup) return -2;
     int rc = PyList_Append(o->events, tup);
@@ -2432,7 +3317,7 @@ static int tlink(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
     if (!sid) sid = Py_NewRef(Py_None);
     if (!ts) ts = Py_NewRef(Py_None);
     PyObject *tup = Py_BuildValue("(nnNNNkNk)", row, j, tid_, sid, ts, (unsigned long)flags,
-                                  size_obj(o->lk_attrs.keys), (unsigned long)dropped);
+                                  attrs_size(&o->lk_attrs), (unsigned long)dropped);
     if (!tup) return -2;
     int rc = PyList_Append(o->links, tup);
     Py_DECREF(tup);
@@ -2469,7 +3354,13 @@ static int tchildren(T *t, SpanOut *o, Py_ssize_t row, int (*fn)(T *, SpanOut *,
 static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
     uint64_t start = 0, end = 0, kind = 0, flags = 0, da = 0, de = 0, dl = 0, code = 0, seen = 0;
     PyObject *tid_ = NULL, *sid = NULL, *pid = NULL, *ts = NULL, *name = NULL, *msg = NULL;
-    Py_ssize_t row = PyList_GET_SIZE(o->rows), n_ev = 0, n_lk = 0;
+    Py_ssize_t row = rows_len(o->rows), n_ev = 0, n_lk = 0;
+    /* rows as Cols: ids and strings are written from these, without objects */
+    Cols *R = Py_IS_TYPE(o->rows, &ColsType) ? (Cols *)o->rows : NULL;
+    uint8_t idb[3][16];
+    int idp[3] = {0, 0, 0};
+    const uint8_t *tss = NULL, *nms = NULL, *mss = NULL;
+    Py_ssize_t tsn = 0, nmn = 0, msn = 0;
     const uint8_t *ks;
     Py_ssize_t kn;
     int more;
@@ -2481,22 +3372,23 @@ static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
             CHECK(tkey(t, &ks, &kn));
             if (KEY("traceId")) {
                 SEEN(0);
-                CHECK(tid(t, 16, &tid_));
+                CHECK(R ? tid_raw(t, 16, idb[0], &idp[0]) : tid(t, 16, &tid_));
             } else if (KEY("spanId")) {
                 SEEN(1);
-                CHECK(tid(t, 8, &sid));
+                CHECK(R ? tid_raw(t, 8, idb[1], &idp[1]) : tid(t, 8, &sid));
             } else if (KEY("parentSpanId")) {
                 SEEN(2);
-                CHECK(tid(t, 8, &pid));
+                CHECK(R ? tid_raw(t, 8, idb[2], &idp[2]) : tid(t, 8, &pid));
             } else if (KEY("traceState")) {
                 SEEN(3);
-                CHECK(topt_str(t, &ts));
+                if (!R) CHECK(topt_str(t, &ts));
+                else if (!tnull(t)) CHECK(tstr_col(t, &tss, &tsn, &ts));
             } else if (KEY("flags")) {
                 SEEN(4);
                 CHECK(tuint(t, 0xFFFFFFFFULL, 0, &flags));
             } else if (KEY("name")) {
                 SEEN(5);
-                if (!tnull(t)) CHECK(tstr(t, &name));
+                if (!tnull(t)) CHECK(R ? tstr_col(t, &nms, &nmn, &name) : tstr(t, &name));
             } else if (KEY("kind")) {
                 SEEN(6);
                 CHECK(tuint(t, 5, 0, &kind));
@@ -2539,7 +3431,8 @@ static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
                                 CHECK(tuint(t, 2, 0, &code));
                             } else if (KEY("message") && !(sseen & 2)) {
                                 sseen |= 2;
-                                CHECK(topt_str(t, &msg));
+                                if (!R) CHECK(topt_str(t, &msg));
+                                else if (!tnull(t)) CHECK(tstr_col(t, &mss, &msn, &msg));
                             } else {
                                 goto fallback;
                             }
@@ -2555,6 +3448,36 @@ static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
             if (more < 0) goto fallback;
         } while (more);
     }
+    if (R) {
+        long long cv = PyLong_AsLongLong(ci);
+        if ((cv == -1 && PyErr_Occurred()) || cols_reserve(R) < 0) goto pyerr;
+        cols_id(R, 0, idp[0] ? idb[0] : NULL);
+        cols_id(R, 1, idp[1] ? idb[1] : NULL);
+        cols_id(R, 2, idp[2] ? idb[2] : NULL);
+        if (cols_tstr(R, 3, tss, tsn, ts, 1) < 0 || cols_tstr(R, 5, nms, nmn, name, 0) < 0 ||
+            cols_tstr(R, 10, mss, msn, msg, 1) < 0) {
+            cols_truncate(R, R->n);
+            goto pyerr;
+        }
+        cols_i(R, 4, (int64_t)flags);
+        cols_i(R, 6, (int64_t)kind);
+        cols_i(R, 7, (int64_t)start);
+        cols_i(R, 8, (int64_t)end);
+        cols_i(R, 9, (int64_t)code);
+        cols_i(R, 11, attrs_len(&o->attrs));
+        cols_i(R, 12, (int64_t)da);
+        cols_i(R, 13, n_ev);
+        cols_i(R, 14, (int64_t)de);
+        cols_i(R, 15, n_lk);
+        cols_i(R, 16, (int64_t)dl);
+        cols_i(R, 17, cv);
+        cols_i(R, 18, rec);
+        cols_commit(R);
+        Py_XDECREF(ts);
+        Py_XDECREF(name);
+        Py_XDECREF(msg);
+        return 0;
+    }
     if (!tid_) tid_ = Py_NewRef(Py_None);
     if (!sid) sid = Py_NewRef(Py_None);
     if (!pid) pid = Py_NewRef(Py_None);
@@ -2563,12 +3486,12 @@ static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
     if (!msg) msg = Py_NewRef(Py_None);
     PyObject *tup = Py_BuildValue("(NNNNkNkKKkNNknknkOL)", tid_, sid, pid, ts, (unsigned long)flags, name,
                                   (unsigned long)kind, (unsigned long long)start, (unsigned long long)end,
-                                  (unsigned long)code, msg, size_obj(o->attrs.keys), (unsigned long)da, n_ev,
+                                  (unsigned long)code, msg, attrs_size(&o->attrs), (unsigned long)da, n_ev,
                                   (unsigned long)de, n_lk, (unsigned long)dl, ci, rec);
     if (!tup) return -2;
-    int rc = PyList_Append(o->rows, tup);
+    int rc = rows_append(o->rows, tup);
     Py_DECREF(tup);
-    return rc < 0 ? -2 : 0;
+    return rc;
 fallback:
     rc = FALLBACK;
     goto cleanup;
@@ -2610,7 +3533,7 @@ static int tlog(T *t, LogOut *o, PyObject *ci, long long rec) {
                 CHECK(topt_str(t, &st));
             } else if (KEY("body")) {
                 SEEN(4);
-                if (!tnull(t)) CHECK(tany(t, &btag, &btext));
+                if (!tnull(t)) CHECK(tany(t, &btag, &btext, NULL));
             } else if (KEY("attributes")) {
                 SEEN(5);
                 CHECK(tattrs(t, &o->attrs));
@@ -2643,12 +3566,12 @@ static int tlog(T *t, LogOut *o, PyObject *ci, long long rec) {
     if (!sid) sid = Py_NewRef(Py_None);
     if (!en) en = Py_NewRef(Py_None);
     PyObject *tup = Py_BuildValue("(KKkNNNNkkNNNOL)", (unsigned long long)time, (unsigned long long)observed,
-                                  (unsigned long)sev, st, btext, btag, size_obj(o->attrs.keys), (unsigned long)da,
+                                  (unsigned long)sev, st, btext, btag, attrs_size(&o->attrs), (unsigned long)da,
                                   (unsigned long)flags, tid_, sid, en, ci, rec);
     if (!tup) return -2;
-    int rc = PyList_Append(o->rows, tup);
+    int rc = rows_append(o->rows, tup);
     Py_DECREF(tup);
-    return rc < 0 ? -2 : 0;
+    return rc;
 fallback:
     rc = FALLBACK;
     goto cleanup;
@@ -2729,6 +3652,13 @@ static int tpatch(TReq *q, Py_ssize_t row0, Py_ssize_t row1, PyObject *scope, Py
     if (rc) return rc;
     PyObject *rows = trows(q);
     int col = q->kind == 0 ? 17 : 12;
+    if (Py_IS_TYPE(rows, &ColsType)) {
+        long long v = PyLong_AsLongLong(ci);
+        Py_DECREF(ci);
+        if (v == -1 && PyErr_Occurred()) return -2;
+        for (Py_ssize_t i = row0; i < row1; i++) ((Cols *)rows)->c[col].iv[i] = v;
+        return 0;
+    }
     for (Py_ssize_t i = row0; i < row1; i++) {
         PyObject *tup = PyList_GET_ITEM(rows, i);
         PyObject *old = PyTuple_GET_ITEM(tup, col);
@@ -2751,7 +3681,7 @@ static int trecord(T *t, void *arg) {
 static int tscope(T *t, void *arg) {
     TReq *q = arg;
     PyObject *scope = NULL, *surl = NULL;
-    Py_ssize_t row0 = PyList_GET_SIZE(trows(q));
+    Py_ssize_t row0 = rows_len(trows(q));
     int seen_records = 0, late = 0, rc = 0, more;
     const uint8_t *ks;
     Py_ssize_t kn;
@@ -2787,7 +3717,7 @@ static int tscope(T *t, void *arg) {
         more = tnext(t, '}');
         if (more < 0) goto fallback;
     }
-    Py_ssize_t row1 = PyList_GET_SIZE(trows(q));
+    Py_ssize_t row1 = rows_len(trows(q));
     if (late && (rc = tpatch(q, row0, row1, scope, surl))) goto out;
     if (q->nsc == q->capsc) {
         Py_ssize_t cap = q->capsc ? 2 * q->capsc : 8;
@@ -2896,9 +3826,13 @@ static PyObject *decode_json_text(PyObject *self, PyObject *args) {
     Py_buffer buf;
     long long rec;
     PyObject *rows, *attrs, *events, *links, *ev_attrs, *lk_attrs, *ctx_fn;
-    if (!PyArg_ParseTuple(args, "iy*LO!OOOOOO", &kind, &buf, &rec, &PyList_Type, &rows, &attrs, &events, &links,
-                          &ev_attrs, &lk_attrs, &ctx_fn))
+    if (!PyArg_ParseTuple(args, "iy*LOOOOOOO", &kind, &buf, &rec, &rows, &attrs, &events, &links, &ev_attrs,
+                          &lk_attrs, &ctx_fn))
         return NULL;
+    if (rows_ok(rows) < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
     SpanOut so;
     LogOut lo;
     SpanMark sm;
@@ -3133,5 +4067,15 @@ PyMODINIT_FUNC PyInit__wire(void) {
         else Py_DECREF(k);
         Py_DECREF(v);
     }
-    return PyModule_Create(&module);
+    if (PyType_Ready(&IdBufType) < 0 || PyType_Ready(&StrBufType) < 0 || PyType_Ready(&ColsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&IdBufType);
+    Py_INCREF(&StrBufType);
+    Py_INCREF(&ColsType);
+    if (PyModule_AddObject(m, "IdBuf", (PyObject *)&IdBufType) < 0 ||
+        PyModule_AddObject(m, "StrBuf", (PyObject *)&StrBufType) < 0 ||
+        PyModule_AddObject(m, "Cols", (PyObject *)&ColsType) < 0)
+        return NULL;
+    return m;
 }

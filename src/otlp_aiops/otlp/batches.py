@@ -8,6 +8,7 @@ broadcasting the resource/scope context) happens here, vectorised, once per batc
 from __future__ import annotations
 
 import hashlib
+import struct
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from itertools import islice
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otlp_aiops.otlp import schema
+from otlp_aiops.otlp import accel, schema
 
 ZERO_TRACE_ID = bytes(16)
 ZERO_SPAN_ID = bytes(8)
@@ -117,9 +118,9 @@ class AttrCols:
         offsets[1:] = ends
         mask = pa.array(offsets[1:] == offsets[:-1]) if null_if_empty else None
         self._table = pa.array(list(self.kidx), pa.string())
-        self._key_ids = np.fromiter(self.keys, dtype=np.int32, count=len(self.keys))
+        self._key_ids = self._key_id_array()
         self._keys_arr = self._table.take(pa.array(self._key_ids))
-        self._vals_arr = pa.array(self.vals, pa.string())
+        self._vals_arr = self._values_array()
         attrs = pa.MapArray.from_arrays(pa.array(offsets), self._keys_arr, self._vals_arr, mask=mask)
         if not self.tag_pos:
             return attrs, pa.nulls(n, schema.ATTRS)
@@ -133,6 +134,124 @@ class AttrCols:
             pa.array(toff), keys, pa.array(self.tags, pa.string()), mask=pa.array(counts == 0)
         )
         return attrs, types
+
+    def _key_id_array(self) -> np.ndarray:
+        return np.fromiter(self.keys, dtype=np.int32, count=len(self.keys))
+
+    def _values_array(self) -> pa.Array:
+        return pa.array(self.vals, pa.string())
+
+
+class BufAttrCols(AttrCols):
+    """``AttrCols`` whose keys and values live in the C decoder's column buffers (``_wire.IdBuf``:
+    int32 key ids; ``_wire.StrBuf``: UTF-8 data + offsets + validity) instead of lists: the C
+    decoder writes a string attribute's bytes there without making a ``str``, and ``to_arrays``
+    wraps the buffers into Arrow arrays without a per-value Python object. The buffers take
+    ``append``/``extend`` and read back like lists, so the pure-Python decoder can fill the same
+    batch (a record that falls back to it), and everything that reads ``keys``/``vals`` still works.
+    The arrays are the same values as ``AttrCols`` makes, so the tables are identical."""
+
+    __slots__ = ()
+
+    def __init__(self, wire: Any) -> None:
+        super().__init__()
+        self.keys = wire.IdBuf()
+        self.vals = wire.StrBuf()
+
+    def truncate(self, start: int) -> None:
+        self.keys.truncate(start)
+        self.vals.truncate(start)
+        tag_pos = self.tag_pos
+        while tag_pos and tag_pos[-1] >= start:
+            tag_pos.pop()
+            self.tags.pop()
+
+    def rendered(self, start: int = 0) -> list[tuple[str, str, str | None]]:
+        table = self.key_names()
+        keys = [self.keys[i] for i in range(start, len(self.keys))]
+        vals = [self.vals[i] for i in range(start, len(self.vals))]
+        tags = dict(zip(self.tag_pos, self.tags, strict=True))
+        return [
+            (table[k], tags.get(start + i, "string"), v)
+            for i, (k, v) in enumerate(zip(keys, vals, strict=True))
+        ]
+
+    def _values_array(self) -> pa.Array:
+        offsets, data, validity, nulls, width = self.vals.export()
+        n = len(self.vals)
+        typ = pa.string() if width == 4 else pa.large_string()
+        valid = None if validity is None else pa.py_buffer(validity)
+        arr = pa.Array.from_buffers(
+            typ, n, [valid, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls
+        )
+        return arr if width == 4 else arr.cast(pa.string())
+
+    def _key_id_array(self) -> np.ndarray:
+        return np.frombuffer(self.keys.tobytes(), dtype=np.int32)
+
+
+def new_attr_cols() -> AttrCols:
+    """The attribute store of a span or log batch: column buffers when the C decoder is in use
+    (checked when the batch is made, as the decoders check ``accel.wire`` at call time), else lists."""
+    wire = accel.wire
+    if wire is not None and hasattr(wire, "StrBuf"):
+        return BufAttrCols(wire)
+    return AttrCols()
+
+
+# Rows kept as the C decoder's column buffers (``_wire.Cols``), one format character a column:
+# 'i' int64, 's' optional string, 'h' / 'H' optional 8- / 16-byte id. The row layouts are those
+# of the SpanBatch and LogBatch docstrings.
+SPAN_ROW_FORMAT = "Hhhsisiiiisiiiiiiii"
+LOG_ROW_FORMAT = "iiisssiiiHhsii"
+
+
+def new_rows(fmt: str) -> Any:
+    """The rows of a span or log batch: ``_wire.Cols`` when the C decoder is in use, else a list.
+    Both take ``append(tuple)`` and read back as tuples; ``RowColumns`` reads their columns."""
+    wire = accel.wire
+    if wire is not None and hasattr(wire, "Cols"):
+        return wire.Cols(fmt)
+    return []
+
+
+class RowColumns:
+    """The columns of a batch's rows as numpy/Arrow arrays: from ``_wire.Cols``'s buffers without a
+    per-value Python object, or transposed from a list of tuples (the pure-Python decoder's)."""
+
+    def __init__(self, rows: Any, fmt: str) -> None:
+        self.fmt = fmt
+        self.n = len(rows)
+        if isinstance(rows, list):
+            self.cols: Any = None
+            self.lists = list(zip(*rows, strict=True))
+        else:
+            self.cols = rows
+
+    def ints(self, j: int) -> np.ndarray:
+        if self.cols is None:
+            return np.asarray(self.lists[j], dtype=np.int64)
+        return np.frombuffer(self.cols.column(j), dtype=np.int64)
+
+    def array(self, j: int, typ: pa.DataType) -> pa.Array:
+        if self.cols is None:
+            return pa.array(self.lists[j], typ)
+        kind = self.fmt[j]
+        if kind == "i":
+            return pa.array(self.ints(j), typ)
+        if kind == "s":
+            offsets, data, validity, nulls, width = self.cols.column(j)
+            st = pa.string() if width == 4 else pa.large_string()
+            valid = None if validity is None else pa.py_buffer(validity)
+            arr = pa.Array.from_buffers(
+                st, self.n, [valid, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls
+            )
+            return arr if arr.type == typ else arr.cast(typ)
+        data, validity, nulls = self.cols.column(j)
+        valid = None if validity is None else pa.py_buffer(validity)
+        w = 16 if kind == "H" else 8
+        arr = pa.Array.from_buffers(pa.binary(w), self.n, [valid, pa.py_buffer(data)], null_count=nulls)
+        return arr if arr.type == typ else arr.cast(typ)
 
 
 def histogram_problem(count: int, bucket_counts: Any, bounds: Any) -> str | None:
@@ -252,7 +371,7 @@ class Contexts:
             self.items.append((r, s))
         return i
 
-    def columns(self, idx: list[int]) -> dict[str, pa.Array]:
+    def columns(self, idx: Any) -> dict[str, pa.Array]:
         take = pa.array(idx, pa.int32())
         cols: dict[str, pa.Array] = {
             "resource_id": pa.array([r.resource_id for r, _ in self.items], pa.int64()).take(take),
@@ -340,9 +459,10 @@ class _RowBatch:
 
     source_file: str
     rows: list[tuple] = field(default_factory=list)
-    attrs: AttrCols = field(default_factory=AttrCols)
+    attrs: AttrCols = field(default_factory=new_attr_cols)
     ctx: Contexts = field(default_factory=Contexts)
     text_contexts: dict = field(default_factory=dict)  # for the C decoder of OTLP/JSON text
+    proto_contexts: dict = field(default_factory=dict)  # (resource, scope) bytes -> context, protobuf
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -359,10 +479,11 @@ class SpanBatch(_RowBatch):
     link row: (span_row, link_index, trace_id, span_id, trace_state, flags, attr_end, dropped_attrs)
     """
 
+    rows: Any = field(default_factory=lambda: new_rows(SPAN_ROW_FORMAT))
     events: list[tuple] = field(default_factory=list)
-    event_attrs: AttrCols = field(default_factory=AttrCols)
+    event_attrs: AttrCols = field(default_factory=new_attr_cols)
     links: list[tuple] = field(default_factory=list)
-    link_attrs: AttrCols = field(default_factory=AttrCols)
+    link_attrs: AttrCols = field(default_factory=new_attr_cols)
 
     def rollback(self) -> None:
         """Undo what a span that failed half-way appended (its own row is appended last)."""
@@ -383,38 +504,39 @@ class SpanBatch(_RowBatch):
         n = len(rows)
         if n == 0:
             return {}
-        c = list(zip(*rows, strict=True))
-        start = np.asarray(c[7], dtype=np.int64)
-        end = np.asarray(c[8], dtype=np.int64)
+        c = RowColumns(rows, SPAN_ROW_FORMAT)
+        start = c.ints(7)
+        end = c.ints(8)
         valid = (start != 0) & (end != 0)
-        attrs, types = self.attrs.to_arrays(c[11])
-        ctx = self.ctx.columns(list(c[17]))
-        trace_id = pa.array(c[0], schema.TRACE_ID)
-        span_id = pa.array(c[1], schema.SPAN_ID)
+        attr_end = c.ints(11)
+        attrs, types = self.attrs.to_arrays(attr_end)
+        ctx = self.ctx.columns(c.ints(17))
+        trace_id = c.array(0, schema.TRACE_ID)
+        span_id = c.array(1, schema.SPAN_ID)
         cols = {
             "trace_id": trace_id,
             "span_id": span_id,
-            "parent_span_id": pa.array(c[2], schema.SPAN_ID),
-            "trace_state": pa.array(c[3], pa.string()),
-            "flags": pa.array(c[4], pa.uint32()),
-            "name": pa.array(c[5], pa.string()),
-            "kind": pa.array(c[6], pa.int8()),
+            "parent_span_id": c.array(2, schema.SPAN_ID),
+            "trace_state": c.array(3, pa.string()),
+            "flags": c.array(4, pa.uint32()),
+            "name": c.array(5, pa.string()),
+            "kind": c.array(6, pa.int8()),
             "start_time": ts_array(start),
             "end_time": ts_array(end),
             "duration_ns": pa.array(end - start, pa.int64(), mask=~valid),
-            "status_code": pa.array(c[9], pa.int8()),
-            "status_message": pa.array(c[10], pa.string()),
+            "status_code": c.array(9, pa.int8()),
+            "status_message": c.array(10, pa.string()),
             "attributes": attrs,
             "attribute_types": types,
-            "dropped_attributes_count": pa.array(c[12], pa.uint32()),
-            "event_count": pa.array(c[13], pa.int32()),
-            "dropped_events_count": pa.array(c[14], pa.uint32()),
-            "link_count": pa.array(c[15], pa.int32()),
-            "dropped_links_count": pa.array(c[16], pa.uint32()),
-            **promote(self.attrs, c[11], schema.SPAN_PROMOTED),
+            "dropped_attributes_count": c.array(12, pa.uint32()),
+            "event_count": c.array(13, pa.int32()),
+            "dropped_events_count": c.array(14, pa.uint32()),
+            "link_count": c.array(15, pa.int32()),
+            "dropped_links_count": c.array(16, pa.uint32()),
+            **promote(self.attrs, attr_end, schema.SPAN_PROMOTED),
             **ctx,
             "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
-            "_record_index": pa.array(c[18], pa.int64()),
+            "_record_index": c.array(18, pa.int64()),
         }
         out = {"spans": _table(schema.SPANS, cols)}
         parent = {
@@ -476,6 +598,8 @@ class LogBatch(_RowBatch):
     """log row: (time, observed_time, severity_number, severity_text, body, body_type, attr_end,
     dropped_attrs, flags, trace_id, span_id, event_name, ctx, record_index)"""
 
+    rows: Any = field(default_factory=lambda: new_rows(LOG_ROW_FORMAT))
+
     def rollback(self) -> None:
         """Undo what a log record that failed half-way appended (its row is appended last)."""
         self.attrs.truncate(self.rows[-1][6] if self.rows else 0)
@@ -484,26 +608,27 @@ class LogBatch(_RowBatch):
         n = len(self.rows)
         if n == 0:
             return {}
-        c = list(zip(*self.rows, strict=True))
-        attrs, types = self.attrs.to_arrays(c[6])
+        c = RowColumns(self.rows, LOG_ROW_FORMAT)
+        attr_end = c.ints(6)
+        attrs, types = self.attrs.to_arrays(attr_end)
         cols = {
-            "time": ts_array(c[0]),
-            "observed_time": ts_array(c[1]),
-            "severity_number": pa.array(c[2], pa.int8()),
-            "severity_text": pa.array(c[3], pa.string()),
-            "body": pa.array(c[4], pa.string()),
-            "body_type": pa.array(c[5], pa.string()),
+            "time": ts_array(c.ints(0)),
+            "observed_time": ts_array(c.ints(1)),
+            "severity_number": c.array(2, pa.int8()),
+            "severity_text": c.array(3, pa.string()),
+            "body": c.array(4, pa.string()),
+            "body_type": c.array(5, pa.string()),
             "attributes": attrs,
             "attribute_types": types,
-            "dropped_attributes_count": pa.array(c[7], pa.uint32()),
-            "flags": pa.array(c[8], pa.uint32()),
-            "trace_id": pa.array(c[9], schema.TRACE_ID),
-            "span_id": pa.array(c[10], schema.SPAN_ID),
-            "event_name": pa.array(c[11], pa.string()),
-            **promote(self.attrs, c[6], schema.LOG_PROMOTED),
-            **self.ctx.columns(list(c[12])),
+            "dropped_attributes_count": c.array(7, pa.uint32()),
+            "flags": c.array(8, pa.uint32()),
+            "trace_id": c.array(9, schema.TRACE_ID),
+            "span_id": c.array(10, schema.SPAN_ID),
+            "event_name": c.array(11, pa.string()),
+            **promote(self.attrs, attr_end, schema.LOG_PROMOTED),
+            **self.ctx.columns(c.ints(12)),
             "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
-            "_record_index": pa.array(c[13], pa.int64()),
+            "_record_index": c.array(13, pa.int64()),
         }
         return {"logs": _table(schema.LOGS, cols)}
 
@@ -548,6 +673,51 @@ POINT_SHAPE_COLUMNS = {
 }
 
 
+_POINT_FIXED = struct.Struct("<9q")  # the shared columns of a point row, packed
+
+
+class PointRows:
+    """The data points of one point table, as a list of rows that stores them by column: the nine
+    shared columns (metric index, series_id, start, time, attr_end, flags, n_exemplars, ctx,
+    record_index) packed as int64 in ``fixed`` (72 bytes a row), each shape column in a list of
+    ``shape``. The decoders ``append`` row tuples and read ``rows[-1]``; the C decoder writes the
+    packed bytes and the lists directly (no Python object per shared value), and ``to_tables`` reads
+    the shared columns as one numpy array."""
+
+    __slots__ = ("fixed", "shape")
+
+    def __init__(self, n_shape: int) -> None:
+        self.fixed = bytearray()
+        self.shape: tuple[list, ...] = tuple([] for _ in range(n_shape))
+
+    def __len__(self) -> int:
+        return len(self.fixed) // _POINT_FIXED.size
+
+    def append(self, row: tuple) -> None:
+        self.fixed += _POINT_FIXED.pack(*row[:9])
+        for col, v in zip(self.shape, row[9:], strict=True):
+            col.append(v)
+
+    def __getitem__(self, i: int) -> tuple:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("point row index out of range")
+        return (*_POINT_FIXED.unpack_from(self.fixed, i * _POINT_FIXED.size), *(col[i] for col in self.shape))
+
+    def __iter__(self) -> Any:
+        return (self[i] for i in range(len(self)))
+
+    def lists(self) -> tuple:
+        """What the C decoder appends to: (packed shared columns, shape column lists)."""
+        return self.fixed, self.shape
+
+    def fixed_columns(self) -> np.ndarray:
+        """The shared columns, an (n, 9) int64 array."""
+        return np.frombuffer(self.fixed, dtype=np.int64).reshape(-1, 9)
+
+
 @dataclass
 class MetricBatch:
     """Data points of all shapes, and their exemplars.
@@ -558,13 +728,20 @@ class MetricBatch:
 
     source_file: str
     infos: list[MetricInfo] = field(default_factory=list)
-    points: dict[str, list[tuple]] = field(default_factory=lambda: {t: [] for t in POINT_SHAPE_COLUMNS})
+    points: dict[str, PointRows] = field(
+        default_factory=lambda: {t: PointRows(len(cols)) for t, cols in POINT_SHAPE_COLUMNS.items()}
+    )
     attrs: dict[str, AttrCols] = field(default_factory=lambda: {t: AttrCols() for t in POINT_SHAPE_COLUMNS})
     exemplars: list[tuple] = field(default_factory=list)
     exemplar_attrs: AttrCols = field(default_factory=AttrCols)
     ctx: Contexts = field(default_factory=Contexts)
     _sids: dict = field(default_factory=dict, repr=False)  # point_series_id's memo, for this batch
     _info_index: dict = field(default_factory=dict, repr=False)  # add_info's memo
+    # The C decoder's memos for this batch (``_wire_metrics``): the metric table index and the
+    # series_id, keyed by bytes it builds from the wire (metric identity; that, the context index
+    # and the point's raw attribute bytes). Misses are filled by add_info / point_series_id.
+    c_info_memo: dict = field(default_factory=dict, repr=False)
+    c_series_memo: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.points.values())
@@ -623,7 +800,7 @@ class MetricBatch:
             i = self._info_index[key] = len(self.infos) - 1
         return i
 
-    def _info_columns(self, idx: tuple[int, ...]) -> dict[str, pa.Array]:
+    def _info_columns(self, idx: Any) -> dict[str, pa.Array]:
         take = pa.array(idx, pa.int32())
         infos = self.infos
         md = AttrCols()
@@ -650,11 +827,12 @@ class MetricBatch:
             n = len(rows)
             if n == 0:
                 continue
-            c = list(zip(*rows, strict=True))
+            c = rows.fixed_columns().T  # c[k]: shared column k, contiguous
+            c = np.ascontiguousarray(c)
             attrs, types = self.attrs[table].to_arrays(c[P_ATTR_END])
-            flags = pa.array(c[P_FLAGS], pa.uint32())
+            flags = pa.array(c[P_FLAGS].astype(np.uint32), pa.uint32())
             cols: dict[str, Any] = {
-                **self._info_columns(c[P_MINFO]),
+                **self._info_columns(c[P_MINFO].astype(np.int32)),
                 "series_id": pa.array(c[P_SERIES], pa.int64()),
                 "start_time": ts_array(c[P_START]),
                 "time": ts_array(c[P_TIME]),
@@ -662,14 +840,14 @@ class MetricBatch:
                 "attribute_types": types,
                 "flags": flags,
                 "no_recorded_value": pc.not_equal(pc.bit_wise_and(flags, pa.scalar(1, pa.uint32())), 0),
-                "exemplar_count": pa.array(c[P_NEX], pa.int32()),
-                **self.ctx.columns(list(c[P_CTX])),
+                "exemplar_count": pa.array(c[P_NEX].astype(np.int32), pa.int32()),
+                **self.ctx.columns(c[P_CTX].astype(np.int32)),
                 "_source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
                 "_record_index": pa.array(c[P_REC], pa.int64()),
             }
             table_schema = schema.TABLES[table]
             for j, name in enumerate(POINT_SHAPE_COLUMNS[table]):
-                cols[name] = pa.array(c[P_REC + 1 + j], table_schema.field(name).type)
+                cols[name] = pa.array(rows.shape[j], table_schema.field(name).type)
             out[table] = _table(table_schema, cols)
         if self.exemplars:
             e = list(zip(*self.exemplars, strict=True))

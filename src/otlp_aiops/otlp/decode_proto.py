@@ -10,6 +10,7 @@ a part that does not is walked field by field to name what was unknown.
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -122,6 +123,14 @@ def _rendered(kvs: Any) -> list[tuple[str, str, str | None]]:
 def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext, count: bool = True) -> Any:
     """The ResourceInfo of a serialised Resource; its unknown fields are counted at every use
     (``count``: once per Resource* block, like the scopes' once per Scope* block)."""
+    hit = _resource_entry(res, schema_url, fc)
+    if hit[1] and count:
+        fc.unknown_fields.update(hit[1])
+    return hit[0]
+
+
+def _resource_entry(res: bytes, schema_url: str, fc: FileContext) -> tuple[Any, Counter]:
+    """(ResourceInfo, its unknown fields) of a serialised Resource, registered and cached."""
     key = ("pb", res, schema_url)
     hit = fc.resource_cache.get(key)
     if hit is None:
@@ -131,12 +140,18 @@ def _resource_from_bytes(res: bytes, schema_url: str, fc: FileContext, count: bo
         info = make_resource(_rendered(r.attributes), r.dropped_attributes_count, schema_url, refs)
         fc.resources.setdefault(info.resource_id, info.row)
         hit = fc.resource_cache[key] = (info, unknown)
-    if hit[1] and count:
+    return hit
+
+
+def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext) -> Any:
+    hit = _scope_entry(sc, schema_url, fc)
+    if hit[1]:
         fc.unknown_fields.update(hit[1])
     return hit[0]
 
 
-def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext) -> Any:
+def _scope_entry(sc: bytes, schema_url: str, fc: FileContext) -> tuple[Any, Counter]:
+    """(ScopeInfo, its unknown fields) of a serialised InstrumentationScope, registered and cached."""
     key = ("pb", sc, schema_url)
     hit = fc.scope_cache.get(key)
     if hit is None:
@@ -145,9 +160,7 @@ def _scope_from_bytes(sc: bytes, schema_url: str, fc: FileContext) -> Any:
         info = make_scope(s.name, s.version, _rendered(s.attributes), s.dropped_attributes_count, schema_url)
         fc.scopes.setdefault(info.scope_id, info.row)
         hit = fc.scope_cache[key] = (info, unknown)
-    if hit[1]:
-        fc.unknown_fields.update(hit[1])
-    return hit[0]
+    return hit
 
 
 def _unknown_counts(m: Message, raw: bytes) -> Counter:
@@ -414,11 +427,18 @@ def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: An
     bad_resources: set[int] = set()
     seen_resources: set[int] = set()
 
+    memo = batch.proto_contexts
+
     def ctx_fn(
         ri: int, si: int, res: bytes, url: bytes, scope: bytes, surl: bytes, block: Any, sblock: Any
     ) -> int:
         if ri in bad_resources:
             return -2
+        if si >= 0:  # a (resource, scope) pair seen before in this batch, neither with unknown fields
+            ci = memo.get((res, url, scope, surl))
+            if ci is not None:
+                seen_resources.add(ri)
+                return ci
         try:
             rinfo = _resource_from_bytes(res, url.decode("utf-8"), fc, count=ri not in seen_resources)
             seen_resources.add(ri)
@@ -429,11 +449,16 @@ def _decode_request_fast(payload: bytes, signal: str, fc: FileContext, batch: An
         if si < 0:  # a block without scopes: only its resource to check
             return -1
         try:
-            sinfo = _scope_from_bytes(scope, surl.decode("utf-8"), fc)
+            shit = _scope_entry(scope, surl.decode("utf-8"), fc)
         except (DecodeError, UnicodeDecodeError) as e:
             errors.append((ri, si, -1, 0, "invalid_protobuf", f"scope: {e}", bytes(sblock)))
             return -1
-        return batch.ctx.get(rinfo, sinfo)
+        if shit[1]:
+            fc.unknown_fields.update(shit[1])
+        ci = batch.ctx.get(rinfo, shit[0])
+        if not shit[1] and not _resource_entry(res, url.decode("utf-8"), fc)[1]:
+            memo[(res, url, scope, surl)] = ci  # nothing to count on a repeat: the same answer
+        return ci
 
     item_type = spec.item_type
 
@@ -677,6 +702,94 @@ def _walk_metrics(
             )
 
 
+_POINT_TABLES = ("metrics_number", "metrics_histogram", "metrics_exp_histogram", "metrics_summary")
+
+
+def _metrics_fast(fc: FileContext, batch: MetricBatch) -> Any:
+    """For one message, the C decoder (``_wire_metrics``): ``request(payload, python_block)`` decodes
+    a whole request whose top level is well-formed (else returns False, touching nothing), and
+    ``block(chunk)`` one ResourceMetrics block, saying whether it did. A block that is anything but
+    the plain common case (malformed bytes, a record to set aside, merged fields) is handed back with
+    nothing added, to the Python decoder, which is therefore the one that writes every quarantine
+    entry. Unknown fields are collected in ``pending`` and counted once a block is decoded."""
+    pending: list[str] = []
+
+    def res_fn(res: bytes, url: bytes) -> Any:
+        try:
+            info, unknown = _resource_entry(res, url.decode("utf-8"), fc)
+        except (DecodeError, UnicodeDecodeError):
+            return None
+        if unknown:
+            pending.extend(unknown.elements())
+        return info
+
+    def scope_fn(rinfo: Any, sc: bytes, url: bytes) -> tuple | None:
+        try:
+            sinfo, unknown = _scope_entry(sc, url.decode("utf-8"), fc)
+        except (DecodeError, UnicodeDecodeError):
+            return None
+        if unknown:
+            pending.extend(unknown.elements())
+        return batch.ctx.get(rinfo, sinfo), rinfo.resource_id, rinfo.service_name
+
+    def metric_fn(
+        name, description, unit, mtype, temporality, monotonic, metadata: list[bytes]
+    ) -> int | None:
+        kvs = []
+        for raw in metadata:
+            try:
+                kv = common_pb2.KeyValue.FromString(raw)
+            except DecodeError:
+                return None
+            pending.extend(_unknown_counts(kv, raw).elements())
+            kvs.append(kv)
+        return batch.add_info(
+            MetricInfo(name, description, unit, mtype, temporality, monotonic, _rendered(kvs))
+        )
+
+    def series_fn(table: int, a0: int, ci: int, ii: int) -> int:
+        rinfo, sinfo = batch.ctx.items[ci]
+        return batch.point_series_id(
+            _POINT_TABLES[table], a0, rinfo.resource_id, sinfo.scope_id, batch.infos[ii]
+        )
+
+    state = (
+        tuple(batch.points[t].lists() for t in _POINT_TABLES),
+        tuple(batch.attrs[t].lists() for t in _POINT_TABLES),
+        batch.exemplars,
+        batch.exemplar_attrs.lists(),
+        batch.c_info_memo,
+        batch.c_series_memo,
+        res_fn,
+        scope_fn,
+        metric_fn,
+        series_fn,
+        _render_fallback,
+        pending,
+    )
+    wm = accel.wire_metrics
+
+    def block(chunk: bytes) -> bool:
+        pending.clear()
+        rec = wm.decode_block(chunk, fc.records_read, state)
+        if rec is None:
+            return False
+        fc.records_read = rec
+        if pending:
+            fc.unknown_fields.update(pending)
+        return True
+
+    def request(payload: bytes, python_block: Any) -> bool:
+        pending.clear()
+        rec = wm.decode_request(payload, fc.records_read, state, fc.unknown_fields, python_block)
+        if rec is None:
+            return False
+        fc.records_read = rec
+        return True
+
+    return SimpleNamespace(block=block, request=request)
+
+
 def _exemplars(exs: Any, table: str, sid: int, info: MetricInfo, rinfo, rec: int, batch: MetricBatch) -> int:
     ea = batch.exemplar_attrs
     for j, ex in enumerate(exs):
@@ -718,14 +831,26 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
     """Decode one protobuf ``*Data`` / ``Export*ServiceRequest`` message into ``batch``.
 
     Both message kinds carry the repeated ``Resource*`` as field 1, so they share one path. Each
-    Resource* block goes to the C decoder when it is built (spans, log records), else is parsed
-    whole by upb and walked; a block that does not parse whole is decoded record by record.
+    Resource* block goes to the C decoder when it is built (spans, log records: the whole request;
+    metric points: each ResourceMetrics block it takes, see ``_metrics_fast``), else is parsed whole
+    by upb and walked; a block that does not parse whole is decoded record by record.
     """
     if accel.wire is not None and signal != "metrics":
         _decode_request_fast(payload, signal, fc, batch, position)
         return
     rtype = RESOURCE_TYPES[signal]
     fname = RESOURCE_FIELD[signal]
+    fast = None
+    if signal == "metrics" and accel.wire_metrics is not None:
+        fast = _metrics_fast(fc, batch)
+
+        def python_block(ri: int, chunk: bytes, rec: int) -> int:
+            fc.records_read = rec
+            _decode_block(chunk, f"{fname}[{ri}]", rtype, fc, batch, position, signal)
+            return fc.records_read
+
+        if fast.request(payload, python_block):  # a well-formed request: C, block by block
+            return
     view = memoryview(payload)
     ri = 0
     pos = 0
@@ -738,20 +863,29 @@ def decode_message(payload: bytes, signal: str, fc: FileContext, batch: Any, pos
             chunk = bytes(view[a:b])
             path = f"{fname}[{ri}]"
             ri += 1
-            try:
-                msg = rtype.FromString(chunk)
-            except DecodeError:
-                _decode_block_careful(chunk, path, fc, batch, position, signal)
+            if fast is not None and fast.block(chunk):
                 continue
-            fc.unknown_fields.update(_unknown_counts(msg, chunk))
-            if signal == "metrics":
-                _walk_metrics(msg, path, fc, batch, position)
-            else:
-                _walk_items(msg, chunk, path, fc, batch, position, signal)
+            _decode_block(chunk, path, rtype, fc, batch, position, signal)
     except ValueError as e:
         fc.quarantine_message(
             position, "truncated_message", f"{fname}[{ri}] at byte {pos}: {e}", bytes(view[pos:])
         )
+
+
+def _decode_block(
+    chunk: bytes, path: str, rtype: Any, fc: FileContext, batch: Any, position: str, signal: str
+) -> None:
+    """One Resource* block with the pure-Python decoder."""
+    try:
+        msg = rtype.FromString(chunk)
+    except DecodeError:
+        _decode_block_careful(chunk, path, fc, batch, position, signal)
+        return
+    fc.unknown_fields.update(_unknown_counts(msg, chunk))
+    if signal == "metrics":
+        _walk_metrics(msg, path, fc, batch, position)
+    else:
+        _walk_items(msg, chunk, path, fc, batch, position, signal)
 
 
 def guess_signal(payload: bytes) -> str | None:

@@ -459,9 +459,9 @@ def _skip_line(stream: IO[bytes]) -> int:
 
 
 def _iter_jsonl(
-    stream: IO[bytes], lazy: bool = False, limits: Limits = DEFAULT_LIMITS
+    stream: IO[bytes], lazy: bool = False, limits: Limits = DEFAULT_LIMITS, lineno: int = 0
 ) -> Iterator[Message | FramingError]:
-    lineno = 0
+    """``lineno``: the lines before the stream's start (a block of a file, :func:`iter_block`)."""
     cap = limits.max_part_bytes
     while True:
         # A line longer than STREAM_DOCUMENT_BYTES (one huge request) is split into its resource
@@ -548,10 +548,10 @@ def _decode_payload(
 
 
 def _iter_length_prefixed(
-    stream: IO[bytes], lazy: bool = False, limits: Limits = DEFAULT_LIMITS
+    stream: IO[bytes], lazy: bool = False, limits: Limits = DEFAULT_LIMITS, offset: int = 0, index: int = 0
 ) -> Iterator[Message | FramingError]:
-    offset = 0
-    index = 0
+    """``offset``, ``index``: the stream's start in the file and the messages before it (a block of a
+    file, :func:`iter_block`; it starts after a non-empty frame, so no run of empty frames is cut)."""
     empty_run = 0
     while True:
         head = stream.read(4)
@@ -984,6 +984,129 @@ def iter_messages(
                 last = FramingError(f"{fmt.compression} stream", "decompression_error", reader.problem, b"")
         if last is not None:
             yield last
+
+
+# --------------------------------------------------------------------------------------------------
+# blocks of a large file: byte ranges cut at record boundaries, each converted on its own (Ray)
+# --------------------------------------------------------------------------------------------------
+
+SPLITTABLE = ("jsonl", "length_prefixed")  # of an uncompressed file; the rest is read whole
+
+
+@dataclass(frozen=True)
+class Block:
+    """Bytes ``start`` to ``end`` of a file, cut where a line / a length-prefixed frame begins.
+    ``before``: the lines (jsonl) or messages (length_prefixed) before ``start``, so that positions
+    read from the block are the whole file's."""
+
+    number: int
+    start: int
+    end: int
+    before: int
+
+
+def split_blocks(
+    path: str | os.PathLike, fmt: Format, block_bytes: int, limits: Limits | None = None
+) -> list[Block]:
+    """``path`` cut into blocks of about ``block_bytes`` (at least), at record boundaries: newlines
+    for JSON lines, frame starts (walking the length prefixes) for length-prefixed files. One block
+    (the whole file) when it cannot be cut: compressed, another framing, or no boundary found.
+    A boundary never falls inside a run of empty frames, nor after a frame the reader stops at
+    (truncated, or the ``max_empty_frames``-th empty one): the block holding it runs to the end."""
+    limits = limits or DEFAULT_LIMITS
+    size = os.path.getsize(path)
+    starts: list[tuple[int, int]] = [(0, 0)]  # (byte, lines / messages before it)
+    if fmt.compression == "none" and fmt.framing in SPLITTABLE and size > block_bytes:
+        with open(path, "rb", buffering=1 << 20) as f:
+            if fmt.framing == "jsonl":
+                pos = lines = 0
+                target = block_bytes
+                while True:
+                    chunk = f.read(4 << 20)
+                    if not chunk:
+                        break
+                    i = 0
+                    while pos + len(chunk) > target:  # the first newline at or after `target`
+                        j = chunk.find(b"\n", max(i, target - pos))
+                        if j < 0:
+                            break
+                        lines += chunk.count(b"\n", i, j + 1)
+                        i = j + 1
+                        if pos + i < size:
+                            starts.append((pos + i, lines))
+                        target = pos + i + block_bytes
+                    lines += chunk.count(b"\n", i)
+                    pos += len(chunk)
+            else:
+                offset = index = empty_run = 0
+                target = block_bytes
+                while offset + 4 <= size:
+                    head = f.read(4)
+                    if len(head) < 4:
+                        break
+                    (n,) = struct.unpack(">I", head)
+                    index += 1
+                    if n == 0:
+                        empty_run += 1
+                        if empty_run >= limits.max_empty_frames:
+                            break  # the reader stops here
+                        offset += 4
+                        continue
+                    empty_run = 0
+                    if offset + 4 + n > size:
+                        break  # truncated: the reader stops here
+                    offset += 4 + n
+                    f.seek(offset)
+                    if offset >= target and offset < size:
+                        starts.append((offset, index))
+                        target = offset + block_bytes
+    ends = [s for s, _ in starts[1:]] + [size]
+    return [Block(k, s, e, before) for k, ((s, before), e) in enumerate(zip(starts, ends, strict=True))]
+
+
+class _Range(io.RawIOBase):
+    """Bytes ``start`` to ``end`` of a file."""
+
+    def __init__(self, f: IO[bytes], start: int, end: int) -> None:
+        f.seek(start)
+        self.f = f
+        self.left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self.left)
+        if n <= 0:
+            return 0
+        got = self.f.readinto(memoryview(b)[:n])
+        self.left -= got
+        return got
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+def iter_block(
+    path: str | os.PathLike, fmt: Format, block: Block, lazy_json: bool = False, limits: Limits | None = None
+) -> Iterator[Message | FramingError]:
+    """The messages of one block of an uncompressed file (:func:`split_blocks`), with the positions
+    (line numbers, message numbers and byte offsets) they have in the whole file."""
+    limits = limits or DEFAULT_LIMITS
+    if fmt.compression != "none" or fmt.framing not in SPLITTABLE:
+        raise ValueError(f"a {fmt.compression} {fmt.framing} file is not read in blocks")
+    try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed with the stream
+    except OSError as e:
+        raise UnreadableInput(f"{path}: cannot open: {e}") from e
+    with io.BufferedReader(_Range(raw, block.start, block.end), _SNIFF_BYTES) as stream:
+        if fmt.framing == "jsonl":
+            yield from _iter_jsonl(stream, lazy_json, limits, lineno=block.before)
+        else:
+            yield from _iter_length_prefixed(
+                stream, lazy_json, limits, offset=block.start, index=block.before
+            )
 
 
 class _Chain:

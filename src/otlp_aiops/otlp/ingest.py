@@ -39,15 +39,18 @@ from otlp_aiops.otlp.decode_json import DECODERS, SIGNAL_KEYS, decode_text
 from otlp_aiops.otlp.decode_proto import decode_message, guess_signal
 from otlp_aiops.otlp.framing import (
     DEFAULT_LIMITS,
+    Block,
     Format,
     FramingError,
     Limits,
     UnreadableInput,
+    iter_block,
     iter_messages,
     json_error_code,
     json_error_message,
     parse_json,
     sniff,
+    split_blocks,
 )
 from otlp_aiops.outputs import OutputError, claim_output
 
@@ -210,9 +213,10 @@ def signal_from_name(path: Path) -> str | None:
 class _TableWriters:
     """One Parquet file per table for one input file, opened on first use."""
 
-    def __init__(self, out_dir: Path, index: int) -> None:
+    def __init__(self, out_dir: Path, index: int, stem: str | None = None, suffix: str = ".parquet") -> None:
         self.out_dir = out_dir
         self.index = index
+        self.name = f"{stem or f'part-{index:05d}'}{suffix}"  # (a block's parts: see convert_block)
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.rows: Counter = Counter()
 
@@ -223,7 +227,7 @@ class _TableWriters:
                 d = self.out_dir / name
                 d.mkdir(parents=True, exist_ok=True)
                 w = self.writers[name] = pq.ParquetWriter(
-                    d / f"part-{self.index:05d}.parquet",
+                    d / self.name,
                     schema.with_version(schema.TABLES[name]),
                     **schema.parquet_options(name),
                 )
@@ -240,7 +244,7 @@ class _TableWriters:
             with contextlib.suppress(Exception):
                 w.close()
             with contextlib.suppress(OSError):
-                (self.out_dir / name / f"part-{self.index:05d}.parquet").unlink()
+                (self.out_dir / name / self.name).unlink()
         self.writers = {}
         self.rows = Counter()
 
@@ -276,10 +280,13 @@ class _InputReadError(Exception):
     """An I/O error while reading an input: that file is set aside, the run goes on."""
 
 
-def _read(inp: InputFile, limits: Limits) -> Any:
-    """The messages of an input file."""
+def _read(inp: InputFile, limits: Limits, block: Block | None = None) -> Any:
+    """The messages of an input file (or of one block of it)."""
     try:
-        yield from iter_messages(inp.path, inp.fmt, lazy_json=True, limits=limits)
+        if block is None:
+            yield from iter_messages(inp.path, inp.fmt, lazy_json=True, limits=limits)
+        else:
+            yield from iter_block(inp.path, inp.fmt, block, lazy_json=True, limits=limits)
     except (OSError, UnreadableInput) as e:
         raise _InputReadError(f"cannot read: {e}") from e
 
@@ -292,8 +299,8 @@ class _QuarantineSink:
     """Quarantine entries of one input file, written to ``quarantine/part-NNNNN.jsonl`` as they
     occur (opened on the first one), so that millions of bad records never sit in memory."""
 
-    def __init__(self, out_dir: Path, index: int) -> None:
-        self.path = out_dir / "quarantine" / f"part-{index:05d}.jsonl"
+    def __init__(self, out_dir: Path, index: int, stem: str | None = None) -> None:
+        self.path = out_dir / "quarantine" / f"{stem or f'part-{index:05d}'}.jsonl"
         self.f: Any = None
         self.opened = False
 
@@ -379,6 +386,7 @@ def _convert(
     signal: str | None,
     batch_rows: int,
     limits: Limits,
+    block: Block | None = None,
 ) -> dict[str, Any]:
     hint = signal or signal_from_name(inp.path)
     proto_source = "option" if signal else "file name" if hint else "content"
@@ -389,7 +397,7 @@ def _convert(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cyclic collector only costs time here
     try:
-        for msg in _read(inp, limits):
+        for msg in _read(inp, limits, block):
             fc.messages_read += 1
             fc.position = msg.position
             if isinstance(msg, FramingError):
@@ -519,6 +527,162 @@ def _convert_task(args: tuple) -> dict[str, Any]:
     return convert_file(*args)
 
 
+# --------------------------------------------------------------------------------------------------
+# blocks of very large files (executor kind ray): each converted by a task of its own
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_BLOCK_BYTES = 256 << 20
+
+# What a block's quarantine entries say for ``signal`` while it is still the one left by the
+# previous block's last message (set when all blocks are done: _merge_blocks).
+_INHERITED = "<signal left by the previous block: see otlp_aiops.otlp.ingest._INHERITED>"
+
+
+class _BlockQuarantineSink(_QuarantineSink):
+    """A block's quarantine part, counting the entries whose signal is still ``_INHERITED``."""
+
+    def __init__(self, out_dir: Path, index: int, stem: str) -> None:
+        super().__init__(out_dir, index, stem)
+        self.inherited = 0
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        if entry.get("signal") == _INHERITED:
+            self.inherited += 1
+        super().__call__(entry)
+
+
+def _block_stem(index: int, block: Block) -> str:
+    return f"part-{index:05d}-{block.number:05d}"
+
+
+def _block_suffix(block: Block) -> str:
+    """Blocks after the first write ``.unshifted`` parts: their ``_record_index`` counts from 0, and a
+    second task adds the records of the blocks before (:func:`_shift_parts`)."""
+    return ".parquet" if block.number == 0 else ".unshifted"
+
+
+def convert_block(
+    inp: InputFile, out_dir: Path, signal: str | None, batch_rows: int, limits: Limits, block: Block | None
+) -> dict[str, Any]:
+    """:func:`convert_file` for one block of ``inp`` (``block`` None: the whole file). Its part files
+    are ``part-<file>-<block>``; what depends on the blocks before it (``_record_index``, and the
+    ``signal`` of a quarantine entry made before the block's first message sets it) is mended when
+    every block is done (:func:`_merge_blocks`). Retried whole by Ray: it overwrites its own parts."""
+    if block is None:
+        return convert_file(inp, out_dir, signal, batch_rows, limits)
+    stem = _block_stem(inp.index, block)
+    fc = FileContext(inp.label)
+    fc.signal = _INHERITED
+    sink = fc.sink = _BlockQuarantineSink(out_dir, inp.index, stem)
+    writers = _TableWriters(out_dir, inp.index, stem, _block_suffix(block))
+    try:
+        try:
+            result = _convert(inp, fc, writers, signal, batch_rows, limits, block)
+        finally:
+            sink.close()
+    except (OutputWriteError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # as in convert_file: the file is set aside from here on (_merge_blocks)
+        result = _failed_file(inp, fc, writers, sink, e)
+    result["signal_end"] = fc.signal
+    result["inherited"] = sink.inherited
+    return result
+
+
+def _shift_parts(parts: list[tuple[str, str, str]], offset: int) -> int:
+    """Each ``(table, unshifted part, final part)`` rewritten with ``offset`` added to
+    ``_record_index``, row group by row group (the unshifted part is left: a retry redoes it whole)."""
+    import pyarrow.compute as pc
+
+    for name, src, dst in parts:
+        pf = pq.ParquetFile(src)
+        part_schema = schema.with_version(schema.TABLES[name])
+        tmp = dst + ".tmp"
+        with pq.ParquetWriter(tmp, part_schema, **schema.parquet_options(name)) as w:
+            for g in range(pf.metadata.num_row_groups):
+                t = pf.read_row_group(g)
+                i = t.schema.get_field_index("_record_index")
+                if i >= 0:
+                    t = t.set_column(i, t.schema.field(i), pc.add(t.column(i), pa.scalar(offset, pa.int64())))
+                w.write_table(t.cast(part_schema))
+        os.replace(tmp, dst)
+    return len(parts)
+
+
+def _patch_signal(path: Path, signal: str | None) -> None:
+    """Set the ``signal`` of a block's quarantine entries still ``_INHERITED``."""
+    data = path.read_bytes()
+    path.write_bytes(data.replace(orjson.dumps(_INHERITED), orjson.dumps(signal)))
+
+
+def _merge_blocks(
+    inp: InputFile, parts: list[dict[str, Any]], tmp: Path, executor: ExecutorConfig
+) -> dict[str, Any]:
+    """The result :func:`convert_file` gives for the whole of ``inp``, from its blocks' results (in
+    order): counts added up, positions already the file's; ``_record_index`` shifted by the records
+    of the blocks before; a block set aside sets the file aside from there, as one task would."""
+    failed = next((k for k, r in enumerate(parts) if r["entry"].get("error")), None)
+    kept = parts if failed is None else parts[: failed + 1]
+    carry: str | None = None  # the signal left by the blocks so far
+    for k, r in enumerate(kept):
+        if r["inherited"]:
+            _patch_signal(tmp / "quarantine" / f"part-{inp.index:05d}-{k:05d}.jsonl", carry)
+        if r["signal_end"] != _INHERITED:
+            carry = r["signal_end"]
+    fc = FileContext(inp.label)
+    for r in kept:
+        e = r["entry"]
+        fc.messages_read += e["messages_read"]
+        fc.messages_quarantined += e["messages_quarantined"]
+        fc.records_read += e["records_read"]
+        fc.records_quarantined += e["records_quarantined"]
+        fc.quarantined_by_reason.update(e["quarantined_by_reason"])
+        fc.unknown_fields.update(e["unknown_fields"])
+        fc.ids_base64 += e["ids_base64"]
+    if failed is not None:
+        for k in range(len(parts)):
+            for p in tmp.glob(f"*/part-{inp.index:05d}-{k:05d}.*"):
+                if p.parent.name != "quarantine" or k > failed:
+                    p.unlink()
+        entry = _entry(inp, fc, set(), Counter(), 0, Counter(), written=0)
+        entry["records_quarantined"] = fc.records_read
+        entry["error"] = parts[failed]["entry"]["error"]
+        return {"entry": entry, "resources": {}, "scopes": {}}
+    offset = 0
+    shifts = []
+    for k, r in enumerate(parts):
+        if k:
+            found = sorted(tmp.glob(f"*/part-{inp.index:05d}-{k:05d}.unshifted"))
+            if found:
+                shifts.append(
+                    ([(p.parent.name, str(p), str(p.with_suffix(".parquet"))) for p in found], offset)
+                )
+        offset += r["entry"]["records_read"]
+    if shifts:
+        run_tasks(_shift_parts, shifts, executor)
+        for paths, _ in shifts:
+            for _, src, _ in paths:
+                os.unlink(src)
+    sources: set[str] = set()
+    signals: Counter = Counter()
+    rows: Counter = Counter()
+    resources: dict[int, dict] = {}
+    scopes: dict[int, dict] = {}
+    for r in parts:
+        e = r["entry"]
+        sources.update(e["signal_source"].split(", ") if e["signal_source"] else ())
+        signals.update(e["signals"])
+        rows.update(e["rows_written"])
+        for k, v in r["resources"].items():
+            resources.setdefault(k, v)
+        for k, v in r["scopes"].items():
+            scopes.setdefault(k, v)
+    zstd = int(any(r["entry"]["framing"].endswith("+zstd frames") for r in parts))
+    written = sum(r["entry"]["records_written"] for r in parts)
+    entry = _entry(inp, fc, sources, signals, zstd, rows, written)
+    return {"entry": entry, "resources": resources, "scopes": scopes}
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -563,6 +727,7 @@ def ingest_paths(
     limits: Limits | None = None,
     executor: ExecutorConfig = LOCAL,
     source_labels: dict[str, str] | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> dict[str, Any]:
     """Convert OTLP files to Parquet tables under ``out`` (replaced atomically). Returns the report.
 
@@ -570,8 +735,13 @@ def ingest_paths(
     ``workers``, or Ray tasks; the tables are the same. ``source_labels``: a local source folder ->
     the name recorded for it in ``_source_file`` and the report (e.g. the ``s3://`` URI it was staged from).
 
-    ``limits``: the most one part of a file may hold (:class:`~otlp_aiops.otlp.framing.Limits`)."""
+    ``limits``: the most one part of a file may hold (:class:`~otlp_aiops.otlp.framing.Limits`).
+    ``block_bytes`` (Ray only): an uncompressed JSON-lines or length-prefixed file larger than this is
+    cut at record boundaries into blocks of about this size, each converted by a task of its own;
+    the tables hold the same rows with the same values as one task's (more, smaller part files)."""
     limits = limits or DEFAULT_LIMITS
+    if isinstance(block_bytes, bool) or not isinstance(block_bytes, int) or block_bytes < 1:
+        raise IngestFatalError(f"block_bytes must be a whole number ≥ 1, not {block_bytes!r}")
     if signal is not None and signal not in SIGNALS:
         raise IngestFatalError(f"--signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -590,7 +760,7 @@ def ingest_paths(
             if source_labels:
                 inputs = [replace(i, label=_relabel(i.label, source_labels)) for i in inputs]
             try:
-                results = _run(inputs, tmp, signal, workers, batch_rows, limits, executor)
+                results = _run(inputs, tmp, signal, workers, batch_rows, limits, executor, block_bytes)
                 report = _finish(inputs, skipped, results, tmp, out)
             except OutputWriteError as e:
                 raise OutputWriteError(f"{out}: cannot write the output: {e}") from e
@@ -618,6 +788,7 @@ def _run(
     batch_rows: int,
     limits: Limits = DEFAULT_LIMITS,
     executor: ExecutorConfig = LOCAL,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> list:
     from otlp_aiops import progress
 
@@ -631,6 +802,8 @@ def _run(
         order = sorted(range(len(tasks)), key=lambda i: -inputs[i].size)
         if executor.is_ray:  # workers on other nodes: absolute paths (same file system, or a shared one)
             tasks = [(replace(inp, path=inp.path.resolve()), tmp.resolve(), *rest) for inp, _, *rest in tasks]
+            if any(i.size > block_bytes for i in inputs):
+                return _run_blocks(tasks, inputs, executor, block_bytes, limits, bar)
 
         finished: dict[int, Any] = {}
 
@@ -659,6 +832,51 @@ def _run(
                     results[i] = _convert_alone(tasks[i])
                     bar.advance(inputs[i].size, note=inputs[i].label)
             return results
+
+
+def _run_blocks(
+    tasks: list[tuple],
+    inputs: list[InputFile],
+    executor: ExecutorConfig,
+    block_bytes: int,
+    limits: Limits,
+    bar: Any,
+) -> list:
+    """Ray: files, and the blocks of files larger than ``block_bytes``, as tasks (largest first);
+    then each cut file's blocks merged into its result (:func:`_merge_blocks`)."""
+    units: list[tuple] = []
+    owner: list[int] = []
+    blocks_of: dict[int, list[Block]] = {}
+    for i, t in enumerate(tasks):
+        inp = t[0]
+        blocks = split_blocks(inp.path, inp.fmt, block_bytes, limits) if inp.size > block_bytes else []
+        if len(blocks) > 1:
+            blocks_of[i] = blocks
+            log.info("%s: %d blocks of about %d bytes", inp.label, len(blocks), block_bytes)
+        for b in blocks if len(blocks) > 1 else [None]:
+            units.append((*t, b))
+            owner.append(i)
+
+    def size(u: int) -> int:
+        b = units[u][-1]
+        return inputs[owner[u]].size if b is None else b.end - b.start
+
+    def done(u: int, result: Any) -> None:
+        bar.advance(size(u), note=inputs[owner[u]].label)
+
+    order = sorted(range(len(units)), key=lambda u: -size(u))
+    out = run_tasks(convert_block, units, executor, order=order, on_done=done)
+    results: list[Any] = [None] * len(tasks)
+    parts: dict[int, list] = {i: [] for i in blocks_of}
+    for u, r in enumerate(out):
+        if owner[u] in blocks_of:
+            parts[owner[u]].append(r)
+        else:
+            results[owner[u]] = r
+    tmp = tasks[0][1]
+    for i in blocks_of:
+        results[i] = _merge_blocks(tasks[i][0], parts[i], tmp, executor)
+    return results
 
 
 def _convert_alone(task: tuple) -> dict[str, Any]:

@@ -15,12 +15,15 @@ from otlp_aiops.otlp.framing import DEFAULT_MAX_EMPTY_FRAMES, DEFAULT_MAX_PART_B
 class IngestConfig:
     """``workers``: worker processes converting files in parallel (null: the CPU count);
     ``batch_rows``: records per Parquet row group (bounds memory); ``max_part_bytes`` and
-    ``max_empty_frames``: the :class:`~otlp_aiops.otlp.framing.Limits` on one part of a file."""
+    ``max_empty_frames``: the :class:`~otlp_aiops.otlp.framing.Limits` on one part of a file;
+    ``block_bytes`` (executor kind ray only): an uncompressed JSON-lines or length-prefixed file
+    larger than this is cut at record boundaries into blocks converted by tasks of their own."""
 
     workers: int | None = None
     batch_rows: int = 32768
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES
     max_empty_frames: int = DEFAULT_MAX_EMPTY_FRAMES
+    block_bytes: int = 256 << 20  # = otlp_aiops.otlp.ingest.DEFAULT_BLOCK_BYTES
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
@@ -29,7 +32,7 @@ class IngestConfig:
             )
         if self.batch_rows < 1:
             raise ConfigError(f"batch_rows must be a whole number >= 1, not {self.batch_rows!r}")
-        for name in ("max_part_bytes", "max_empty_frames"):
+        for name in ("max_part_bytes", "max_empty_frames", "block_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
 
