@@ -4,9 +4,12 @@ this tree with the C decoder and by this tree with the pure-Python decoder
 (``OTLP_AIOPS_PURE_PYTHON=1``), each in a fresh interpreter; every Parquet file is compared byte for
 byte with the ``--before`` tree's.
 
-    git archive HEAD src | tar -x -C /tmp/before   # and copy or build its _wire extension there
-    .venv/bin/python benchmarks/ingest/identity.py --before /tmp/before/src FILE... [--name N FILE...]
+    git archive HEAD src setup.py pyproject.toml README.md | tar -x -C /tmp/before
+    (cd /tmp/before && /work/main/.venv/bin/python setup.py build_ext --inplace)  # its _wire, _wire_metrics
+    .venv/bin/python benchmarks/ingest/identity.py --before /tmp/before/src FILE...
 
+FILEs of any signal (the name tells ingest which): traces and logs exercise ``_wire``, metrics
+``_wire_metrics``; run it once per signal, e.g. on data/raw/sim-boutique/otlp/metrics-0000{1,2}.binpb.
 Prints one line per comparison; exits 1 if any file differs.
 """
 

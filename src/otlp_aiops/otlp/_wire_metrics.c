@@ -23,546 +23,35 @@
  * bytes (the same bytes always render to the same attributes, so they give the same series_id).
  * On a miss, Python computes the value (series_fn / metric_fn), so the hash is the one in batches.py.
  *
- * The reading and attribute helpers are a copy of those in _wire.c (the span and log decoder), kept
- * separate so the two extensions build and change independently.
+ * The reading, UTF-8, AnyValue and key-cache helpers are in _wire_pb.h, shared with _wire.c (the
+ * span and log decoder); each extension compiles its own static copy, so they load independently.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
-#include <math.h>
-#include <ctype.h>
-
-#define INT64_MAX_U ((uint64_t)INT64_MAX)
+#include "_wire_pb.h" /* Python.h, stdint.h, string.h, math.h */
 
 /* ---------------------------------------------------------------------------------------------- */
-/* reading */
-
-typedef struct {
-    const uint8_t *p;
-    const uint8_t *end;
-} Rd;
-
-static int rd_varint(Rd *r, uint64_t *out) {
-    uint64_t v = 0;
-    int shift = 0;
-    while (r->p < r->end) {
-        uint8_t b = *r->p++;
-        if (shift < 64) v |= (uint64_t)(b & 0x7F) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-        shift += 7;
-        if (shift >= 70) return -1;
-    }
-    return -1;
-}
-
-/* A field's tag: field numbers run from 1 to 2^29 - 1; anything else is malformed, as for upb. */
-static int rd_tag(Rd *r, uint64_t *key) {
-    if (rd_varint(r, key) < 0) return -1;
-    uint64_t f = *key >> 3;
-    return f == 0 || f > 536870911 ? -1 : 0;
-}
-
-static int rd_fixed64(Rd *r, uint64_t *out) {
-    if (r->end - r->p < 8) return -1;
-    uint64_t v;
-    memcpy(&v, r->p, 8); /* little-endian hosts only: checked at module init */
-    r->p += 8;
-    *out = v;
-    return 0;
-}
-
-static int rd_fixed32(Rd *r, uint32_t *out) {
-    if (r->end - r->p < 4) return -1;
-    uint32_t v;
-    memcpy(&v, r->p, 4);
-    r->p += 4;
-    *out = v;
-    return 0;
-}
-
-static int rd_bytes(Rd *r, const uint8_t **start, Py_ssize_t *len) {
-    uint64_t n;
-    if (rd_varint(r, &n) < 0) return -1;
-    if (n > (uint64_t)(r->end - r->p)) return -1;
-    *start = r->p;
-    *len = (Py_ssize_t)n;
-    r->p += n;
-    return 0;
-}
-
-/* Strict UTF-8, as upb and Python check it: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const uint8_t *p, Py_ssize_t n) {
-    Py_ssize_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int len;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + len > n) return 0;
-        for (int k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (p[i + k] & 0x3F);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
-/* A string field: an earlier occurrence it replaces must still have been valid UTF-8 (upb checks
- * every occurrence, and the last one is checked when it is decoded). */
-static int rd_str(Rd *r, const uint8_t **p, Py_ssize_t *n) {
-    const uint8_t *old = *p;
-    Py_ssize_t oldn = *n;
-    if (rd_bytes(r, p, n) < 0) return -1;
-    return old && !utf8_valid(old, oldn) ? -1 : 0;
-}
-
-static int skip_depth(Rd *r, int f, int wt, int depth);
-
-/* A group (wire type 3, long deprecated but still valid protobuf): its fields up to the matching
- * end-group tag. upb keeps it as one unknown field; so do we. */
-static int skip_group(Rd *r, int f, int depth) {
-    if (depth > 100) return -1;
-    while (r->p < r->end) {
-        uint64_t key;
-        if (rd_tag(r, &key) < 0) return -1;
-        int f2 = (int)(key >> 3), w2 = (int)(key & 7);
-        if (w2 == 4) return f2 == f ? 0 : -1;
-        if (skip_depth(r, f2, w2, depth + 1) < 0) return -1;
-    }
-    return -1;
-}
-
-static int skip_depth(Rd *r, int f, int wt, int depth) {
-    uint64_t v;
-    uint32_t v32;
-    const uint8_t *s;
-    Py_ssize_t n;
-    switch (wt) {
-    case 0: return rd_varint(r, &v);
-    case 1: return rd_fixed64(r, &v);
-    case 2: return rd_bytes(r, &s, &n);
-    case 3: return skip_group(r, f, depth);
-    case 5: return rd_fixed32(r, &v32);
-    default: return -1; /* an end-group with no group open, or no wire type at all */
-    }
-}
-
-/* Skip the value of field f with wire type wt. */
-static int skip_field(Rd *r, int f, int wt) { return skip_depth(r, f, wt, 0); }
-
-/* Whether p[0:n] is a sequence of whole fields. Repeated occurrences of a message field merge, but
- * each must be well-formed on its own: concatenating them could hide a field cut at the end of one. */
-static int wire_ok(const uint8_t *p, Py_ssize_t n) {
-    Rd r = {p, p + n};
-    while (r.p < r.end) {
-        uint64_t key;
-        if (rd_tag(&r, &key) < 0 || skip_field(&r, (int)(key >> 3), (int)(key & 7)) < 0) return 0;
-    }
-    return 1;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* output state */
+/* attributes */
 
 typedef struct {
     PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols */
     PyObject *kidx;                         /* its key index: dict key -> position in the key table */
 } Attrs;
 
-typedef struct {
-    PyObject *fallback; /* callable(bytes) -> (tag, text): composite AnyValues */
-    PyObject *unknown;  /* dict "Message.#field" -> count */
-    PyObject *pending;  /* unknown-field keys of the current record, added to `unknown` once it parses */
-    /* the current record's error, if any */
-    const char *err_code;
-    PyObject *err_msg;
-} Ctx;
-
-static PyObject *S_string, *S_bool, *S_int, *S_double, *S_empty, *S_true, *S_false, *S_nan, *S_inf, *S_ninf,
-    *S_empty_str;
-
-/* A record error: remember code and message, return -1. A Python error: return -2. */
-static int rec_err(Ctx *c, const char *code, PyObject *msg) {
-    if (msg == NULL) return -2;
-    Py_XDECREF(c->err_msg);
-    c->err_code = code;
-    c->err_msg = msg;
-    return -1;
-}
-
-static int malformed(Ctx *c, const char *what) {
-    return rec_err(c, "invalid_protobuf", PyUnicode_FromFormat("malformed protobuf in %s", what));
-}
-
-static int count_unknown(Ctx *c, const char *msg, uint64_t field) {
-    PyObject *key = PyUnicode_FromFormat("%s.#%llu", msg, (unsigned long long)field);
-    if (!key) return -2;
-    int rc = PyList_Append(c->pending, key);
-    Py_DECREF(key);
-    return rc < 0 ? -2 : 0;
-}
-
-/* Move the pending unknown-field keys into the counts (keep) or drop them: a record whose bytes
- * are malformed has no fields to speak of, as with upb, which rejects it whole. */
-static int flush_unknown(Ctx *c, int keep) {
-    Py_ssize_t n = PyList_GET_SIZE(c->pending);
-    for (Py_ssize_t i = 0; keep && i < n; i++) {
-        PyObject *key = PyList_GET_ITEM(c->pending, i);
-        PyObject *cur = PyDict_GetItemWithError(c->unknown, key);
-        if (!cur && PyErr_Occurred()) return -2;
-        PyObject *nv = PyLong_FromLong(cur ? PyLong_AsLong(cur) + 1 : 1);
-        if (!nv) return -2;
-        int rc = PyDict_SetItem(c->unknown, key, nv);
-        Py_DECREF(nv);
-        if (rc < 0) return -2;
-    }
-    return n ? PyList_SetSlice(c->pending, 0, n, NULL) < 0 ? -2 : 0 : 0;
-}
-
-/* str from UTF-8 bytes; a record error if invalid. */
-static int utf8(Ctx *c, const uint8_t *p, Py_ssize_t n, const char *what, PyObject **out) {
-    if (n == 0) {
-        Py_INCREF(S_empty_str);
-        *out = S_empty_str;
-        return 0;
-    }
-    PyObject *s = PyUnicode_DecodeUTF8((const char *)p, n, NULL);
-    if (s) {
-        *out = s;
-        return 0;
-    }
-    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -2;
-    PyErr_Clear(); /* proto3 strings must be UTF-8: upb rejects such a message as malformed too */
-    return rec_err(c, "invalid_protobuf", PyUnicode_FromFormat("%s is not valid UTF-8", what));
-}
-
-/* optional string: "" -> None */
-static int opt_utf8(Ctx *c, const uint8_t *p, Py_ssize_t n, const char *what, PyObject **out) {
-    if (n == 0) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-        return 0;
-    }
-    return utf8(c, p, n, what, out);
-}
-
-static int id_bytes(Ctx *c, const uint8_t *p, Py_ssize_t n, Py_ssize_t want, const char *what, PyObject **out) {
-    if (n == 0) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-        return 0;
-    }
-    if (n != want) {
-        PyObject *hex = PyBytes_FromStringAndSize((const char *)p, n);
-        if (!hex) return -2;
-        PyObject *h = PyObject_CallMethod(hex, "hex", NULL);
-        Py_DECREF(hex);
-        if (!h) return -2;
-        int rc = rec_err(c, "invalid_id", PyUnicode_FromFormat("%s has %zd bytes, not %zd (hex %U)", what, n, want, h));
-        Py_DECREF(h);
-        return rc;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (p[i]) {
-            *out = PyBytes_FromStringAndSize((const char *)p, n);
-            return *out ? 0 : -2;
-        }
-    }
-    Py_INCREF(Py_None); /* all-zero id */
-    *out = Py_None;
-    return 0;
-}
-
-static int check_time(Ctx *c, uint64_t t, const char *what) {
-    if (t > INT64_MAX_U)
-        return rec_err(c, "timestamp_out_of_range",
-                       PyUnicode_FromFormat("%s %llu is beyond 2262 in nanoseconds", what, (unsigned long long)t));
-    return 0;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* AnyValue and KeyValue */
-
-/* Render an AnyValue (the concatenation of its occurrences) as (tag, text), new references. */
-static int render_any(Ctx *c, const uint8_t *p, Py_ssize_t n, int merged, PyObject **tag, PyObject **text) {
-    Rd r = {p, p + n};
-    Py_ssize_t pending0 = PyList_GET_SIZE(c->pending); /* the fallback recounts this value's unknown fields */
-    int which = 0; /* field number of the last oneof member seen */
-    const uint8_t *sp = NULL;
-    Py_ssize_t sn = 0;
-    uint64_t iv = 0;
-    int has_composite = merged;
-    while (r.p < r.end) {
-        uint64_t key;
-        if (rd_tag(&r, &key) < 0) return malformed(c, "an attribute value");
-        int f = (int)(key >> 3), wt = (int)(key & 7);
-        if (f == 1 && wt == 2) {
-            if (rd_str(&r, &sp, &sn) < 0) return malformed(c, "an attribute value");
-            which = 1;
-        } else if ((f == 2 || f == 3) && wt == 0) {
-            if (rd_varint(&r, &iv) < 0) return malformed(c, "an attribute value");
-            which = f;
-        } else if (f == 4 && wt == 1) {
-            if (rd_fixed64(&r, &iv) < 0) return malformed(c, "an attribute value");
-            which = 4;
-        } else if ((f >= 5 && f <= 7 && wt == 2) || (f == 8 && wt == 0)) {
-            if (skip_field(&r, f, wt) < 0) return malformed(c, "an attribute value");
-            which = f;
-            if (f == 5 || f == 6) has_composite = 1; /* merges with earlier composites: let upb decide */
-        } else {
-            if (skip_field(&r, f, wt) < 0) return malformed(c, "an attribute value");
-            int rc = count_unknown(c, "AnyValue", (uint64_t)f);
-            if (rc < 0) return rc;
-        }
-    }
-    if (sp && which != 1 && !utf8_valid(sp, sn)) return malformed(c, "an attribute value");
-    if (has_composite || which >= 5) {
-        PyObject *b = PyBytes_FromStringAndSize((const char *)p, n);
-        if (!b) return -2;
-        PyObject *res = PyObject_CallOneArg(c->fallback, b);
-        Py_DECREF(b);
-        if (!res) {
-            if (PyErr_ExceptionMatches(PyExc_ValueError)) { /* DecodeError is a ValueError */
-                PyErr_Clear();
-                return malformed(c, "an attribute value");
-            }
-            return -2;
-        }
-        if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 || !PyList_Check(PyTuple_GET_ITEM(res, 2))) {
-            Py_DECREF(res);
-            PyErr_SetString(PyExc_TypeError, "fallback must return (tag, text, unknown field names)");
-            return -2;
-        }
-        PyObject *unknown = PyTuple_GET_ITEM(res, 2); /* counted with the record, like the fields read here */
-        if (PyList_SetSlice(c->pending, pending0, PyList_GET_SIZE(c->pending), NULL) < 0) {
-            Py_DECREF(res);
-            return -2;
-        }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(unknown); i++) {
-            if (PyList_Append(c->pending, PyList_GET_ITEM(unknown, i)) < 0) {
-                Py_DECREF(res);
-                return -2;
-            }
-        }
-        *tag = PyTuple_GET_ITEM(res, 0);
-        *text = PyTuple_GET_ITEM(res, 1);
-        Py_INCREF(*tag);
-        Py_INCREF(*text);
-        Py_DECREF(res);
-        return 0;
-    }
-    switch (which) {
-    case 0:
-        Py_INCREF(S_empty);
-        Py_INCREF(Py_None);
-        *tag = S_empty;
-        *text = Py_None;
-        return 0;
-    case 1: {
-        int rc = utf8(c, sp, sn, "an attribute string value", text);
-        if (rc < 0) return rc;
-        Py_INCREF(S_string);
-        *tag = S_string;
-        return 0;
-    }
-    case 2:
-        *tag = S_bool;
-        *text = iv ? S_true : S_false;
-        Py_INCREF(*tag);
-        Py_INCREF(*text);
-        return 0;
-    case 3:
-        *text = PyUnicode_FromFormat("%lld", (long long)(int64_t)iv);
-        if (!*text) return -2;
-        Py_INCREF(S_int);
-        *tag = S_int;
-        return 0;
-    case 4: {
-        double d;
-        memcpy(&d, &iv, 8);
-        if (isnan(d)) {
-            *text = S_nan;
-            Py_INCREF(*text);
-        } else if (isinf(d)) {
-            *text = d > 0 ? S_inf : S_ninf;
-            Py_INCREF(*text);
-        } else {
-            char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-            if (!s) return -2;
-            *text = PyUnicode_FromString(s);
-            PyMem_Free(s);
-            if (!*text) return -2;
-        }
-        Py_INCREF(S_double);
-        *tag = S_double;
-        return 0;
-    }
-    }
-    PyErr_SetString(PyExc_RuntimeError, "unreachable AnyValue case");
-    return -2;
-}
-
-/* Attribute keys repeat endlessly: a small cache maps key bytes to one str object, and each batch's
- * key index maps that str to a small int, which is what the batch stores per attribute. */
-#define KC_SIZE 4096
-#define KC_MAX_KEY 256
-typedef struct {
-    uint64_t h;
-    Py_ssize_t n;
-    char *bytes;
-    PyObject *str;
-} KCEntry;
-static KCEntry kcache[KC_SIZE];
-static int kcache_used;
-
-static uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
-static void kcache_clear(void) {
-    for (int i = 0; i < KC_SIZE; i++) {
-        if (kcache[i].str) {
-            Py_DECREF(kcache[i].str);
-            PyMem_Free(kcache[i].bytes);
-            kcache[i].str = NULL;
-        }
-    }
-    kcache_used = 0;
-}
-
-/* A new reference to the str of key bytes; a record error if they are not UTF-8. */
-static int key_str(Ctx *c, const uint8_t *p, Py_ssize_t n, PyObject **out) {
-    if (n > KC_MAX_KEY) return utf8(c, p, n, "an attribute key", out);
-    uint64_t h = fnv1a(p, n);
-    int slot = -1;
-    for (int probe = 0; probe < 8; probe++) {
-        KCEntry *e = &kcache[(h + probe) & (KC_SIZE - 1)];
-        if (!e->str) {
-            if (slot < 0) slot = (int)((h + probe) & (KC_SIZE - 1));
-            break;
-        }
-        if (e->h == h && e->n == n && memcmp(e->bytes, p, n) == 0) {
-            Py_INCREF(e->str);
-            *out = e->str;
-            return 0;
-        }
-    }
-    int rc = utf8(c, p, n, "an attribute key", out);
-    if (rc < 0 || slot < 0) return rc;
-    if (kcache_used >= KC_SIZE / 2) {
-        kcache_clear();
-        slot = (int)(h & (KC_SIZE - 1));
-    }
-    char *copy = PyMem_Malloc(n ? n : 1);
-    if (!copy) return 0; /* not cached: fine */
-    memcpy(copy, p, n);
-    kcache[slot] = (KCEntry){h, n, copy, *out};
-    Py_INCREF(*out);
-    kcache_used++;
-    return 0;
-}
-
 /* keys.append(kidx.setdefault(k, len(kidx))) */
 static int append_key(Attrs *a, PyObject *k) {
-    PyObject *i = PyDict_GetItemWithError(a->kidx, k);
-    if (!i) {
-        if (PyErr_Occurred()) return -2;
-        PyObject *ni = PyLong_FromSsize_t(PyDict_GET_SIZE(a->kidx));
-        if (!ni) return -2;
-        int rc = PyDict_SetItem(a->kidx, k, ni);
-        Py_DECREF(ni); /* the dict holds it */
-        if (rc < 0) return -2;
-        i = ni;
-    }
+    PyObject *i = key_index(a->kidx, k);
+    if (!i) return -2;
     return PyList_Append(a->keys, i) < 0 ? -2 : 0;
 }
 
 /* Append one KeyValue to the attribute lists. */
 static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
-    Rd r = {p, p + n};
-    const uint8_t *kp = NULL, *vp = NULL;
-    Py_ssize_t kn = 0, vn = 0;
-    int nvalues = 0;
-    PyObject *merged = NULL;
-    while (r.p < r.end) {
-        uint64_t key;
-        if (rd_tag(&r, &key) < 0) goto bad;
-        int f = (int)(key >> 3), wt = (int)(key & 7);
-        if (f == 1 && wt == 2) {
-            if (rd_str(&r, &kp, &kn) < 0) goto bad;
-        } else if (f == 2 && wt == 2) {
-            const uint8_t *s;
-            Py_ssize_t sn;
-            if (rd_bytes(&r, &s, &sn) < 0) goto bad;
-            if (nvalues == 0) {
-                vp = s;
-                vn = sn;
-            } else { /* a repeated message field merges: keep the concatenation */
-                if ((nvalues == 1 && !wire_ok(vp, vn)) || !wire_ok(s, sn)) goto bad;
-                if (merged == NULL) {
-                    merged = PyBytes_FromStringAndSize((const char *)vp, vn);
-                    if (!merged) return -2;
-                }
-                PyObject *more = PyBytes_FromStringAndSize((const char *)s, sn);
-                if (!more) {
-                    Py_DECREF(merged);
-                    return -2;
-                }
-                PyBytes_ConcatAndDel(&merged, more);
-                if (!merged) return -2;
-            }
-            nvalues++;
-        } else if (f == 3 && wt == 0) { /* key_strindex: a profiles-only field, known and ignored */
-            if (skip_field(&r, f, wt) < 0) goto bad;
-        } else {
-            if (skip_field(&r, f, wt) < 0) goto bad;
-            int rc = count_unknown(c, "KeyValue", (uint64_t)f);
-            if (rc < 0) {
-                Py_XDECREF(merged);
-                return rc;
-            }
-        }
-    }
-    PyObject *k;
-    int rc = key_str(c, kp, kn, &k);
-    if (rc < 0) {
-        Py_XDECREF(merged);
-        return rc;
-    }
-    PyObject *tag, *text;
-    if (merged)
-        rc = render_any(c, (const uint8_t *)PyBytes_AS_STRING(merged), PyBytes_GET_SIZE(merged), 1, &tag, &text);
-    else
-        rc = render_any(c, vp, vn, 0, &tag, &text);
-    Py_XDECREF(merged);
-    if (rc < 0) {
-        Py_DECREF(k);
-        return rc;
-    }
+    const uint8_t *kp, *vp;
+    Py_ssize_t kn, vn;
+    PyObject *merged;
+    int rc = kv_read(c, p, n, &kp, &kn, &vp, &vn, &merged);
+    if (rc < 0) return rc;
+    PyObject *k, *tag, *text;
+    if ((rc = kv_render(c, kp, kn, vp, vn, merged, &k, &tag, &text)) < 0) return rc;
     if (tag != S_string) {
         PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
         if (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) {
@@ -579,21 +68,10 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
     Py_DECREF(tag);
     Py_DECREF(text);
     return rc;
-bad:
-    Py_XDECREF(merged);
-    return malformed(c, "an attribute");
 }
 
 static int get_attrs(PyObject *t, Attrs *a) {
-    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
-        PyErr_SetString(PyExc_TypeError, "attribute lists must be a 5-tuple (keys, vals, tag_pos, tags, key_index)");
-        return -1;
-    }
-    a->keys = PyTuple_GET_ITEM(t, 0);
-    a->vals = PyTuple_GET_ITEM(t, 1);
-    a->tag_pos = PyTuple_GET_ITEM(t, 2);
-    a->tags = PyTuple_GET_ITEM(t, 3);
-    a->kidx = PyTuple_GET_ITEM(t, 4);
+    if (attr_parts(t, &a->keys, &a->vals, &a->tag_pos, &a->tags, &a->kidx) < 0) return -1;
     if (!PyList_Check(a->keys) || !PyList_Check(a->vals) || !PyList_Check(a->tag_pos) || !PyList_Check(a->tags) ||
         !PyDict_Check(a->kidx)) {
         PyErr_SetString(PyExc_TypeError, "attribute lists must be lists, and the key index a dict");
@@ -611,11 +89,6 @@ static void attrs_mark(Attrs *a, AttrsMark *m) {
     m->vals = PyList_GET_SIZE(a->vals);
     m->tag_pos = PyList_GET_SIZE(a->tag_pos);
     m->tags = PyList_GET_SIZE(a->tags);
-}
-
-static int truncate_list(PyObject *l, Py_ssize_t n) {
-    if (PyList_GET_SIZE(l) > n) return PyList_SetSlice(l, n, PyList_GET_SIZE(l), NULL);
-    return 0;
 }
 
 static int attrs_rollback(Attrs *a, AttrsMark *m) {
@@ -636,17 +109,7 @@ typedef struct {
 } Buf;
 
 static int buf_put(Buf *b, const void *p, Py_ssize_t n) {
-    if (b->n + n > b->cap) {
-        Py_ssize_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *q = PyMem_Realloc(b->p, cap);
-        if (!q) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
+    if (grow((void **)&b->p, &b->cap, b->n + n, 1, 256) < 0) return -2;
     memcpy(b->p + b->n, p, n);
     b->n += n;
     return 0;
@@ -670,16 +133,7 @@ typedef struct {
 } Slices;
 
 static int slices_put(Slices *s, const uint8_t *p, Py_ssize_t n) {
-    if (s->n == s->cap) {
-        Py_ssize_t cap = s->cap ? 2 * s->cap : 16;
-        Slice *v = PyMem_Realloc(s->v, cap * sizeof(Slice));
-        if (!v) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
+    if (s->n == s->cap && grow((void **)&s->v, &s->cap, s->n + 1, sizeof(Slice), 16) < 0) return -2;
     s->v[s->n++] = (Slice){p, n};
     return 0;
 }
@@ -691,16 +145,7 @@ typedef struct {
 } U64s;
 
 static int u64_put(U64s *s, uint64_t x) {
-    if (s->n == s->cap) {
-        Py_ssize_t cap = s->cap ? 2 * s->cap : 64;
-        uint64_t *v = PyMem_Realloc(s->v, cap * sizeof(uint64_t));
-        if (!v) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
+    if (s->n == s->cap && grow((void **)&s->v, &s->cap, s->n + 1, sizeof(uint64_t), 64) < 0) return -2;
     s->v[s->n++] = x;
     return 0;
 }
@@ -725,36 +170,20 @@ static PyObject *u64_list(U64s *s, int doubles) {
     return l;
 }
 
-/* A repeated fixed64/double field: one value (wire type 1) or packed (2). -1: malformed. */
-static int rd_rep_fixed64(Rd *r, int wt, U64s *out) {
+/* A repeated uint64 field (fixed64: a fixed64/double one): one value (wire type 0, or 1 if fixed64)
+ * or packed (2). -1: malformed. */
+static int rd_rep(Rd *r, int wt, U64s *out, int fixed64) {
     uint64_t v;
-    if (wt == 1) {
-        if (rd_fixed64(r, &v) < 0) return -1;
+    if (wt != 2) {
+        if ((fixed64 ? rd_fixed64(r, &v) : rd_varint(r, &v)) < 0) return -1;
         return u64_put(out, v);
     }
     const uint8_t *s;
     Py_ssize_t n;
-    if (rd_bytes(r, &s, &n) < 0 || n % 8) return -1;
-    for (Py_ssize_t i = 0; i < n; i += 8) {
-        memcpy(&v, s + i, 8);
-        if (u64_put(out, v) < 0) return -2;
-    }
-    return 0;
-}
-
-/* A repeated uint64 field: one varint (wire type 0) or packed (2). */
-static int rd_rep_varint(Rd *r, int wt, U64s *out) {
-    uint64_t v;
-    if (wt == 0) {
-        if (rd_varint(r, &v) < 0) return -1;
-        return u64_put(out, v);
-    }
-    const uint8_t *s;
-    Py_ssize_t n;
-    if (rd_bytes(r, &s, &n) < 0) return -1;
+    if (rd_bytes(r, &s, &n) < 0 || (fixed64 && n % 8)) return -1;
     Rd q = {s, s + n};
     while (q.p < q.end) {
-        if (rd_varint(&q, &v) < 0) return -1;
+        if ((fixed64 ? rd_fixed64(&q, &v) : rd_varint(&q, &v)) < 0) return -1;
         if (u64_put(out, v) < 0) return -2;
     }
     return 0;
@@ -903,9 +332,12 @@ static int decode_exemplar(M *m, int table, PyObject *sid, Py_ssize_t j, const u
     return rc < 0 ? -2 : 0;
 }
 
-/* Start a point: its series key begins with the table, the context and the metric's identity; the
+/* Start a point: *a0 is where its attributes begin in the table's lists, the repeated-value lists
+ * are emptied, and its series key begins with the table, the context and the metric's identity; the
  * raw bytes of each attribute are added as they are read. */
-static int point_begin(M *m, int table) {
+static int point_begin(M *m, int table, Py_ssize_t *a0) {
+    *a0 = PyList_GET_SIZE(m->attrs[table].keys);
+    m->u1.n = m->u2.n = 0;
     m->skey.n = 0;
     m->exs.n = 0;
     uint8_t t = (uint8_t)table;
@@ -978,40 +410,57 @@ out:
 #define READ(call) \
     if ((call) < 0) return PUNT
 
+/* A point decoder's loop over its fields (reader r, int rc): (f, wt) is a field's number and wire
+ * type, s/sn a length-delimited value. The cases between POINT_FIELDS and POINT_FIELDS_END read the
+ * known fields; any other field, or a known one with another wire type (`goto unknown`), is skipped
+ * and counted as an unknown field of message msg. */
+#define POINT_FIELDS                  \
+    while (r.p < r.end) {             \
+        int f, wt;                    \
+        READ(rd_field(&r, &f, &wt));  \
+        const uint8_t *s;             \
+        Py_ssize_t sn;                \
+        switch (f) {
+#define POINT_FIELDS_END(msg)                                                 \
+        default:                                                              \
+        unknown:                                                              \
+            READ(skip_field(&r, f, wt));                                      \
+            if ((rc = count_unknown(&m->c, msg, (uint64_t)f)) < 0) return rc; \
+        }                                                                     \
+    }
+/* The fields every point has: its attributes (one KeyValue each), exemplars, fixed64 and varint scalars. */
+#define FIELD_ATTR(num, table)                                              \
+    case num:                                                               \
+        EXPECT(2);                                                          \
+        READ(rd_bytes(&r, &s, &sn));                                        \
+        if ((rc = point_attr(m, table, s, sn)) < 0) return rc;              \
+        break
+#define FIELD_EXEMPLAR(num)                                                 \
+    case num:                                                               \
+        EXPECT(2);                                                          \
+        READ(rd_bytes(&r, &s, &sn));                                        \
+        if (slices_put(&m->exs, s, sn) < 0) return -2;                      \
+        break
+#define FIELD_FIXED64(num, var) \
+    case num: EXPECT(1); READ(rd_fixed64(&r, &(var))); break
+#define FIELD_VARINT(num, var) \
+    case num: EXPECT(0); READ(rd_varint(&r, &(var))); break
+
 static int decode_number(M *m, const uint8_t *p, Py_ssize_t n) {
     Rd r = {p, p + n};
     uint64_t start = 0, time = 0, val = 0, flags = 0;
     int which = 0, rc;
-    Py_ssize_t a0 = PyList_GET_SIZE(m->attrs[T_NUMBER].keys);
-    if (point_begin(m, T_NUMBER) < 0) return -2;
-    while (r.p < r.end) {
-        uint64_t key;
-        READ(rd_tag(&r, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
-        const uint8_t *s;
-        Py_ssize_t sn;
-        switch (f) {
-        case 7:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if ((rc = point_attr(m, T_NUMBER, s, sn)) < 0) return rc;
-            break;
-        case 2: EXPECT(1); READ(rd_fixed64(&r, &start)); break;
-        case 3: EXPECT(1); READ(rd_fixed64(&r, &time)); break;
+    Py_ssize_t a0;
+    if (point_begin(m, T_NUMBER, &a0) < 0) return -2;
+    POINT_FIELDS
+        FIELD_ATTR(7, T_NUMBER);
+        FIELD_FIXED64(2, start);
+        FIELD_FIXED64(3, time);
         case 4:
         case 6: EXPECT(1); READ(rd_fixed64(&r, &val)); which = f; break;
-        case 5:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if (slices_put(&m->exs, s, sn) < 0) return -2;
-            break;
-        case 8: EXPECT(0); READ(rd_varint(&r, &flags)); break;
-        default:
-        unknown:
-            READ(skip_field(&r, f, wt));
-            if ((rc = count_unknown(&m->c, "NumberDataPoint", (uint64_t)f)) < 0) return rc;
-        }
-    }
+        FIELD_EXEMPLAR(5);
+        FIELD_VARINT(8, flags);
+    POINT_FIELDS_END("NumberDataPoint")
     PyObject *shape[2];
     if (which == 6) {
         int64_t iv = (int64_t)val;
@@ -1047,44 +496,24 @@ static int decode_histogram(M *m, const uint8_t *p, Py_ssize_t n) {
     Rd r = {p, p + n};
     uint64_t start = 0, time = 0, count = 0, sum = 0, mn = 0, mx = 0, flags = 0;
     int has_sum = 0, has_min = 0, has_max = 0, rc;
-    Py_ssize_t a0 = PyList_GET_SIZE(m->attrs[T_HIST].keys);
-    if (point_begin(m, T_HIST) < 0) return -2;
-    m->u1.n = m->u2.n = 0;
-    while (r.p < r.end) {
-        uint64_t key;
-        READ(rd_tag(&r, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
-        const uint8_t *s;
-        Py_ssize_t sn;
-        switch (f) {
-        case 9:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if ((rc = point_attr(m, T_HIST, s, sn)) < 0) return rc;
-            break;
-        case 2: EXPECT(1); READ(rd_fixed64(&r, &start)); break;
-        case 3: EXPECT(1); READ(rd_fixed64(&r, &time)); break;
-        case 4: EXPECT(1); READ(rd_fixed64(&r, &count)); break;
+    Py_ssize_t a0;
+    if (point_begin(m, T_HIST, &a0) < 0) return -2;
+    POINT_FIELDS
+        FIELD_ATTR(9, T_HIST);
+        FIELD_FIXED64(2, start);
+        FIELD_FIXED64(3, time);
+        FIELD_FIXED64(4, count);
         case 5: EXPECT(1); READ(rd_fixed64(&r, &sum)); has_sum = 1; break;
         case 6:
         case 7:
             if (wt != 1 && wt != 2) goto unknown;
-            if ((rc = rd_rep_fixed64(&r, wt, f == 6 ? &m->u1 : &m->u2)) < 0) return rc;
+            if ((rc = rd_rep(&r, wt, f == 6 ? &m->u1 : &m->u2, 1)) < 0) return rc;
             break;
-        case 8:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if (slices_put(&m->exs, s, sn) < 0) return -2;
-            break;
-        case 10: EXPECT(0); READ(rd_varint(&r, &flags)); break;
+        FIELD_EXEMPLAR(8);
+        FIELD_VARINT(10, flags);
         case 11: EXPECT(1); READ(rd_fixed64(&r, &mn)); has_min = 1; break;
         case 12: EXPECT(1); READ(rd_fixed64(&r, &mx)); has_max = 1; break;
-        default:
-        unknown:
-            READ(skip_field(&r, f, wt));
-            if ((rc = count_unknown(&m->c, "HistogramDataPoint", (uint64_t)f)) < 0) return rc;
-        }
-    }
+    POINT_FIELDS_END("HistogramDataPoint")
     if (histogram_bad(count, &m->u1, &m->u2)) return PUNT;
     PyObject *shape[6] = {PyLong_FromUnsignedLongLong(count), opt_float(has_sum, sum), opt_float(has_min, mn),
                           opt_float(has_max, mx), u64_list(&m->u1, 0), u64_list(&m->u2, 1)};
@@ -1103,7 +532,7 @@ static int decode_buckets(M *m, const uint8_t *p, Py_ssize_t n, int32_t *offset,
             READ(rd_varint(&r, &v));
             *offset = zigzag32(v);
         } else if (f == 2 && (wt == 0 || wt == 2)) {
-            if ((rc = rd_rep_varint(&r, wt, counts)) < 0) return rc;
+            if ((rc = rd_rep(&r, wt, counts, 0)) < 0) return rc;
         } else {
             READ(skip_field(&r, f, wt));
             if ((rc = count_unknown(&m->c, "Buckets", (uint64_t)f)) < 0) return rc;
@@ -1119,44 +548,24 @@ static int decode_exp(M *m, const uint8_t *p, Py_ssize_t n) {
     const uint8_t *pos = NULL, *neg = NULL;
     Py_ssize_t posn = 0, negn = 0;
     int npos = 0, nneg = 0;
-    Py_ssize_t a0 = PyList_GET_SIZE(m->attrs[T_EXP].keys);
-    if (point_begin(m, T_EXP) < 0) return -2;
-    m->u1.n = m->u2.n = 0;
-    while (r.p < r.end) {
-        uint64_t key;
-        READ(rd_tag(&r, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
-        const uint8_t *s;
-        Py_ssize_t sn;
-        switch (f) {
-        case 1:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if ((rc = point_attr(m, T_EXP, s, sn)) < 0) return rc;
-            break;
-        case 2: EXPECT(1); READ(rd_fixed64(&r, &start)); break;
-        case 3: EXPECT(1); READ(rd_fixed64(&r, &time)); break;
-        case 4: EXPECT(1); READ(rd_fixed64(&r, &count)); break;
+    Py_ssize_t a0;
+    if (point_begin(m, T_EXP, &a0) < 0) return -2;
+    POINT_FIELDS
+        FIELD_ATTR(1, T_EXP);
+        FIELD_FIXED64(2, start);
+        FIELD_FIXED64(3, time);
+        FIELD_FIXED64(4, count);
         case 5: EXPECT(1); READ(rd_fixed64(&r, &sum)); has_sum = 1; break;
-        case 6: EXPECT(0); READ(rd_varint(&r, &scale)); break;
-        case 7: EXPECT(1); READ(rd_fixed64(&r, &zc)); break;
+        FIELD_VARINT(6, scale);
+        FIELD_FIXED64(7, zc);
         case 8: EXPECT(2); READ(rd_bytes(&r, &pos, &posn)); npos++; break;
         case 9: EXPECT(2); READ(rd_bytes(&r, &neg, &negn)); nneg++; break;
-        case 10: EXPECT(0); READ(rd_varint(&r, &flags)); break;
-        case 11:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if (slices_put(&m->exs, s, sn) < 0) return -2;
-            break;
+        FIELD_VARINT(10, flags);
+        FIELD_EXEMPLAR(11);
         case 12: EXPECT(1); READ(rd_fixed64(&r, &mn)); has_min = 1; break;
         case 13: EXPECT(1); READ(rd_fixed64(&r, &mx)); has_max = 1; break;
-        case 14: EXPECT(1); READ(rd_fixed64(&r, &zt)); break;
-        default:
-        unknown:
-            READ(skip_field(&r, f, wt));
-            if ((rc = count_unknown(&m->c, "ExponentialHistogramDataPoint", (uint64_t)f)) < 0) return rc;
-        }
-    }
+        FIELD_FIXED64(14, zt);
+    POINT_FIELDS_END("ExponentialHistogramDataPoint")
     if (npos > 1 || nneg > 1) return PUNT; /* occurrences merge: left to upb */
     int32_t poff = 0, noff = 0;
     if (npos && (rc = decode_buckets(m, pos, posn, &poff, &m->u1)) < 0) return rc;
@@ -1174,25 +583,14 @@ static int decode_summary(M *m, const uint8_t *p, Py_ssize_t n) {
     Rd r = {p, p + n};
     uint64_t start = 0, time = 0, count = 0, sum = 0, flags = 0;
     int rc;
-    Py_ssize_t a0 = PyList_GET_SIZE(m->attrs[T_SUMMARY].keys);
-    if (point_begin(m, T_SUMMARY) < 0) return -2;
-    m->u1.n = m->u2.n = 0;
-    while (r.p < r.end) {
-        uint64_t key;
-        READ(rd_tag(&r, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
-        const uint8_t *s;
-        Py_ssize_t sn;
-        switch (f) {
-        case 7:
-            EXPECT(2);
-            READ(rd_bytes(&r, &s, &sn));
-            if ((rc = point_attr(m, T_SUMMARY, s, sn)) < 0) return rc;
-            break;
-        case 2: EXPECT(1); READ(rd_fixed64(&r, &start)); break;
-        case 3: EXPECT(1); READ(rd_fixed64(&r, &time)); break;
-        case 4: EXPECT(1); READ(rd_fixed64(&r, &count)); break;
-        case 5: EXPECT(1); READ(rd_fixed64(&r, &sum)); break;
+    Py_ssize_t a0;
+    if (point_begin(m, T_SUMMARY, &a0) < 0) return -2;
+    POINT_FIELDS
+        FIELD_ATTR(7, T_SUMMARY);
+        FIELD_FIXED64(2, start);
+        FIELD_FIXED64(3, time);
+        FIELD_FIXED64(4, count);
+        FIELD_FIXED64(5, sum);
         case 6: {
             EXPECT(2);
             READ(rd_bytes(&r, &s, &sn));
@@ -1214,13 +612,8 @@ static int decode_summary(M *m, const uint8_t *p, Py_ssize_t n) {
             if (u64_put(&m->u1, qv) < 0 || u64_put(&m->u2, vv) < 0) return -2;
             break;
         }
-        case 8: EXPECT(0); READ(rd_varint(&r, &flags)); break;
-        default:
-        unknown:
-            READ(skip_field(&r, f, wt));
-            if ((rc = count_unknown(&m->c, "SummaryDataPoint", (uint64_t)f)) < 0) return rc;
-        }
-    }
+        FIELD_VARINT(8, flags);
+    POINT_FIELDS_END("SummaryDataPoint")
     PyObject *shape[4] = {PyLong_FromUnsignedLongLong(count), PyFloat_FromDouble(as_double(sum)),
                           u64_list(&m->u1, 1), u64_list(&m->u2, 1)};
     return point_end(m, T_SUMMARY, a0, start, time, (uint32_t)flags, shape, 4);
@@ -1247,9 +640,8 @@ static int decode_metric(M *m, const uint8_t *p, Py_ssize_t n) {
     int kind = -1, ndata = 0, rc;
     m->md.n = 0;
     while (r.p < r.end) {
-        uint64_t key;
-        READ(rd_tag(&r, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
+        int f, wt;
+        READ(rd_field(&r, &f, &wt));
         const uint8_t *s;
         Py_ssize_t sn;
         if (f == 1 && wt == 2) {
@@ -1279,9 +671,8 @@ static int decode_metric(M *m, const uint8_t *p, Py_ssize_t n) {
     uint64_t temporality = 0, monotonic = 0;
     Py_ssize_t npoints = 0;
     while (d.p < d.end) {
-        uint64_t key;
-        READ(rd_tag(&d, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
+        int f, wt;
+        READ(rd_field(&d, &f, &wt));
         const uint8_t *s;
         Py_ssize_t sn;
         if (f == 1 && wt == 2) {
@@ -1366,9 +757,8 @@ static int decode_metric(M *m, const uint8_t *p, Py_ssize_t n) {
     int table = KIND_TABLE[kind];
     d = (Rd){data, data + datan};
     while (d.p < d.end) {
-        uint64_t key;
-        READ(rd_tag(&d, &key));
-        int f = (int)(key >> 3), wt = (int)(key & 7);
+        int f, wt;
+        READ(rd_field(&d, &f, &wt));
         const uint8_t *s;
         Py_ssize_t sn;
         if (f == 1 && wt == 2) {
@@ -1702,22 +1092,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__wire_metrics(void) {
-    const uint16_t probe = 1;
-    if (*(const uint8_t *)&probe != 1) {
-        PyErr_SetString(PyExc_ImportError, "_wire_metrics supports little-endian hosts only");
-        return NULL;
-    }
-    S_string = PyUnicode_InternFromString("string");
-    S_bool = PyUnicode_InternFromString("bool");
-    S_int = PyUnicode_InternFromString("int");
-    S_double = PyUnicode_InternFromString("double");
-    S_empty = PyUnicode_InternFromString("empty");
-    S_true = PyUnicode_InternFromString("true");
-    S_false = PyUnicode_InternFromString("false");
-    S_nan = PyUnicode_InternFromString("NaN");
-    S_inf = PyUnicode_InternFromString("Infinity");
-    S_ninf = PyUnicode_InternFromString("-Infinity");
-    S_empty_str = PyUnicode_InternFromString("");
+    if (pb_init("_wire_metrics") < 0) return NULL;
     S_short[T_NUMBER] = PyUnicode_InternFromString("number");
     S_short[T_HIST] = PyUnicode_InternFromString("histogram");
     S_short[T_EXP] = PyUnicode_InternFromString("exponential_histogram");
@@ -1725,8 +1100,6 @@ PyMODINIT_FUNC PyInit__wire_metrics(void) {
     static const char *mtypes[5] = {"gauge", "sum", "histogram", "exponential_histogram", "summary"};
     for (int i = 0; i < 5; i++)
         if (!(S_mtype[i] = PyUnicode_InternFromString(mtypes[i]))) return NULL;
-    if (!S_string || !S_bool || !S_int || !S_double || !S_empty || !S_true || !S_false || !S_nan || !S_inf ||
-        !S_ninf || !S_empty_str || !S_short[0] || !S_short[1] || !S_short[2] || !S_short[3])
-        return NULL;
+    if (!S_short[0] || !S_short[1] || !S_short[2] || !S_short[3]) return NULL;
     return PyModule_Create(&module);
 }
