@@ -14,6 +14,19 @@ from otlp_aiops.otlp import schema as S
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z, a multiple of every window used here
 SEC = 10**9
 
+# a 20-minute simulation with 4 incidents, small enough for a test to build raw -> features
+SMALL_SIMULATION: dict[str, Any] = {
+    "duration": "20m",
+    "warmup": "2m",
+    "incidents": 4,
+    "disturbances": 0,
+    "incident_duration": ["90s", "120s"],
+    "min_gap": "60s",
+    "seed": 3,
+    "request_rate": 8,
+    "trace_sample_ratio": 0.5,
+}
+
 _DEFAULTS: dict[str, Any] = {
     "flags": 0, "kind": 2, "status_code": 0, "dropped_attributes_count": 0, "event_count": 0,
     "dropped_events_count": 0, "link_count": 0, "dropped_links_count": 0, "resource_id": 1, "scope_id": 1,

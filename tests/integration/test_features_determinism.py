@@ -13,17 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIG = {
-    "duration": "20m",
-    "warmup": "2m",
-    "incidents": 4,
-    "disturbances": 0,
-    "incident_duration": ["90s", "120s"],
-    "min_gap": "60s",
-    "seed": 3,
-    "request_rate": 8,
-    "trace_sample_ratio": 0.5,
-}
+from features_factories import SMALL_SIMULATION
+
+CONFIG = SMALL_SIMULATION
 
 
 def _digests(d: Path) -> dict[str, str]:

@@ -19,31 +19,14 @@ from otlp_aiops.otlp import accel
 from otlp_aiops.otlp.ingest import ingest_paths
 from otlp_aiops.otlp.otlpjson import to_otlp_dict
 from otlp_aiops.otlp.write import encode_frames
+from wire_factories import key as _key
+from wire_factories import ld as _ld
+from wire_factories import varint as _varint
 
 pytestmark = pytest.mark.skipif(accel.wire is None, reason="the C decoder is not built (no compiler?)")
 
 TID = bytes(range(1, 17))
 SID = bytes(range(1, 9))
-
-
-def _key(field: int, wt: int) -> bytes:
-    return _varint(field << 3 | wt)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(payload)) + payload
 
 
 def _span_request() -> trace_service_pb2.ExportTraceServiceRequest:

@@ -12,20 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features_factories import T0, span_id, trace_id, write_table
+from features_factories import SMALL_SIMULATION, T0, span_id, trace_id, write_table
 from otlp_aiops.features.partitioned import _longest_trace_ns, partition_ns, partition_task
 
-CONFIG = {
-    "duration": "20m",
-    "warmup": "2m",
-    "incidents": 4,
-    "disturbances": 0,
-    "incident_duration": ["90s", "120s"],
-    "min_gap": "60s",
-    "seed": 3,
-    "request_rate": 8,
-    "trace_sample_ratio": 0.5,
-}
+CONFIG = SMALL_SIMULATION
 SEC = 10**9
 
 

@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
 
 from otlp_aiops.otlp import accel
 from otlp_aiops.otlp.context import FileContext
@@ -27,6 +26,10 @@ from otlp_aiops.otlp.decode_proto import decode_message
 from otlp_aiops.otlp.framing import split_fields
 from otlp_aiops.otlp.ingest import _new_batches, ingest_paths
 from otlp_aiops.otlp.write import encode_frames
+from wire_factories import key as _key
+from wire_factories import kv as _kv
+from wire_factories import ld as _ld
+from wire_factories import varint as _varint
 
 pytestmark = pytest.mark.skipif(accel.wire_metrics is None, reason="the C metric decoder is not built")
 
@@ -37,46 +40,8 @@ TID = bytes(range(1, 17))
 SID = bytes(range(1, 9))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _key(field: int, wt: int) -> bytes:
-    return _varint(field << 3 | wt)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(payload)) + payload
-
-
 def _f64(field: int, v: float | int, fmt: str = "<d") -> bytes:
     return _key(field, 1) + struct.pack(fmt, v)
-
-
-def _kv(key: str, value: object) -> common_pb2.KeyValue:
-    kv = common_pb2.KeyValue(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    elif isinstance(value, bytes):
-        kv.value.bytes_value = value
-    elif isinstance(value, list):
-        for x in value:
-            kv.value.array_value.values.add().string_value = x
-    elif value is not None:
-        kv.value.string_value = str(value)
-    return kv
 
 
 def _request(service: str = "cart") -> metrics_service_pb2.ExportMetricsServiceRequest:

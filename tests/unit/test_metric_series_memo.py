@@ -15,25 +15,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
 
 from otlp_aiops.otlp import batches as B
 from otlp_aiops.otlp.ingest import ingest_paths
 from otlp_aiops.otlp.otlpjson import to_otlp_dict
 from otlp_aiops.otlp.write import encode_frames
+from wire_factories import kv as _kv
 
 T0 = 1_700_000_000_000_000_000
-
-
-def _kv(key: str, value: object) -> common_pb2.KeyValue:
-    kv = common_pb2.KeyValue(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    else:
-        kv.value.string_value = str(value)
-    return kv
 
 
 def _request(service: str, t: int) -> metrics_service_pb2.ExportMetricsServiceRequest:
