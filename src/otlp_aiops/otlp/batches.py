@@ -50,6 +50,8 @@ class AttrCols:
         "_key_ids",
         "_keys_arr",
         "_names",
+        "_offsets",
+        "_row_of",
         "_table",
         "_vals_arr",
         "keys",
@@ -117,6 +119,7 @@ class AttrCols:
         offsets = np.zeros(n + 1, dtype=np.int32)
         offsets[1:] = ends
         mask = pa.array(offsets[1:] == offsets[:-1]) if null_if_empty else None
+        self._offsets, self._row_of = offsets, None
         self._table = pa.array(list(self.kidx), pa.string())
         self._key_ids = self._key_id_array()
         self._keys_arr = self._table.take(pa.array(self._key_ids))
@@ -124,16 +127,31 @@ class AttrCols:
         attrs = pa.MapArray.from_arrays(pa.array(offsets), self._keys_arr, self._vals_arr, mask=mask)
         if not self.tag_pos:
             return attrs, pa.nulls(n, schema.ATTRS)
-        pos = np.asarray(self.tag_pos, dtype=np.int64)
-        rows = np.searchsorted(ends, pos, side="right")
+        pos = np.fromiter(self.tag_pos, dtype=np.int64, count=len(self.tag_pos))
+        rows = self.attr_rows()[pos]
         counts = np.bincount(rows, minlength=n)
         toff = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=toff[1:])
-        keys = self._keys_arr.take(pa.array(pos))
+        keys = self._table.take(pa.array(self._key_ids[pos]))  # from the small key table: cache-friendly
         types = pa.MapArray.from_arrays(
             pa.array(toff), keys, pa.array(self.tags, pa.string()), mask=pa.array(counts == 0)
         )
         return attrs, types
+
+    def attr_rows(self) -> np.ndarray:
+        """The row of every attribute position (after ``to_arrays``), what
+        ``np.searchsorted(ends, positions, side="right")`` gives, for all positions in one pass
+        (positions past the last row's end get ``n``, as there)."""
+        rows = self._row_of
+        if rows is None:
+            offsets = self._offsets
+            n = len(offsets) - 1
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+            extra = len(self._key_ids) - len(rows)
+            if extra > 0:
+                rows = np.concatenate([rows, np.full(extra, n, dtype=np.int64)])
+            self._row_of = rows
+        return rows
 
     def _key_id_array(self) -> np.ndarray:
         return np.fromiter(self.keys, dtype=np.int32, count=len(self.keys))
@@ -399,41 +417,58 @@ def promote(
 ) -> dict[str, pa.Array]:
     """Promoted typed columns from the attributes of the rows ending at ``ends`` (after
     ``ac.to_arrays(ends)``): for each column, the value of the first of its keys present in the row,
-    the first occurrence of that key. Integer columns take only values written as integers."""
-    ends = np.asarray(ends, dtype=np.int64)
+    the first occurrence of that key. Integer columns take only values written as integers.
+
+    All columns in one pass: each wanted attribute's (column, row) cell is a position in one flat
+    index array, filled lower priority keys first so that higher priority ones overwrite them, and
+    the values of all columns that have any are taken at once (one slice per column)."""
     n = len(ends)
-    wanted = [k for _, _, keys in spec for k in keys]
-    lut = np.full(len(ac.kidx) + 1, -1, dtype=np.int64)  # key table position -> index in `wanted`
-    for j, k in enumerate(wanted):
+    wanted = [(c, j, k) for c, (_, _, keys) in enumerate(spec) for j, k in enumerate(keys)]
+    lut = np.full(len(ac.kidx) + 1, -1, dtype=np.int16)  # key table position -> index in `wanted`
+    for w, (_, _, k) in enumerate(wanted):
         i = ac.kidx.get(k)
         if i is not None:
-            lut[i] = j
-    which_all = lut[ac._key_ids] if len(ac._key_ids) else np.zeros(0, np.int64)
+            lut[i] = w
+    which_all = lut.take(ac._key_ids) if len(ac._key_ids) else np.zeros(0, np.int16)
     pos_all = np.flatnonzero(which_all >= 0)
     which = which_all[pos_all]
+    col_of = np.array([c for c, _, _ in wanted], dtype=np.int64)[which]
+    present = np.flatnonzero(np.bincount(col_of, minlength=len(spec)))
+    slot = np.full(len(spec), -1, dtype=np.int64)
+    slot[present] = np.arange(len(present))
+    flat = slot[col_of] * n + ac.attr_rows()[pos_all]
+    idx = np.full(len(present) * n, -1, dtype=np.int64)
+    prio = np.array([j for _, j, _ in wanted], dtype=np.int64)[which]
+    if len(prio) and prio.any():
+        for j in range(int(prio.max()), -1, -1):  # lower priority keys first
+            sel = prio == j
+            f, p = flat[sel], pos_all[sel]
+            idx[f[::-1]] = p[::-1]  # first occurrence in a row wins
+    else:
+        idx[flat[::-1]] = pos_all[::-1]
+    taken = ac._vals_arr.take(pa.array(idx, mask=idx < 0)) if len(present) else None
     out: dict[str, pa.Array] = {}
-    ki = 0
-    for col, typ, keys in spec:
-        idx = None
-        # lower priority keys first, so that higher priority ones overwrite them
-        for j in range(len(keys) - 1, -1, -1):
-            pos = pos_all[which == ki + j]
-            if not len(pos):
-                continue
-            if idx is None:
-                idx = np.full(n, -1, dtype=np.int64)
-            rows = np.searchsorted(ends, pos, side="right")
-            idx[rows[::-1]] = pos[::-1]  # first occurrence in a row wins
-        ki += len(keys)
-        if idx is None:
+    for c, (col, typ, _) in enumerate(spec):
+        s = slot[c]
+        if s < 0:
             out[col] = pa.nulls(n, typ)
             continue
-        arr = ac._vals_arr.take(pa.array(idx, mask=idx < 0))
+        arr = taken.slice(s * n, n)
         if pa.types.is_integer(typ):
-            ok = pc.match_substring_regex(arr, r"^-?[0-9]{1,18}$")  # what a cast to int64 accepts
-            arr = pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(typ)
+            arr = _int_values(arr, typ)
         out[col] = arr
     return out
+
+
+def _int_values(arr: pa.Array, typ: pa.DataType) -> pa.Array:
+    """The values of a string array written as integers (``^-?[0-9]{1,18}$``, what a cast to int64
+    accepts) cast to ``typ``, null elsewhere. When every value is 1-18 ASCII digits (the usual
+    case) that is the plain cast, checked without the regex."""
+    digits = pc.and_(pc.ascii_is_decimal(arr), pc.less_equal(pc.binary_length(arr), 18))
+    if (pc.sum(digits).as_py() or 0) == len(arr) - arr.null_count:
+        return arr.cast(typ)
+    ok = pc.match_substring_regex(arr, r"^-?[0-9]{1,18}$")
+    return pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(typ)
 
 
 def _table(table_schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
