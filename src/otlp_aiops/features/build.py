@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +25,12 @@ import pyarrow.parquet as pq
 from otlp_aiops import progress
 from otlp_aiops.config import config_to_dict
 from otlp_aiops.executor import LOCAL, ExecutorConfig
-from otlp_aiops.features import logs, tables, traces
+from otlp_aiops.features import tables, traces
 from otlp_aiops.features.cases import (
     TS,
     FeaturesError,
     Incidents,
     WindowLabels,
-    fault_free,
     label_windows,
     make_grid,
     read_incidents,
@@ -40,8 +38,15 @@ from otlp_aiops.features.cases import (
     write_cases,
 )
 from otlp_aiops.features.config import FeaturesConfig
-from otlp_aiops.features.drain import Drain
 from otlp_aiops.features.kinds import feature_kind, zero_fill
+from otlp_aiops.features.steps import (
+    StageInputs,
+    distinct_windows,
+    known_services,
+    log_features,
+    metric_features,
+    trace_tables,
+)
 from otlp_aiops.otlp import schema as otlp_schema
 from otlp_aiops.outputs import OutputError, claim_output
 
@@ -65,24 +70,6 @@ _STEPS = ("spans", "traces", "metrics", "logs", "edges", "matrix", "write", "cas
 # ---------------------------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StageInputs:
-    """What every step reads: the settings and the small inputs of the raw dataset."""
-
-    dataset: str
-    interim: Path  # the ingest tables
-    cfg: FeaturesConfig
-    w_ns: int  # window length in ns
-    incidents: Incidents
-    meta: dict[str, Any]  # raw dataset.json
-    topology: dict[str, Any]  # raw topology.json
-    topology_edges: list[tuple[str, str]]
-
-    @property
-    def declared_kinds(self) -> dict[str, str]:
-        return self.meta.get("metric_kinds") or {}
-
-
 def _read_inputs(interim: Path, raw: Path, cfg: FeaturesConfig, dataset: str) -> StageInputs:
     incidents = read_incidents(raw / "incidents.parquet", cfg.incident_length_s)
     meta = _read_json(raw / "dataset.json")
@@ -138,11 +125,6 @@ def _open_tables(con: duckdb.DuckDBPyConnection, interim: Path) -> dict[str, int
             con.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _{name}_empty")
         rows[name] = int(con.sql(f"SELECT count(*) FROM {name}").fetchall()[0][0])
     return rows
-
-
-def _distinct_windows(con: duckdb.DuckDBPyConnection, table: str) -> np.ndarray:
-    """The sorted distinct window starts ``w`` of a table."""
-    return np.array(sorted(r[0] for r in con.sql(f"SELECT DISTINCT w FROM {table}").fetchall()), np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +206,7 @@ def _build(
             from otlp_aiops.features import partitioned
 
             templates, fit_on, content_ref, known = partitioned.window_tables(
-                con, inputs, tmp, executor, partition_s, lap, sys.modules[__name__]
+                con, inputs, tmp, executor, partition_s, lap
             )
         else:
             templates, fit_on, content_ref, known = _window_tables(con, inputs, lap)
@@ -280,134 +262,16 @@ def _window_tables(
     reference was chosen and the known services."""
     tables.span_features(con, inputs.w_ns, inputs.cfg.quantiles)
     lap("spans")
-    _trace_tables(con, inputs)
+    trace_tables(con, inputs)
     lap("traces")
-    _metric_features(con, inputs)
+    metric_features(con, inputs)
     lap("metrics")
-    templates, fit_on, content_ref = _log_features(con, inputs)
+    templates, fit_on, content_ref = log_features(con, inputs)
     lap("logs")
-    known = _known_services(con)
+    known = known_services(con)
     tables.edges_table(con, inputs.w_ns, inputs.cfg.quantiles)
     lap("edges")
     return templates, fit_on, content_ref, known
-
-
-def _trace_tables(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> None:
-    """Per-trace tables (trace services, call edges, operations) and the trace-structure features."""
-    quantiles = inputs.cfg.quantiles
-    traces.trace_spans(con, inputs.w_ns)
-    traces.trace_services(con)
-    traces.edge_windows(con, inputs.w_ns, quantiles)
-    traces.operation_windows(con, quantiles, inputs.cfg.max_operations)
-    traces.trace_structure_features(con, inputs.w_ns, quantiles)
-
-
-def _metric_features(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> None:
-    # cumulative metrics are differenced from the first sample of the dataset on
-    t0 = con.sql("""SELECT min(t) FROM (
-        SELECT min(epoch_ns(time)) AS t FROM metrics_number UNION ALL
-        SELECT min(epoch_ns(time)) FROM metrics_histogram UNION ALL
-        SELECT min(epoch_ns(time)) FROM metrics_exp_histogram UNION ALL
-        SELECT min(epoch_ns(start_time)) FROM spans)""").fetchall()[0][0]
-    t0 = int(t0) if t0 is not None else 0
-    tables.metric_number_features(con, inputs.w_ns, t0)
-    tables.histogram_features(con, inputs.w_ns, t0, inputs.cfg.quantiles)
-    tables.summary_features(con, inputs.w_ns)
-
-
-def _log_features(
-    con: duckdb.DuckDBPyConnection, inputs: StageInputs
-) -> tuple[pa.Table, str, dict[str, Any]]:
-    """Severity and template counts, then the log-key and span-name mix features; returns the template
-    table, what Drain was fitted on, and how the content reference was chosen."""
-    tables.log_aggregate(con, inputs.w_ns)
-    templates, fit_on = _fit_templates(con, inputs)
-    tables.log_features(con)
-    content_ref = _content_features(con, inputs)
-    return templates, fit_on, content_ref
-
-
-def _drain(cfg: FeaturesConfig) -> Drain:
-    return Drain(cfg.drain_depth, cfg.drain_similarity, cfg.drain_max_children)
-
-
-def _fit_templates(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> tuple[pa.Table, str]:
-    """Drain fitted on the masked bodies of fault-free windows (all windows when none is); returns the
-    template table and registers ``log_template_map(masked, feature)``."""
-    cfg = inputs.cfg
-    ws = _distinct_windows(con, "log_agg")
-    ff = fault_free(ws, inputs.w_ns, inputs.incidents, cfg.margin_s)
-    con.register("_log_ff", pa.table({"w": pa.array(ws, pa.int64()), "ff": pa.array(ff)}))
-    fit_on = "fault-free windows" if ff.any() else "all windows (no fault-free window)"
-    where = "WHERE f.ff" if ff.any() else ""
-    fit_rows = con.sql(f"""
-        SELECT masked, sum(n) AS n, min(w) AS first FROM log_agg JOIN _log_ff AS f USING (w) {where}
-        GROUP BY masked ORDER BY first, masked""").fetchall()
-    drain = _drain(cfg)
-    drain.fit((m, int(n)) for m, n, _ in fit_rows)
-    # features: the most frequent templates (in the fit data), ranked; the rest "other"
-    ranked = sorted(drain.groups, key=lambda g: (-g.count, g.id))
-    feature_of = {g.id: f"log.template_{k + 1:03d}" for k, g in enumerate(ranked[: cfg.max_templates])}
-    distinct = con.sql("SELECT masked, sum(n) FROM log_agg GROUP BY masked ORDER BY masked").fetchall()
-    masked, feats, total = [], [], {}
-    for m, n in distinct:  # distinct masked bodies (templates x few variants), not log records
-        g = drain.match(m)
-        f = "log.template_unseen" if g is None else feature_of.get(g.id, "log.template_other")
-        masked.append(m)
-        feats.append(f)
-        if g is not None:
-            total[g.id] = total.get(g.id, 0) + int(n)
-    con.register("log_template_map", pa.table({"masked": masked, "feature": feats}))
-    templates = pa.table(
-        {
-            "template_id": [g.id for g in ranked],
-            "template": [g.text for g in ranked],
-            "feature": [feature_of.get(g.id, "log.template_other") for g in ranked],
-            "fit_count": pa.array([g.count for g in ranked], pa.int64()),
-            "count": pa.array([total.get(g.id, 0) for g in ranked], pa.int64()),
-        }
-    )
-    return templates, fit_on
-
-
-def _content_features(con: duckdb.DuckDBPyConnection, inputs: StageInputs) -> dict[str, Any]:
-    """The log-key and span-name mix features (:mod:`otlp_aiops.features.logs`) against the reference
-    windows that ``content_reference`` picks; returns how the reference was chosen."""
-    logs.create_content_counts(con)
-    n_keys = logs.log_content_counts(con, inputs.w_ns, _drain(inputs.cfg))
-    traces.operation_counts(con)
-    logs.pattern_counts(con)
-    return _content_scores(con, inputs, n_keys)
-
-
-def _content_scores(con: duckdb.DuckDBPyConnection, inputs: StageInputs, n_keys: int) -> dict[str, Any]:
-    """From ``content_counts``, ``pattern_counts``/``pattern_parents``, ``edge_calls_x`` and
-    ``trace_services``: the reference windows, then every feature scored against them."""
-    cfg = inputs.cfg
-    ws = _distinct_windows(con, "content_counts")
-    ff = fault_free(ws, inputs.w_ns, inputs.incidents, cfg.margin_s)
-    recordings = logs.declared_recordings(inputs.meta)
-    ref, rule = logs.reference_windows(
-        ws, ff, inputs.w_ns, recordings, cfg.content_reference, cfg.min_reference
-    )
-    logs.content_reference(con, ref)
-    logs.content_shift_features(con)
-    logs.pattern_features(con, ref)
-    traces.exceedance_features(con, ref)
-    logs.trace_log_counts(con)
-    return {"rule": rule, "windows": len(ref), "log_keys": n_keys}
-
-
-def _known_services(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every service with a feature or a span; registered as ``known_services`` for the edges."""
-    known = sorted(
-        r[0]
-        for r in con.sql("""
-            SELECT DISTINCT service FROM sw_long UNION
-            SELECT DISTINCT service_name FROM spans WHERE service_name IS NOT NULL""").fetchall()
-    )
-    con.register("known_services", pa.table({"service": pa.array(known, pa.string())}))
-    return known
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,7 +351,7 @@ def _dense_matrix(
     con: duckdb.DuckDBPyConnection, inputs: StageInputs, services: list[str], feats: list[str]
 ) -> _Matrix:
     """``sw_long`` pivoted to the dense (window x service x feature) matrix on the window grid."""
-    ws = _distinct_windows(con, "sw_long")
+    ws = distinct_windows(con, "sw_long")
     grid, segment, has_data = make_grid(ws, inputs.w_ns, inputs.cfg.segment_gap)
     con.register("_grid", pa.table({"w": grid, "i": np.arange(len(grid), dtype=np.int64)}))
     con.register("_svc", pa.table({"service": services, "i": np.arange(len(services), dtype=np.int64)}))

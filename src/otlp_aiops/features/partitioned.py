@@ -41,7 +41,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from otlp_aiops.executor import ExecutorConfig, run_tasks
-from otlp_aiops.features import logs, tables, traces
+from otlp_aiops.features import logs, steps, tables, traces
+from otlp_aiops.features.cases import FeaturesError
 from otlp_aiops.otlp import schema as otlp_schema
 
 PARTS = "_parts"
@@ -66,34 +67,32 @@ def partition_ns(partition_s: float, w_ns: int) -> int:
 
 def window_tables(
     con: duckdb.DuckDBPyConnection,
-    inputs: Any,  # features.build.StageInputs (not imported: build imports this module)
+    inputs: steps.StageInputs,
     tmp: Path,
     executor: ExecutorConfig,
     partition_s: float,
     lap: Any,
-    build: Any,
 ) -> tuple[pa.Table, str, dict[str, Any], list[str]]:
     """What :func:`otlp_aiops.features.build._window_tables` builds, with the span work split into time
-    partitions run by ``executor``; the same tables on ``con``, the same return value. ``build`` is the
-    :mod:`otlp_aiops.features.build` module, whose driver steps run here (passed in by its caller, so
-    that this module does not import it back)."""
+    partitions run by ``executor``; the same tables on ``con``, the same return value. The steps on the
+    whole dataset (metrics, logs, content scores) are :mod:`otlp_aiops.features.steps`' own."""
     cfg, w_ns = inputs.cfg, inputs.w_ns
     parts = (tmp / PARTS).resolve()
     parts.mkdir()
     try:
         # driver, whole dataset: metrics, logs, Drain, the known services and kept operations
-        build._metric_features(con, inputs)
+        steps.metric_features(con, inputs)
         lap("metrics")
         tables.log_aggregate(con, w_ns)
-        templates, fit_on = build._fit_templates(con, inputs)
+        templates, fit_on = steps.fit_templates(con, inputs)
         tables.log_features(con)
         logs.create_content_counts(con)
-        n_keys = logs.log_content_counts(con, w_ns, build._drain(cfg))
+        n_keys = logs.log_content_counts(con, w_ns, steps.new_drain(cfg))
         log_keys = con.sql("SELECT sk, service, key FROM log_keyed WHERE sk IS NOT NULL").to_arrow_table()
         pq.write_table(log_keys, parts / "log_keyed.parquet")
         del log_keys
         lap("logs")
-        known = build._known_services(con)
+        known = steps.known_services(con)
         traces.operation_keep_of_spans(con, cfg.max_operations)
         keep = con.sql("SELECT service, operation FROM op_keep").to_arrow_table().to_pylist()
         margin = _longest_trace_ns(con)
@@ -113,9 +112,9 @@ def window_tables(
         # driver: the partitions' rows into the tables of the local path
         _read_parts(con, parts)
         lap("traces")
-        content_ref = build._content_scores(con, inputs, n_keys)
-        if build._known_services(con) != known:  # what the edges' tasks were given: it cannot change
-            raise build.FeaturesError("partitioned features: the known services changed after the partitions")
+        content_ref = steps.content_scores(con, inputs, n_keys)
+        if steps.known_services(con) != known:  # what the edges' tasks were given: it cannot change
+            raise FeaturesError("partitioned features: the known services changed after the partitions")
         lap("edges")
     finally:
         shutil.rmtree(parts, ignore_errors=True)

@@ -95,8 +95,9 @@ class MultimodalConfig(RankerConfig):
         for name in ("resource_kinds", "fallback_kinds"):
             bad = [k for k in getattr(self, name) if k not in FEATURE_KINDS]
             if bad:
-                raise ConfigError(f"{name}: unknown feature kind(s) {', '.join(bad)}; "
-                                  f"known: {', '.join(FEATURE_KINDS)}")
+                raise ConfigError(
+                    f"{name}: unknown feature kind(s) {', '.join(bad)}; known: {', '.join(FEATURE_KINDS)}"
+                )
         if self.resource_stat not in ("median", "mean"):
             raise ConfigError(f"resource_stat: expected median or mean, got {self.resource_stat!r}")
         if not 0 <= self.baseline_quantile <= 1:
@@ -124,8 +125,13 @@ def robust_scale(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, np.where(mad > 0, mad, sd)
 
 
-def robust_z_min_baseline(x: np.ndarray, base: np.ndarray, scale_floor: float,
-                          min_baseline: int, fallback_scale: np.ndarray | None = None) -> np.ndarray:
+def robust_z_min_baseline(
+    x: np.ndarray,
+    base: np.ndarray,
+    scale_floor: float,
+    min_baseline: int,
+    fallback_scale: np.ndarray | None = None,
+) -> np.ndarray:
     """z of ``x`` (T, S, F) against ``base`` (R, S, F): median and 1.4826·MAD (the standard deviation
     where the MAD is 0; ``fallback_scale`` (S, F) where both are 0, when given; never below
     ``scale_floor``·|median| nor 1e-9: the hard floor of
@@ -160,27 +166,37 @@ class MultimodalRanker(RootCauseRanker):
         # the dataset's fault-free windows: a second opinion on normal (reference_scale / _quantile)
         cfg = self.config
         self.reference_ = None
+        self._reference_memo: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         wanted = cfg.reference_scale or cfg.reference_quantile is not None
         if wanted and reference is not None and len(reference.values):
             self.reference_ = reference
 
-    def _reference_values(self, case: CaseData, sel: np.ndarray) -> np.ndarray | None:
+    def _reference(self, case: CaseData, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The reference windows (N, S, F_sel) of the case's services and selected features (NaN
-        where the reference lacks one), or None without a reference."""
+        where the reference lacks one) and their :func:`robust_scale` spread (S, F_sel), or None
+        without a reference. Aligned once per (services, features) layout: the cases of a dataset
+        share one, so every case after the first reads the memo (read-only arrays)."""
         ref = getattr(self, "reference_", None)
         if ref is None:
             return None
-        s_idx = {s: i for i, s in enumerate(ref.services)}
-        f_idx = {f: j for j, f in enumerate(ref.features)}
-        out = np.full((len(ref.values), len(case.services), int(sel.sum())), np.nan)
-        feats = [f for f, k in zip(case.features, sel, strict=True) if k]
-        for i, s in enumerate(case.services):
-            if s not in s_idx:
-                continue
-            for j, f in enumerate(feats):
-                if f in f_idx:
-                    out[:, i, j] = ref.values[:, s_idx[s], f_idx[f]]
-        return out
+        feats = tuple(f for f, k in zip(case.features, sel, strict=True) if k)
+        key = (tuple(case.services), feats)
+        memo = self.__dict__.setdefault("_reference_memo", {})
+        if key not in memo:
+            s_idx = {s: i for i, s in enumerate(ref.services)}
+            f_idx = {f: j for j, f in enumerate(ref.features)}
+            out = np.full((len(ref.values), len(case.services), len(feats)), np.nan)
+            rows = [(i, s_idx[s]) for i, s in enumerate(case.services) if s in s_idx]
+            cols = [(j, f_idx[f]) for j, f in enumerate(feats) if f in f_idx]
+            if rows and cols:
+                ci, ri = (list(t) for t in zip(*rows, strict=True))
+                cj, rj = (list(t) for t in zip(*cols, strict=True))
+                out[:, *np.ix_(ci, cj)] = ref.values[:, *np.ix_(ri, rj)]
+            scale = robust_scale(out)[1]
+            out.setflags(write=False)
+            scale.setflags(write=False)
+            memo[key] = (out, scale)
+        return memo[key]
 
     def evidence(self, case: CaseData) -> tuple[np.ndarray, np.ndarray]:
         """(S, F) evidence of every (service, feature) — 0 where the feature is not used — and the
@@ -220,12 +236,14 @@ class MultimodalRanker(RootCauseRanker):
             ev[:, sel] = level / (1.0 + self._normal(np.abs(b)))
         if resource.any() and len(base):
             res_base = base[:, :, resource]
-            ref_vals = self._reference_values(case, resource)
-            fallback = robust_scale(ref_vals)[1] if ref_vals is not None and cfg.reference_scale else None
-            z = robust_z_min_baseline(case.values[:, :, resource], res_base, cfg.scale_floor,
-                                      cfg.min_baseline, fallback)
+            aligned = self._reference(case, resource)
+            ref_vals = aligned[0] if aligned is not None else None
+            fallback = aligned[1] if aligned is not None and cfg.reference_scale else None
+            z = robust_z_min_baseline(
+                case.values[:, :, resource], res_base, cfg.scale_floor, cfg.min_baseline, fallback
+            )
             z = np.clip(z, -cfg.z_clip, cfg.z_clip)
-            za = np.clip(z[case.onset:], 0, None)
+            za = np.clip(z[case.onset :], 0, None)
             level = self._sustained(za)
             zb = robust_z_min_baseline(res_base, res_base, cfg.scale_floor, cfg.min_baseline, fallback)
             zb = np.clip(zb, -cfg.z_clip, cfg.z_clip)
@@ -270,7 +288,9 @@ class MultimodalRanker(RootCauseRanker):
         score = ev[:, ~summed].max(axis=1, initial=0.0) if ev.shape[1] else np.zeros(len(case.services))
         if summed.any():
             score = np.maximum(score, ev[:, summed].sum(axis=1))
-        flat = [(case.services[i], case.features[j], float(ev[i, j]))
-                for i, j in zip(*np.nonzero(ev > 0), strict=True)]
+        flat = [
+            (case.services[i], case.features[j], float(ev[i, j]))
+            for i, j in zip(*np.nonzero(ev > 0), strict=True)
+        ]
         flat.sort(key=lambda t: (-t[2], t[0], t[1]))
         return RankedCauses.from_scores(case.services, score, flat[: self.config.top_indicators])
