@@ -13,14 +13,14 @@ setup(
         Extension(
             "otlp_aiops.otlp._wire",
             ["src/otlp_aiops/otlp/_wire.c"],
-            depends=["src/otlp_aiops/otlp/_wire_pb.h"],
+            depends=["src/otlp_aiops/otlp/_wire_pb.h", "src/otlp_aiops/otlp/_wire_json.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-label"],
         ),
         Extension(
             "otlp_aiops.otlp._wire_metrics",
             ["src/otlp_aiops/otlp/_wire_metrics.c"],
-            depends=["src/otlp_aiops/otlp/_wire_pb.h"],
+            depends=["src/otlp_aiops/otlp/_wire_pb.h", "src/otlp_aiops/otlp/_wire_json.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wno-unused-label", "-Wno-unused-function"],
         ),

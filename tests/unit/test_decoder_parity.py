@@ -408,3 +408,39 @@ def test_json_text_decoder_reads_the_common_form_itself():
     assert fc.records_read == 9
     lenient = _lenient_json_lines()
     assert decode_text(lenient[0], fc, batches, "line") is None  # base64 ids, enum names...: the dict path
+
+
+def test_json_text_strings_with_a_special_byte_at_every_offset(tmp_path, monkeypatch):
+    """The C text decoder scans a string eight bytes at a time until a quote, a backslash or a
+    control character: each of them (and a multi-byte character) at every offset of strings of 0-20
+    bytes must give what the Python decoder gives; a raw control character sends the line to it."""
+    values, lines = [], []
+    for n in range(21):
+        for i in range(n + 1):
+            for special in ('\\"', "\\\\", "\\n", "é", "\\u0001"):
+                values.append("x" * i + special + "y" * (n - i))
+            values.append("z" * n)
+    attrs = ",".join('{"key":"k%d","value":{"stringValue":"%s"}}' % (k, v) for k, v in enumerate(values))
+    span = (
+        '{"traceId":"%s","spanId":"0102030405060708","name":"s","kind":1,"startTimeUnixNano":"1",'
+        '"endTimeUnixNano":"2","attributes":[%s]}' % (TID.hex(), attrs)
+    )
+    lines.append('{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}' % span)
+    for i in range(10):  # a raw control character (not allowed in JSON strings) at offsets 0-9
+        raw = "a" * i + "\x01" + "b" * 5
+        lines.append(
+            '{"resourceSpans":[{"scopeSpans":[{"spans":[%s]}]}]}'
+            % span.replace('"name":"s"', f'"name":"{raw}"')
+        )
+    report, tables = _ingest_both(tmp_path, {"s.jsonl": "\n".join(lines).encode() + b"\n"}, monkeypatch)
+    (f,) = report["files"]
+    assert (f["records_read"], f["records_written"]) == (1, 1)  # the raw control characters: not JSON
+    assert f["messages_quarantined"] == 10
+    got = dict(_rows(tables["spans"])[0]["attributes"])
+    assert [got[f"k{k}"] for k in range(len(values))] == [json.loads(f'"{v}"') for v in values]
+    from otlp_aiops.otlp.context import FileContext
+    from otlp_aiops.otlp.decode_json import decode_text
+    from otlp_aiops.otlp.ingest import _new_batches
+
+    monkeypatch.undo()  # the C decoder back: it must read the valid line itself
+    assert decode_text(lines[0].encode(), FileContext("x"), _new_batches("x"), "line") == "traces"

@@ -137,9 +137,15 @@ def test_buf_attr_cols_make_the_same_maps_as_lists():
             lists.to_arrays(ends, null_if_empty), bufs.to_arrays(ends, null_if_empty), strict=True
         ):
             assert x.equals(y)
-    bufs.truncate(ends[3])
-    lists.truncate(ends[3])
-    assert list(bufs.vals) == lists.vals and list(bufs.keys) == lists.keys and bufs.tag_pos == lists.tag_pos
+    for cut in (ends[30] - 1, ends[3]):  # inside a row with typed values, then before any
+        bufs.truncate(cut)
+        lists.truncate(cut)
+        assert list(bufs.vals) == lists.vals and list(bufs.keys) == lists.keys
+        # the typed values' positions and tags are buffers too (codes into the C decoder's TAG_NAMES)
+        assert list(bufs.tag_pos) == lists.tag_pos and list(bufs.tags) == lists.tags
+        assert lists.tag_pos == [p for p in range(cut) if lists.rendered(p)[0][1] != "string"]
+        assert set(lists.tags) == ({"int", "empty"} if cut > ends[3] else set())
+    assert bufs.lists()[3] is bufs.tags.buf and wire.TAG_NAMES[:4] == ("string", "bool", "int", "double")
 
 
 # --- whole batches: the C decoder into buffers against the Python decoder into lists --------------

@@ -19,7 +19,7 @@
  * The pure-Python decoder in decode_proto.py is the reference; tests run both on the same inputs.
  * The protobuf reading and AnyValue helpers are in _wire_pb.h, shared with _wire_metrics.c.
  */
-#include "_wire_pb.h" /* Python.h, stdint.h, string.h, math.h */
+#include "_wire_json.h" /* _wire_pb.h (Python.h, stdint.h, string.h, math.h), the JSON text tokenizer */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* column buffers: attribute key ids and value strings written straight into growable C arrays
@@ -581,11 +581,28 @@ static int rows_ok(PyObject *rows) {
 }
 
 typedef struct {
-    PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols (keys, vals: or buffers) */
+    PyObject *keys, *vals, *tag_pos, *tags; /* borrowed lists of an AttrCols (or buffers: BufAttrCols) */
     PyObject *kidx;                         /* its key index: dict key -> position in the key table */
     IdBuf *kb;                              /* keys and vals as column buffers (BufAttrCols), or NULL */
     StrBuf *vb;
+    IdBuf *tpb, *tcb; /* with kb: the typed values' positions and their tags as TAG_NAMES codes */
 } Attrs;
+
+/* The type tags a BufAttrCols stores as codes (the module's TAG_NAMES, read by batches.py). The
+ * three a decoder renders itself come first and are found by identity (interned). */
+static const char *TAG_NAMES[] = {"string", "bool",   "int",         "double", "bytes",   "array",
+                                  "kvlist", "array_otlp", "kvlist_otlp", "empty",  "strindex"};
+#define TAG_COUNT ((int)(sizeof TAG_NAMES / sizeof TAG_NAMES[0]))
+
+static int tag_code(PyObject *tag) {
+    if (tag == S_bool) return 1;
+    if (tag == S_int) return 2;
+    if (tag == S_double) return 3;
+    for (int i = 0; i < TAG_COUNT; i++)
+        if (PyUnicode_Check(tag) && PyUnicode_CompareWithASCIIString(tag, TAG_NAMES[i]) == 0) return i;
+    PyErr_Format(PyExc_ValueError, "unknown attribute type tag %R", tag);
+    return -1;
+}
 
 static Py_ssize_t attrs_len(Attrs *a) { return a->kb ? a->kb->n : PyList_GET_SIZE(a->keys); }
 
@@ -607,13 +624,20 @@ static int attrs_push_utf8(Attrs *a, const uint8_t *p, Py_ssize_t n) {
     return rc;
 }
 
-/* tag_pos.append(len(keys)); tags.append(tag) */
-static int attrs_push_tag(Attrs *a, PyObject *tag) {
-    PyObject *pos = PyLong_FromSsize_t(attrs_len(a));
-    int rc = (!pos || PyList_Append(a->tag_pos, pos) < 0 || PyList_Append(a->tags, tag) < 0) ? -2 : 0;
-    Py_XDECREF(pos);
+/* tag_pos.append(pos); tags.append(tag) (on the buffers' path: the position and the tag's code) */
+static int attrs_push_tag_at(Attrs *a, Py_ssize_t pos, PyObject *tag) {
+    if (a->tpb) {
+        int code = tag_code(tag);
+        return (code < 0 || idbuf_push(a->tpb, (int32_t)pos) < 0 || idbuf_push(a->tcb, code) < 0) ? -2 : 0;
+    }
+    PyObject *po = PyLong_FromSsize_t(pos);
+    int rc = (!po || PyList_Append(a->tag_pos, po) < 0 || PyList_Append(a->tags, tag) < 0) ? -2 : 0;
+    Py_XDECREF(po);
     return rc;
 }
+
+/* The tag of the attribute about to be appended (at position len(keys)). */
+static int attrs_push_tag(Attrs *a, PyObject *tag) { return attrs_push_tag_at(a, attrs_len(a), tag); }
 
 /* id_bytes without the object: *out points at the id, or is NULL for None (empty or all zero). */
 static int id_ptr(Ctx *c, const uint8_t *p, Py_ssize_t n, Py_ssize_t want, const char *what, const uint8_t **out) {
@@ -657,7 +681,7 @@ static int append_key(Attrs *a, PyObject *k) {
  * key seen before costs a hash and a memcmp, not a str and a dict lookup. */
 static int append_key_bytes(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
     if (a->kb && n <= KC_MAX_KEY) {
-        uint64_t h = fnv1a(p, n);
+        uint64_t h = key_hash(p, n);
         for (int probe = 0; probe < 8; probe++) {
             KCEntry *e = &kcache[(h + probe) & (KC_SIZE - 1)];
             if (!e->str) break;
@@ -741,12 +765,10 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
                 PyMem_Free(dyn);
                 return rc;
             }
-            PyObject *po = PyLong_FromSsize_t(pos);
-            rc = (!po || PyList_Append(a->tag_pos, po) < 0 || PyList_Append(a->tags, tag) < 0 ||
+            rc = (attrs_push_tag_at(a, pos, tag) < 0 ||
                   attrs_push_utf8(a, (const uint8_t *)txt, (Py_ssize_t)strlen(txt)) < 0)
                      ? -2
                      : 0;
-            Py_XDECREF(po);
             PyMem_Free(dyn);
             return rc;
         }
@@ -770,15 +792,21 @@ static int get_attrs(PyObject *t, Attrs *a) {
     if (attr_parts(t, &a->keys, &a->vals, &a->tag_pos, &a->tags, &a->kidx) < 0) return -1;
     a->kb = NULL;
     a->vb = NULL;
+    a->tpb = a->tcb = NULL;
     if (Py_IS_TYPE(a->keys, &IdBufType) && Py_IS_TYPE(a->vals, &StrBufType)) {
         a->kb = (IdBuf *)a->keys;
         a->vb = (StrBuf *)a->vals;
+        if (Py_IS_TYPE(a->tag_pos, &IdBufType) && Py_IS_TYPE(a->tags, &IdBufType)) {
+            a->tpb = (IdBuf *)a->tag_pos;
+            a->tcb = (IdBuf *)a->tags;
+        }
     } else if (!PyList_Check(a->keys) || !PyList_Check(a->vals)) {
         PyErr_SetString(PyExc_TypeError, "attribute keys and values must be lists, or an IdBuf and a StrBuf");
         return -1;
     }
-    if (!PyList_Check(a->tag_pos) || !PyList_Check(a->tags) || !PyDict_Check(a->kidx)) {
-        PyErr_SetString(PyExc_TypeError, "attribute lists must be lists, and the key index a dict");
+    if ((!a->tpb && (!PyList_Check(a->tag_pos) || !PyList_Check(a->tags))) || !PyDict_Check(a->kidx)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "attribute tags must be lists (or two IdBufs, with buffers), and the key index a dict");
         return -1;
     }
     return 0;
@@ -791,8 +819,8 @@ typedef struct {
 static void attrs_mark(Attrs *a, AttrsMark *m) {
     m->keys = attrs_len(a);
     m->vals = a->vb ? a->vb->n : PyList_GET_SIZE(a->vals);
-    m->tag_pos = PyList_GET_SIZE(a->tag_pos);
-    m->tags = PyList_GET_SIZE(a->tags);
+    m->tag_pos = a->tpb ? a->tpb->n : PyList_GET_SIZE(a->tag_pos);
+    m->tags = a->tcb ? a->tcb->n : PyList_GET_SIZE(a->tags);
 }
 
 static int attrs_rollback(Attrs *a, AttrsMark *m) {
@@ -802,8 +830,12 @@ static int attrs_rollback(Attrs *a, AttrsMark *m) {
     } else if (truncate_list(a->keys, m->keys) < 0 || truncate_list(a->vals, m->vals) < 0) {
         return -2;
     }
-    if (truncate_list(a->tag_pos, m->tag_pos) < 0 || truncate_list(a->tags, m->tags) < 0)
+    if (a->tpb) {
+        if (a->tpb->n > m->tag_pos) a->tpb->n = m->tag_pos;
+        if (a->tcb->n > m->tags) a->tcb->n = m->tags;
+    } else if (truncate_list(a->tag_pos, m->tag_pos) < 0 || truncate_list(a->tags, m->tags) < 0) {
         return -2;
+    }
     return 0;
 }
 
@@ -1697,19 +1729,10 @@ static const char *JK_NAMES[J_COUNT] = {
     "body", "eventName", "code", "message", "key", "value", "stringValue", "intValue", "boolValue", "doubleValue",
 };
 
-#define FALLBACK 1 /* "let Python decode this record" */
-
 static int jkey(PyObject *k) {
     PyObject *v = PyDict_GetItemWithError(JK, k);
     if (!v) return PyErr_Occurred() ? -2 : F_UNKNOWN;
     return (int)PyLong_AsLong(v);
-}
-
-static int hexval(int ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
 }
 
 /* A hex id of exactly 2*want characters -> bytes (None if empty / all-zero); FALLBACK otherwise. */
@@ -1727,15 +1750,9 @@ static int jid(PyObject *v, Py_ssize_t want, PyObject **out) {
         return 0;
     }
     if (n != 2 * want) return FALLBACK;
-    const char *s = (const char *)PyUnicode_DATA(v);
     uint8_t b[16];
-    int nonzero = 0;
-    for (Py_ssize_t i = 0; i < want; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) return FALLBACK;
-        b[i] = (uint8_t)(hi << 4 | lo);
-        nonzero |= b[i];
-    }
+    int nonzero = hex_id((const uint8_t *)PyUnicode_DATA(v), want, b);
+    if (nonzero < 0) return FALLBACK;
     if (!nonzero) {
         Py_INCREF(Py_None);
         *out = Py_None;
@@ -1753,16 +1770,7 @@ static int jtime(PyObject *v, uint64_t *out) {
     }
     if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v)) {
         Py_ssize_t n = PyUnicode_GET_LENGTH(v);
-        const char *s = (const char *)PyUnicode_DATA(v);
-        if (n == 0 || n > 19) return FALLBACK;
-        uint64_t t = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (s[i] < '0' || s[i] > '9') return FALLBACK;
-            t = t * 10 + (uint64_t)(s[i] - '0');
-        }
-        if (t > INT64_MAX_U) return FALLBACK;
-        *out = t;
-        return 0;
+        return digits_u64((const uint8_t *)PyUnicode_DATA(v), n, INT64_MAX_U, out);
     }
     if (PyLong_CheckExact(v)) {
         int overflow = 0;
@@ -2153,327 +2161,8 @@ static PyObject *decode_json_logs(PyObject *self, PyObject *args) {
  * of a JSON parser and freeing it again costs more than the rest of ingest; this reads the text
  * once. Anything outside the common form (another key, a base64 id, a name for an enum, a
  * composite value, a duplicate key, a malformed number...) gives up on the whole message, which
- * then goes through a JSON parser and the dict decoder, where every rule and message lives. */
-
-typedef struct {
-    const uint8_t *p, *end;
-} T;
-
-static void tws(T *t) {
-    while (t->p < t->end && (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r')) t->p++;
-}
-
-static int tpeek(T *t) {
-    tws(t);
-    return t->p < t->end ? *t->p : -1;
-}
-
-static int tch(T *t, uint8_t c) {
-    if (tpeek(t) != c) return FALLBACK;
-    t->p++;
-    return 0;
-}
-
-/* After a value inside an object or array: 1 if another member follows (','), 0 at the closer. */
-static int tnext(T *t, uint8_t closer) {
-    int c = tpeek(t);
-    if (c == ',') {
-        t->p++;
-        return 1;
-    }
-    if (c == closer) {
-        t->p++;
-        return 0;
-    }
-    return -FALLBACK;
-}
-
-static int tnull(T *t) {
-    if (tpeek(t) == 'n' && t->end - t->p >= 4 && memcmp(t->p, "null", 4) == 0) {
-        t->p += 4;
-        return 1;
-    }
-    return 0;
-}
-
-/* The raw bytes of a string at the cursor (between the quotes); *esc when it holds escapes. */
-static int tstr_span(T *t, const uint8_t **s, Py_ssize_t *n, int *esc) {
-    if (tch(t, '"')) return FALLBACK;
-    const uint8_t *a = t->p;
-    *esc = 0;
-    while (t->p < t->end) {
-        uint8_t c = *t->p;
-        if (c == '"') {
-            *s = a;
-            *n = t->p - a;
-            t->p++;
-            return 0;
-        }
-        if (c == '\\') {
-            *esc = 1;
-            t->p += 2;
-            continue;
-        }
-        if (c < 0x20) return FALLBACK;
-        t->p++;
-    }
-    return FALLBACK;
-}
-
-static void put_utf8(uint8_t **o, uint32_t cp) {
-    uint8_t *q = *o;
-    if (cp < 0x80) {
-        *q++ = (uint8_t)cp;
-    } else if (cp < 0x800) {
-        *q++ = (uint8_t)(0xC0 | cp >> 6);
-        *q++ = (uint8_t)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *q++ = (uint8_t)(0xE0 | cp >> 12);
-        *q++ = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        *q++ = (uint8_t)(0x80 | (cp & 0x3F));
-    } else {
-        *q++ = (uint8_t)(0xF0 | cp >> 18);
-        *q++ = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-        *q++ = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        *q++ = (uint8_t)(0x80 | (cp & 0x3F));
-    }
-    *o = q;
-}
-
-static int hex4(const uint8_t *p, uint32_t *out) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
-        if (h < 0) return -1;
-        v = v << 4 | (uint32_t)h;
-    }
-    *out = v;
-    return 0;
-}
-
-/* A JSON string value as a new str (escapes decoded; lone surrogates and bad UTF-8 give up). */
-static int tstr(T *t, PyObject **out) {
-    const uint8_t *s;
-    Py_ssize_t n;
-    int esc;
-    if (tstr_span(t, &s, &n, &esc)) return FALLBACK;
-    if (!esc) {
-        if (n == 0) {
-            Py_INCREF(S_empty_str);
-            *out = S_empty_str;
-            return 0;
-        }
-        *out = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
-    } else {
-        uint8_t *buf = PyMem_Malloc(n ? n : 1), *o = buf;
-        if (!buf) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (s[i] != '\\') {
-                *o++ = s[i];
-                continue;
-            }
-            if (++i >= n) goto bad;
-            uint32_t cp, lo;
-            switch (s[i]) {
-            case '"': *o++ = '"'; break;
-            case '\\': *o++ = '\\'; break;
-            case '/': *o++ = '/'; break;
-            case 'b': *o++ = '\b'; break;
-            case 'f': *o++ = '\f'; break;
-            case 'n': *o++ = '\n'; break;
-            case 'r': *o++ = '\r'; break;
-            case 't': *o++ = '\t'; break;
-            case 'u':
-                if (i + 4 >= n || hex4(s + i + 1, &cp) < 0) goto bad;
-                i += 4;
-                if (cp >= 0xD800 && cp < 0xDC00) { /* a surrogate pair */
-                    if (i + 6 >= n || s[i + 1] != '\\' || s[i + 2] != 'u' || hex4(s + i + 3, &lo) < 0 || lo < 0xDC00 ||
-                        lo >= 0xE000)
-                        goto bad;
-                    i += 6;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else if (cp >= 0xDC00 && cp < 0xE000) {
-                    goto bad;
-                }
-                put_utf8(&o, cp);
-                break;
-            default:
-                goto bad;
-            }
-        }
-        *out = PyUnicode_DecodeUTF8((const char *)buf, o - buf, NULL);
-        PyMem_Free(buf);
-        goto decoded;
-    bad:
-        PyMem_Free(buf);
-        return FALLBACK;
-    }
-decoded:
-    if (*out) return 0;
-    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -2;
-    PyErr_Clear();
-    return FALLBACK;
-}
-
-/* An object key without escapes, and the ':' after it. */
-static int tkey(T *t, const uint8_t **s, Py_ssize_t *n) {
-    int esc;
-    if (tstr_span(t, s, n, &esc) || esc || tch(t, ':')) return FALLBACK;
-    return 0;
-}
-
-#define KEY(lit) (kn == (Py_ssize_t)(sizeof(lit) - 1) && memcmp(ks, lit, sizeof(lit) - 1) == 0)
-
-static int tnum(T *t, const uint8_t **s, Py_ssize_t *n, int *is_int);
-
-/* Skip any JSON value (strings, numbers, literals, nested objects and arrays). */
-static int tskip(T *t) {
-    int c = tpeek(t);
-    if (c == '"') {
-        const uint8_t *s;
-        Py_ssize_t n;
-        int esc;
-        return tstr_span(t, &s, &n, &esc);
-    }
-    if (c == '{' || c == '[') {
-        int depth = 0;
-        while (t->p < t->end) {
-            uint8_t ch = *t->p;
-            if (ch == '"') {
-                const uint8_t *s;
-                Py_ssize_t n;
-                int esc;
-                if (tstr_span(t, &s, &n, &esc)) return FALLBACK;
-                continue;
-            }
-            t->p++;
-            if (ch == '{' || ch == '[') depth++;
-            else if ((ch == '}' || ch == ']') && --depth == 0) return 0;
-        }
-        return FALLBACK;
-    }
-    static const char *lits[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(lits[i]);
-        if ((size_t)(t->end - t->p) >= n && memcmp(t->p, lits[i], n) == 0) {
-            t->p += n;
-            return 0;
-        }
-    }
-    const uint8_t *s;
-    Py_ssize_t n;
-    int is_int;
-    return tnum(t, &s, &n, &is_int);
-}
-
-/* A number token: its bytes, and whether it is a plain integer (no fraction, no exponent). */
-static int tnum(T *t, const uint8_t **s, Py_ssize_t *n, int *is_int) {
-    tws(t);
-    const uint8_t *a = t->p;
-    *is_int = 1;
-    if (t->p < t->end && *t->p == '-') t->p++;
-    const uint8_t *d = t->p;
-    while (t->p < t->end && *t->p >= '0' && *t->p <= '9') t->p++;
-    if (t->p == d || (t->p - d > 1 && *d == '0')) return FALLBACK; /* no digits, or a leading zero */
-    if (t->p < t->end && *t->p == '.') {
-        *is_int = 0;
-        const uint8_t *f = ++t->p;
-        while (t->p < t->end && *t->p >= '0' && *t->p <= '9') t->p++;
-        if (t->p == f) return FALLBACK;
-    }
-    if (t->p < t->end && (*t->p == 'e' || *t->p == 'E')) {
-        *is_int = 0;
-        t->p++;
-        if (t->p < t->end && (*t->p == '+' || *t->p == '-')) t->p++;
-        const uint8_t *e = t->p;
-        while (t->p < t->end && *t->p >= '0' && *t->p <= '9') t->p++;
-        if (t->p == e) return FALLBACK;
-    }
-    *s = a;
-    *n = t->p - a;
-    return 0;
-}
-
-static int digits_u64(const uint8_t *s, Py_ssize_t n, uint64_t max, uint64_t *out) {
-    if (n < 1 || n > 19) return FALLBACK;
-    uint64_t v = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return FALLBACK;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > max) return FALLBACK;
-    *out = v;
-    return 0;
-}
-
-/* A non-negative integer up to max: a JSON integer, or (allow_str) a string of digits. */
-static int tuint(T *t, uint64_t max, int allow_str, uint64_t *out) {
-    if (tnull(t)) {
-        *out = 0;
-        return 0;
-    }
-    const uint8_t *s;
-    Py_ssize_t n;
-    if (tpeek(t) == '"') {
-        int esc;
-        if (!allow_str || tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
-        return digits_u64(s, n, max, out);
-    }
-    int is_int;
-    if (tnum(t, &s, &n, &is_int) || !is_int || *s == '-') return FALLBACK;
-    return digits_u64(s, n, max, out);
-}
-
-/* A hex id of exactly 2*want characters (None when absent, empty or all zero). */
-/* The id's bytes into b (16 bytes room); *present is 0 for None (absent, empty or all zero). */
-static int tid_raw(T *t, Py_ssize_t want, uint8_t *b, int *present) {
-    *present = 0;
-    if (tnull(t)) return 0;
-    const uint8_t *s;
-    Py_ssize_t n;
-    int esc;
-    if (tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
-    if (n == 0) return 0;
-    if (n != 2 * want) return FALLBACK;
-    int nonzero = 0;
-    for (Py_ssize_t i = 0; i < want; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) return FALLBACK;
-        b[i] = (uint8_t)(hi << 4 | lo);
-        nonzero |= b[i];
-    }
-    *present = nonzero != 0;
-    return 0;
-}
-
-static int tid(T *t, Py_ssize_t want, PyObject **out) {
-    uint8_t b[16];
-    int present;
-    int rc = tid_raw(t, want, b, &present);
-    if (rc) return rc;
-    if (!present) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-        return 0;
-    }
-    *out = PyBytes_FromStringAndSize((const char *)b, want);
-    return *out ? 0 : -2;
-}
-
-/* A string for a column: its bytes (*s, *n) when it has no escapes and is valid UTF-8, else the
- * str tstr makes of it (*obj); FALLBACK as tstr. */
-static int tstr_col(T *t, const uint8_t **s, Py_ssize_t *n, PyObject **obj) {
-    const uint8_t *save = t->p;
-    int esc;
-    *obj = NULL;
-    if (!tstr_span(t, s, n, &esc) && !esc && utf8_valid(*s, *n)) return 0;
-    t->p = save;
-    *s = NULL;
-    return tstr(t, obj);
-}
+ * then goes through a JSON parser and the dict decoder, where every rule and message lives. The
+ * tokenizer (T, tstr, tany, tattrs_each...) is in _wire_json.h, shared with _wire_metrics.c. */
 
 /* Write a string column from tstr_col's result (s or obj; neither: absent). Optional columns
  * take absent and "" as None, others absent as "". */
@@ -2486,176 +2175,19 @@ static int cols_tstr(Cols *r, int j, const uint8_t *s, Py_ssize_t n, PyObject *o
     return cols_s(r, j, s, n);
 }
 
-/* An optional string: null / "" -> None. */
-static int topt_str(T *t, PyObject **out) {
-    if (tnull(t)) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-        return 0;
-    }
-    int rc = tstr(t, out);
-    if (rc) return rc;
-    if (PyUnicode_GET_LENGTH(*out) == 0) {
-        Py_DECREF(*out);
-        Py_INCREF(Py_None);
-        *out = Py_None;
-    }
+/* tattrs_each's writer for the span and log attribute lists (or column buffers). */
+static int tattr_push_wire(void *a_, TAttr *e) {
+    Attrs *a = a_;
+    if (e->tag != S_string && attrs_push_tag(a, e->tag) < 0) return -2;
+    if ((e->kbs ? append_key_bytes(NULL, a, e->kbs, e->kbn) : append_key(a, e->key)) < 0 ||
+        (e->fs     ? attrs_push_utf8(a, e->fs, e->fn)
+         : !e->text ? attrs_push_utf8(a, (const uint8_t *)e->num, (Py_ssize_t)strlen(e->num))
+                    : attrs_push_val(a, e->text)) < 0)
+        return -2;
     return 0;
 }
 
-/* A simple AnyValue object {stringValue|intValue|boolValue|doubleValue: x} as (tag, text); both
- * stay NULL unless it succeeds. */
-/* num (room for 64 bytes, or NULL): where an int, bool or double's text goes instead of a str
- * (*text then stays NULL). */
-static int tany(T *t, PyObject **tag, PyObject **text, char *num_out) {
-    const uint8_t *ks, *s;
-    Py_ssize_t kn, n;
-    *tag = *text = NULL;
-    if (tch(t, '{') || tkey(t, &ks, &kn)) return FALLBACK;
-    int rc;
-    if (KEY("stringValue")) {
-        if ((rc = tstr(t, text))) return rc;
-        *tag = S_string;
-    } else if (KEY("intValue")) {
-        int neg = 0, is_int = 1;
-        if (tpeek(t) == '"') {
-            int esc;
-            if (tstr_span(t, &s, &n, &esc) || esc) return FALLBACK;
-        } else if (tnum(t, &s, &n, &is_int) || !is_int) {
-            return FALLBACK;
-        }
-        if (n > 0 && *s == '-') {
-            neg = 1;
-            s++;
-            n--;
-        }
-        uint64_t u;
-        if (n > 18 || digits_u64(s, n, UINT64_MAX, &u)) return FALLBACK; /* longer: Python checks the range */
-        if (num_out) snprintf(num_out, 64, "%lld", neg ? -(long long)u : (long long)u);
-        else if (!(*text = PyUnicode_FromFormat("%lld", neg ? -(long long)u : (long long)u))) return -2;
-        *tag = S_int;
-    } else if (KEY("boolValue")) {
-        tws(t);
-        if (t->end - t->p >= 4 && memcmp(t->p, "true", 4) == 0) {
-            t->p += 4;
-            *text = S_true;
-        } else if (t->end - t->p >= 5 && memcmp(t->p, "false", 5) == 0) {
-            t->p += 5;
-            *text = S_false;
-        } else {
-            return FALLBACK;
-        }
-        if (num_out) {
-            strcpy(num_out, *text == S_true ? "true" : "false");
-            *text = NULL;
-        } else {
-            Py_INCREF(*text);
-        }
-        *tag = S_bool;
-    } else if (KEY("doubleValue")) {
-        int is_int;
-        if (tnum(t, &s, &n, &is_int) || n > 64) return FALLBACK;
-        char num[65];
-        memcpy(num, s, n);
-        num[n] = 0;
-        double d = PyOS_string_to_double(num, NULL, NULL);
-        if (d == -1.0 && PyErr_Occurred()) {
-            PyErr_Clear();
-            return FALLBACK;
-        }
-        if (!isfinite(d)) return FALLBACK;
-        char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (!r) return -2;
-        if (num_out && strlen(r) < 64) strcpy(num_out, r);
-        else *text = PyUnicode_FromString(r);
-        PyMem_Free(r);
-        if (!*text && !(num_out && num_out[0])) return -2;
-        *tag = S_double;
-    } else {
-        return FALLBACK;
-    }
-    Py_INCREF(*tag);
-    if (tch(t, '}')) {
-        Py_CLEAR(*tag);
-        Py_CLEAR(*text);
-        return FALLBACK;
-    }
-    return 0;
-}
-
-static int tattrs(T *t, Attrs *a) {
-    if (tnull(t)) return 0;
-    if (tch(t, '[')) return FALLBACK;
-    if (tpeek(t) == ']') {
-        t->p++;
-        return 0;
-    }
-    int more;
-    do {
-        const uint8_t *ks;
-        Py_ssize_t kn;
-        PyObject *key = NULL, *tag = NULL, *text = NULL;
-        char num[64]; /* an int, bool or double value's text (tany) */
-        num[0] = 0;
-        const uint8_t *kbs = NULL; /* the key without escapes: its bytes */
-        Py_ssize_t kbn = 0;
-        const uint8_t *fs = NULL; /* a {"stringValue": "..."} without escapes: its bytes */
-        Py_ssize_t fn = 0;
-        int rc = tch(t, '{');
-        for (int i = 0; i < 2 && !rc; i++) {
-            if (i == 1 && (rc = tch(t, ','))) break;
-            if ((rc = tkey(t, &ks, &kn))) break;
-            if (KEY("key") && !key && !kbs) {
-                rc = tstr_col(t, &kbs, &kbn, &key);
-                if (!rc && !key && !kbs) kbs = (const uint8_t *)"";
-            } else if (KEY("value") && !tag) {
-                const uint8_t *save = t->p, *vs;
-                Py_ssize_t vn;
-                int esc;
-                if (!tch(t, '{') && !tkey(t, &vs, &vn) && vn == 11 && memcmp(vs, "stringValue", 11) == 0 &&
-                    !tstr_span(t, &fs, &fn, &esc) && !esc && utf8_valid(fs, fn) && !tch(t, '}')) {
-                    tag = S_string;
-                    Py_INCREF(tag);
-                } else {
-                    fs = NULL;
-                    t->p = save;
-                    num[0] = 0;
-                    rc = tany(t, &tag, &text, num);
-                }
-            } else {
-                rc = FALLBACK;
-            }
-        }
-        if (!rc) rc = tch(t, '}');
-        if (!rc) {
-            if (tag != S_string && attrs_push_tag(a, tag) < 0) rc = -2;
-            if (!rc && ((kbs ? append_key_bytes(NULL, a, kbs, kbn) : append_key(a, key)) < 0 ||
-                        (fs     ? attrs_push_utf8(a, fs, fn)
-                         : !text ? attrs_push_utf8(a, (const uint8_t *)num, (Py_ssize_t)strlen(num))
-                                 : attrs_push_val(a, text)) < 0))
-                rc = -2;
-        }
-        Py_XDECREF(key);
-        Py_XDECREF(tag);
-        Py_XDECREF(text);
-        if (rc) return rc;
-        more = tnext(t, ']');
-        if (more < 0) return FALLBACK;
-    } while (more);
-    return 0;
-}
-
-#define SEEN(bit)                                                                                                    \
-    do {                                                                                                             \
-        if (seen & ((uint64_t)1 << (bit))) goto fallback;                                                            \
-        seen |= (uint64_t)1 << (bit);                                                                                \
-    } while (0)
-#define CHECK(x)                                                                                                     \
-    do {                                                                                                             \
-        int rc_ = (x);                                                                                               \
-        if (rc_ == -2) goto pyerr;                                                                                   \
-        if (rc_) goto fallback;                                                                                      \
-    } while (0)
+static int tattrs(T *t, Attrs *a) { return tattrs_each(t, a, tattr_push_wire); }
 
 static int tevent(T *t, SpanOut *o, Py_ssize_t row, Py_ssize_t j) {
     uint64_t time = 0, dropped = 0, seen = 0;
@@ -2767,20 +2299,21 @@ cleanup:
 }
 
 /* A span's array of events or links, each through fn(t, o, row, index); *n counts them. */
-static int tchildren(T *t, SpanOut *o, Py_ssize_t row, int (*fn)(T *, SpanOut *, Py_ssize_t, Py_ssize_t),
-                     Py_ssize_t *n) {
-    int more, rc;
-    if (tch(t, '[')) return FALLBACK;
-    if (tpeek(t) == ']') {
-        t->p++;
-        return 0;
-    }
-    do {
-        if ((rc = fn(t, o, row, (*n)++))) return rc;
-        more = tnext(t, ']');
-        if (more < 0) return FALLBACK;
-    } while (more);
-    return 0;
+typedef int (*child_fn)(T *, SpanOut *, Py_ssize_t, Py_ssize_t);
+typedef struct {
+    SpanOut *o;
+    Py_ssize_t row, *n;
+    child_fn fn;
+} ChildArg;
+
+static int tchild(T *t, void *arg) {
+    ChildArg *c = arg;
+    return c->fn(t, c->o, c->row, (*c->n)++);
+}
+
+static int tchildren(T *t, SpanOut *o, Py_ssize_t row, child_fn fn, Py_ssize_t *n) {
+    ChildArg c = {o, row, n, fn};
+    return tarray(t, tchild, &c);
 }
 
 static int tspan(T *t, SpanOut *o, PyObject *ci, long long rec) {
@@ -3017,32 +2550,6 @@ cleanup:
     Py_XDECREF(sid);
     Py_XDECREF(en);
     return rc;
-}
-
-/* The raw text of a value (for resource and scope objects, which Python decodes and caches). */
-static int traw(T *t, PyObject **out) {
-    tws(t);
-    const uint8_t *a = t->p;
-    int rc = tskip(t);
-    if (rc) return rc;
-    *out = PyBytes_FromStringAndSize((const char *)a, t->p - a);
-    return *out ? 0 : -2;
-}
-
-/* Each element of an array through fn. */
-static int tarray(T *t, int (*fn)(T *, void *), void *arg) {
-    int more, rc;
-    if (tch(t, '[')) return FALLBACK;
-    if (tpeek(t) == ']') {
-        t->p++;
-        return 0;
-    }
-    do {
-        if ((rc = fn(t, arg))) return rc;
-        more = tnext(t, ']');
-        if (more < 0) return FALLBACK;
-    } while (more);
-    return 0;
 }
 
 typedef struct {
@@ -3487,6 +2994,14 @@ PyMODINIT_FUNC PyInit__wire(void) {
     Py_INCREF(&IdBufType);
     Py_INCREF(&StrBufType);
     Py_INCREF(&ColsType);
+    PyObject *tag_names = PyTuple_New(TAG_COUNT);
+    if (!tag_names) return NULL;
+    for (int i = 0; i < TAG_COUNT; i++) {
+        PyObject *t = PyUnicode_InternFromString(TAG_NAMES[i]);
+        if (!t) return NULL;
+        PyTuple_SET_ITEM(tag_names, i, t);
+    }
+    if (PyModule_AddObject(m, "TAG_NAMES", tag_names) < 0) return NULL;
     if (PyModule_AddObject(m, "IdBuf", (PyObject *)&IdBufType) < 0 ||
         PyModule_AddObject(m, "StrBuf", (PyObject *)&StrBufType) < 0 ||
         PyModule_AddObject(m, "Cols", (PyObject *)&ColsType) < 0)

@@ -23,10 +23,14 @@
  * bytes (the same bytes always render to the same attributes, so they give the same series_id).
  * On a miss, Python computes the value (series_fn / metric_fn), so the hash is the one in batches.py.
  *
- * The reading, UTF-8, AnyValue and key-cache helpers are in _wire_pb.h, shared with _wire.c (the
- * span and log decoder); each extension compiles its own static copy, so they load independently.
+ * decode_json_text() does the same for one OTLP/JSON ExportMetricsServiceRequest from its text (see
+ * its section below): gauge, sum and histogram points in the strict common form, else nothing.
+ *
+ * The reading, UTF-8, AnyValue and key-cache helpers are in _wire_pb.h, the JSON text tokenizer in
+ * _wire_json.h, both shared with _wire.c (the span and log decoder); each extension compiles its own
+ * static copy, so they load independently.
  */
-#include "_wire_pb.h" /* Python.h, stdint.h, string.h, math.h */
+#include "_wire_json.h" /* _wire_pb.h (Python.h, stdint.h, string.h, math.h), the JSON text tokenizer */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* attributes */
@@ -232,6 +236,8 @@ typedef struct {
     Buf ikey, skey;
     Slices exs, md;
     U64s u1, u2;
+    uint8_t key_flag;          /* or'ed into the table byte of series keys: 0x80 for keys from JSON text */
+    const uint8_t *jexa, *jexe; /* from JSON text: the current point's exemplars array, or NULL */
 } M;
 
 /* The metric name as a str (exemplar rows carry it), made once per metric. */
@@ -240,6 +246,48 @@ static PyObject *metric_name(M *m) {
         m->name = PyUnicode_DecodeUTF8((const char *)m->name_p, m->name_n, NULL);
     }
     return m->name;
+}
+
+/* Append an exemplar row; it takes the references of vd, vi, tid and spid (which may be NULL after
+ * a failed allocation: then -2). */
+static int exemplar_row(M *m, int table, PyObject *sid, Py_ssize_t j, uint64_t time, PyObject *vd, PyObject *vi,
+                        PyObject *tid, PyObject *spid) {
+    PyObject *name = metric_name(m);
+    PyObject *t = name ? PyTuple_New(13) : NULL;
+    if (!t) {
+        Py_XDECREF(vd);
+        Py_XDECREF(vi);
+        Py_XDECREF(tid);
+        Py_XDECREF(spid);
+        return -2;
+    }
+    Py_INCREF(S_short[table]);
+    PyTuple_SET_ITEM(t, 0, S_short[table]);
+    Py_INCREF(sid);
+    PyTuple_SET_ITEM(t, 1, sid);
+    Py_INCREF(name);
+    PyTuple_SET_ITEM(t, 2, name);
+    PyTuple_SET_ITEM(t, 3, PyLong_FromSsize_t(j));
+    PyTuple_SET_ITEM(t, 4, PyLong_FromUnsignedLongLong(time));
+    PyTuple_SET_ITEM(t, 5, vd);
+    PyTuple_SET_ITEM(t, 6, vi);
+    PyTuple_SET_ITEM(t, 7, tid);
+    PyTuple_SET_ITEM(t, 8, spid);
+    PyTuple_SET_ITEM(t, 9, size_obj(m->ex_attrs.keys));
+    Py_INCREF(m->rid);
+    PyTuple_SET_ITEM(t, 10, m->rid);
+    Py_INCREF(m->svc);
+    PyTuple_SET_ITEM(t, 11, m->svc);
+    PyTuple_SET_ITEM(t, 12, PyLong_FromLongLong(m->rec));
+    for (int i = 0; i < 13; i++) {
+        if (!PyTuple_GET_ITEM(t, i)) {
+            Py_DECREF(t);
+            return -2;
+        }
+    }
+    int rc = PyList_Append(m->exemplars, t);
+    Py_DECREF(t);
+    return rc < 0 ? -2 : 0;
 }
 
 /* One exemplar of a point: its row. */
@@ -273,8 +321,7 @@ static int decode_exemplar(M *m, int table, PyObject *sid, Py_ssize_t j, const u
         }
     }
     if (time > INT64_MAX_U) return PUNT;
-    PyObject *tid = NULL, *spid = NULL, *name = metric_name(m);
-    if (!name) return -2;
+    PyObject *tid = NULL, *spid = NULL;
     if ((rc = id_bytes(&m->c, tp, tn, 16, "trace_id", &tid)) < 0) return rc;
     if ((rc = id_bytes(&m->c, sp, sn_, 8, "span_id", &spid)) < 0) {
         Py_DECREF(tid);
@@ -287,49 +334,12 @@ static int decode_exemplar(M *m, int table, PyObject *sid, Py_ssize_t j, const u
         vi = PyLong_FromLongLong(iv);
     } else if (which == 3) {
         vd = PyFloat_FromDouble(as_double(val));
-        vi = Py_None;
-        Py_INCREF(vi);
+        vi = Py_NewRef(Py_None);
     } else {
-        vd = Py_None;
-        vi = Py_None;
-        Py_INCREF(vd);
-        Py_INCREF(vi);
+        vd = Py_NewRef(Py_None);
+        vi = Py_NewRef(Py_None);
     }
-    PyObject *t = PyTuple_New(13);
-    if (!t) {
-        Py_XDECREF(vd);
-        Py_XDECREF(vi);
-        Py_DECREF(tid);
-        Py_DECREF(spid);
-        return -2;
-    }
-    Py_INCREF(S_short[table]);
-    PyTuple_SET_ITEM(t, 0, S_short[table]);
-    Py_INCREF(sid);
-    PyTuple_SET_ITEM(t, 1, sid);
-    Py_INCREF(name);
-    PyTuple_SET_ITEM(t, 2, name);
-    PyTuple_SET_ITEM(t, 3, PyLong_FromSsize_t(j));
-    PyTuple_SET_ITEM(t, 4, PyLong_FromUnsignedLongLong(time));
-    PyTuple_SET_ITEM(t, 5, vd);
-    PyTuple_SET_ITEM(t, 6, vi);
-    PyTuple_SET_ITEM(t, 7, tid);
-    PyTuple_SET_ITEM(t, 8, spid);
-    PyTuple_SET_ITEM(t, 9, size_obj(m->ex_attrs.keys));
-    Py_INCREF(m->rid);
-    PyTuple_SET_ITEM(t, 10, m->rid);
-    Py_INCREF(m->svc);
-    PyTuple_SET_ITEM(t, 11, m->svc);
-    PyTuple_SET_ITEM(t, 12, PyLong_FromLongLong(m->rec));
-    for (int i = 0; i < 13; i++) {
-        if (!PyTuple_GET_ITEM(t, i)) {
-            Py_DECREF(t);
-            return -2;
-        }
-    }
-    rc = PyList_Append(m->exemplars, t);
-    Py_DECREF(t);
-    return rc < 0 ? -2 : 0;
+    return exemplar_row(m, table, sid, j, time, vd, vi, tid, spid);
 }
 
 /* Start a point: *a0 is where its attributes begin in the table's lists, the repeated-value lists
@@ -340,7 +350,7 @@ static int point_begin(M *m, int table, Py_ssize_t *a0) {
     m->u1.n = m->u2.n = 0;
     m->skey.n = 0;
     m->exs.n = 0;
-    uint8_t t = (uint8_t)table;
+    uint8_t t = (uint8_t)table | m->key_flag;
     int64_t ci = m->ci_val;
     if (buf_put(&m->skey, &t, 1) < 0 || buf_put(&m->skey, &ci, 8) < 0) return -2;
     return buf_put(&m->skey, m->ikey.p, m->ikey.n);
@@ -351,10 +361,22 @@ static int point_attr(M *m, int table, const uint8_t *s, Py_ssize_t sn) {
     return decode_kv(&m->c, &m->attrs[table], s, sn);
 }
 
-/* Finish a point: its series_id (memoised), its exemplars, and its row (9 shared columns, then
- * the shape columns, whose references it takes). */
-static int point_end(M *m, int table, Py_ssize_t a0, uint64_t start, uint64_t time, uint32_t flags,
-                     PyObject **shape, int nshape) {
+/* A point's exemplars, once its series_id is known: *n of them appended (0, PUNT or -2). */
+typedef int (*exemplars_fn)(M *m, int table, PyObject *sid, Py_ssize_t *n);
+
+static int pb_exemplars(M *m, int table, PyObject *sid, Py_ssize_t *n) {
+    int rc;
+    for (Py_ssize_t j = 0; j < m->exs.n; j++)
+        if ((rc = decode_exemplar(m, table, sid, j, m->exs.v[j].p, m->exs.v[j].n)) < 0) return rc;
+    *n = m->exs.n;
+    return 0;
+}
+
+/* Finish a point: its series_id (memoised), its exemplars (exfn), and its row (9 shared columns,
+ * then the shape columns, whose references it takes). */
+static int point_end_ex(M *m, int table, Py_ssize_t a0, uint64_t start, uint64_t time, uint32_t flags,
+                        PyObject **shape, int nshape, exemplars_fn exfn) {
+    Py_ssize_t nex = 0;
     int rc = -2;
     PyObject *sid = NULL;
     for (int i = 0; i < nshape; i++)
@@ -374,9 +396,7 @@ static int point_end(M *m, int table, Py_ssize_t a0, uint64_t start, uint64_t ti
     }
     Py_DECREF(key);
     if (!sid) goto out;
-    for (Py_ssize_t j = 0; j < m->exs.n; j++) {
-        if ((rc = decode_exemplar(m, table, sid, j, m->exs.v[j].p, m->exs.v[j].n)) < 0) goto out;
-    }
+    if ((rc = exfn(m, table, sid, &nex)) < 0) goto out;
     rc = -2;
     int64_t row[9];
     row[0] = m->ii_val;
@@ -386,7 +406,7 @@ static int point_end(M *m, int table, Py_ssize_t a0, uint64_t start, uint64_t ti
     row[3] = (int64_t)time;
     row[4] = (int64_t)PyList_GET_SIZE(m->attrs[table].keys);
     row[5] = (int64_t)flags;
-    row[6] = (int64_t)m->exs.n;
+    row[6] = (int64_t)nex;
     row[7] = (int64_t)m->ci_val;
     row[8] = (int64_t)m->rec;
     PyObject *ba = m->fixed[table];
@@ -401,6 +421,11 @@ out:
     Py_XDECREF(sid);
     if (rc == 0) m->rec++;
     return rc;
+}
+
+static int point_end(M *m, int table, Py_ssize_t a0, uint64_t start, uint64_t time, uint32_t flags,
+                     PyObject **shape, int nshape) {
+    return point_end_ex(m, table, a0, start, time, flags, shape, nshape, pb_exemplars);
 }
 
 /* The field-reading boilerplate of the point decoders: `bad` on malformed bytes; a known field
@@ -893,7 +918,32 @@ static int decode_resource(M *m, const uint8_t *p, Py_ssize_t n) {
 typedef struct {
     Py_ssize_t fixed[T_COUNT], points[T_COUNT], exemplars;
     AttrsMark a[T_COUNT], ea;
+    long long rec;
 } MMark;
+
+/* Where the batch's lists end now, to undo what is appended after (m_rollback). */
+static void m_mark(M *m, MMark *mark) {
+    for (int i = 0; i < T_COUNT; i++) {
+        mark->fixed[i] = PyByteArray_GET_SIZE(m->fixed[i]);
+        mark->points[i] = mark->fixed[i] / 72;
+        attrs_mark(&m->attrs[i], &mark->a[i]);
+    }
+    mark->exemplars = PyList_GET_SIZE(m->exemplars);
+    attrs_mark(&m->ex_attrs, &mark->ea);
+    mark->rec = m->rec;
+}
+
+static int m_rollback(M *m, MMark *mark) {
+    m->rec = mark->rec;
+    for (int i = 0; i < T_COUNT; i++) {
+        if (PyByteArray_Resize(m->fixed[i], mark->fixed[i]) < 0 || attrs_rollback(&m->attrs[i], &mark->a[i]) < 0)
+            return -2;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(m->shape[i]); j++)
+            if (truncate_list(PyTuple_GET_ITEM(m->shape[i], j), mark->points[i]) < 0) return -2;
+    }
+    if (truncate_list(m->exemplars, mark->exemplars) < 0 || attrs_rollback(&m->ex_attrs, &mark->ea) < 0) return -2;
+    return 0;
+}
 
 /* Set up the decoder state from the caller's state tuple (see decode_block's doc). */
 static int m_init(M *m, PyObject *st, long long rec) {
@@ -967,26 +1017,11 @@ static void m_free(M *m) {
  * is back where it was); -2: a Python error. */
 static int block(M *m, const uint8_t *p, Py_ssize_t n) {
     MMark mark;
-    long long rec0 = m->rec;
-    for (int i = 0; i < T_COUNT; i++) {
-        mark.fixed[i] = PyByteArray_GET_SIZE(m->fixed[i]);
-        mark.points[i] = mark.fixed[i] / 72;
-        attrs_mark(&m->attrs[i], &mark.a[i]);
-    }
-    mark.exemplars = PyList_GET_SIZE(m->exemplars);
-    attrs_mark(&m->ex_attrs, &mark.ea);
+    m_mark(m, &mark);
     int rc = decode_resource(m, p, n);
     if (rc != PUNT) return rc;
     Py_CLEAR(m->c.err_msg);
-    m->rec = rec0;
-    for (int i = 0; i < T_COUNT; i++) {
-        if (PyByteArray_Resize(m->fixed[i], mark.fixed[i]) < 0 || attrs_rollback(&m->attrs[i], &mark.a[i]) < 0)
-            return -2;
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(m->shape[i]); j++)
-            if (truncate_list(PyTuple_GET_ITEM(m->shape[i], j), mark.points[i]) < 0) return -2;
-    }
-    if (truncate_list(m->exemplars, mark.exemplars) < 0 || attrs_rollback(&m->ex_attrs, &mark.ea) < 0) return -2;
-    return PUNT;
+    return m_rollback(m, &mark) < 0 ? -2 : PUNT;
 }
 
 PyDoc_STRVAR(decode_block_doc,
@@ -1080,7 +1115,626 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* OTLP/JSON text: one ExportMetricsServiceRequest line straight to the batch, when it is in the
+ * strict common form (camelCase keys, each at most once, gauge / sum / histogram metrics, times as
+ * digit strings or integers, asInt as a string or an integer, doubles as numbers or "NaN" /
+ * "Infinity" / "-Infinity", hex ids, simple attribute values, no metric metadata). Anything else
+ * gives up on the whole message (FALLBACK: nothing appended), and decode_json.decode_metrics, the
+ * reference, decodes it from the parsed dict. The tokenizer is _wire_json.h's.
+ *
+ * Headers that come after what they head (a scope's or resource's schemaUrl after its items, as in
+ * protobuf field order; a sum's aggregationTemporality and isMonotonic after its dataPoints) are
+ * handled by decoding with the headers known so far (for a metric, the last metric's) and, when the
+ * final ones differ, undoing that part (m_rollback) and decoding it again. The series_id memo is
+ * keyed by the table (or 0x80), the context index, the metric's identity and the raw text of the
+ * point's attributes; the metric memo by 8 bytes 0xFF (never the start of a protobuf key), then the
+ * raw name, description and unit and the type, temporality and monotonicity. */
+
+/* tattrs_each's writer for the metric attribute lists. */
+static int tattr_push_list(void *a_, TAttr *e) {
+    Attrs *a = a_;
+    PyObject *k = e->key, *v = e->text;
+    if (e->kbs) {
+        if (key_str(NULL, e->kbs, e->kbn, &k) < 0) return -2;
+    } else {
+        Py_INCREF(k);
+    }
+    if (e->fs) v = e->fn ? PyUnicode_DecodeUTF8((const char *)e->fs, e->fn, NULL) : Py_NewRef(S_empty_str);
+    else if (!v) v = PyUnicode_FromString(e->num);
+    else Py_INCREF(v);
+    int rc = -2;
+    if (v && e->tag != S_string) {
+        PyObject *pos = PyLong_FromSsize_t(PyList_GET_SIZE(a->keys));
+        if (pos && PyList_Append(a->tag_pos, pos) == 0 && PyList_Append(a->tags, e->tag) == 0) rc = 0;
+        Py_XDECREF(pos);
+    } else if (v) {
+        rc = 0;
+    }
+    if (rc == 0) rc = (append_key(a, k) < 0 || PyList_Append(a->vals, v) < 0) ? -2 : 0;
+    Py_DECREF(k);
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* Digits (with an optional '-') as an int64, as int() reads them; FALLBACK for anything else. */
+static int digits_i64(const uint8_t *s, Py_ssize_t n, int64_t *out) {
+    int neg = n > 0 && *s == '-';
+    uint64_t u;
+    if (digits_u64(s + neg, n - neg, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &u)) return FALLBACK;
+    *out = neg ? (int64_t)(0 - u) : (int64_t)u;
+    return 0;
+}
+
+/* An OTLP/JSON int64 (json_int64): an integer, or a string of digits with an optional '-'. */
+static int tint64(T *t, int64_t *out) {
+    const uint8_t *s;
+    Py_ssize_t n;
+    int x;
+    if (tpeek(t) == '"') {
+        if (tstr_span(t, &s, &n, &x) || x) return FALLBACK;
+    } else if (tnum(t, &s, &n, &x) || !x) {
+        return FALLBACK;
+    }
+    return digits_i64(s, n, out);
+}
+
+/* An OTLP/JSON double (json_double): a number, or "NaN", "Infinity", "-Infinity". */
+static int tdouble(T *t, double *out) {
+    const uint8_t *s;
+    Py_ssize_t n;
+    int x;
+    if (tpeek(t) == '"') {
+        if (tstr_span(t, &s, &n, &x) || x) return FALLBACK;
+        if (!((n == 3 && !memcmp(s, "NaN", 3)) || (n == 8 && !memcmp(s, "Infinity", 8)) ||
+              (n == 9 && !memcmp(s, "-Infinity", 9))))
+            return FALLBACK;
+        return text_double(s, n, out);
+    }
+    if (tnum(t, &s, &n, &x)) return FALLBACK;
+    if (x) { /* an integer: the parser's int, then float() */
+        int64_t v;
+        if (digits_i64(s, n, &v)) return FALLBACK;
+        *out = (double)v;
+        return 0;
+    }
+    return text_double(s, n, out) || !isfinite(*out) ? FALLBACK : 0; /* beyond double: the parser's business */
+}
+
+/* An optional double: null leaves *has as it is. */
+static int topt_double(T *t, double *out, int *has) {
+    if (tnull(t)) return 0;
+    *has = 1;
+    return tdouble(t, out);
+}
+
+static int tbucket_item(T *t, void *arg) { /* bucketCounts[i] (_u64) */
+    uint64_t v;
+    int rc = tuint(t, UINT64_MAX, 1, &v);
+    if (rc) return rc;
+    return u64_put(arg, v);
+}
+
+static int tbound_item(T *t, void *arg) { /* explicitBounds[i] (json_double), as bits */
+    double d;
+    uint64_t bits;
+    int rc = tdouble(t, &d);
+    if (rc) return rc;
+    memcpy(&bits, &d, 8);
+    return u64_put(arg, bits);
+}
+
+typedef struct {
+    M *m;
+    int table;
+    PyObject *sid;
+    Py_ssize_t j;
+} JEx;
+
+/* One exemplar {"filteredAttributes", "timeUnixNano", "asInt" | "asDouble", "traceId", "spanId"}. */
+static int texemplar(T *t, void *arg) {
+    JEx *x = arg;
+    M *m = x->m;
+    uint64_t time = 0, seen = 0;
+    int64_t iv = 0;
+    double dv = 0;
+    int has_int = 0, has_dbl = 0, tp = 0, sp = 0, more;
+    uint8_t tb[16], sb[8];
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    TOBJ_BEGIN(t)
+            if (KEY("filteredAttributes")) {
+                SEEN(0);
+                CHECK(tattrs_each(t, &m->ex_attrs, tattr_push_list));
+            } else if (KEY("timeUnixNano")) {
+                SEEN(1);
+                CHECK(tuint(t, INT64_MAX_U, 1, &time));
+            } else if (KEY("asInt")) {
+                SEEN(2);
+                if (!tnull(t)) {
+                    CHECK(tint64(t, &iv));
+                    has_int = 1;
+                }
+            } else if (KEY("asDouble")) {
+                SEEN(3);
+                CHECK(topt_double(t, &dv, &has_dbl));
+            } else if (KEY("traceId")) {
+                SEEN(4);
+                CHECK(tid_raw(t, 16, tb, &tp));
+            } else if (KEY("spanId")) {
+                SEEN(5);
+                CHECK(tid_raw(t, 8, sb, &sp));
+            } else {
+                goto fallback;
+            }
+    TOBJ_END(t)
+    PyObject *vd, *vi;
+    if (has_int) {
+        vd = PyFloat_FromDouble((double)iv);
+        vi = PyLong_FromLongLong(iv);
+    } else {
+        vd = has_dbl ? PyFloat_FromDouble(dv) : Py_NewRef(Py_None);
+        vi = Py_NewRef(Py_None);
+    }
+    PyObject *tid = tp ? PyBytes_FromStringAndSize((const char *)tb, 16) : Py_NewRef(Py_None);
+    PyObject *spid = sp ? PyBytes_FromStringAndSize((const char *)sb, 8) : Py_NewRef(Py_None);
+    return exemplar_row(m, x->table, x->sid, x->j++, time, vd, vi, tid, spid);
+fallback:
+    return FALLBACK;
+pyerr:
+    return -2;
+}
+
+static int json_exemplars(M *m, int table, PyObject *sid, Py_ssize_t *n) {
+    if (!m->jexa) return 0;
+    T t = {m->jexa, m->jexe};
+    JEx x = {m, table, sid, 0};
+    int rc = tarray(&t, texemplar, &x);
+    if (rc) return rc == FALLBACK ? PUNT : rc;
+    *n = x.j;
+    return 0;
+}
+
+/* One number or histogram data point (m->ii, the context and the series key prefix are set). */
+static int tpoint(T *t, void *arg) {
+    M *m = arg;
+    int table = m->ikey.p[m->ikey.n - 6] >= 2 ? T_HIST : T_NUMBER; /* the kind, from the identity's tail */
+    uint64_t start = 0, time = 0, flags = 0, count = 0, seen = 0;
+    int64_t iv = 0;
+    double dv = 0, sum = 0, mn = 0, mx = 0;
+    int has_int = 0, has_dbl = 0, has_sum = 0, has_min = 0, has_max = 0, more, rc;
+    const uint8_t *ks;
+    Py_ssize_t kn, a0;
+    if (point_begin(m, table, &a0) < 0) return -2;
+    m->jexa = NULL;
+    TOBJ_BEGIN(t)
+            if (KEY("attributes")) {
+                SEEN(0);
+                tws(t);
+                const uint8_t *s0 = t->p;
+                CHECK(tattrs_each(t, &m->attrs[table], tattr_push_list));
+                if (buf_piece(&m->skey, s0, t->p - s0) < 0) goto pyerr;
+            } else if (KEY("startTimeUnixNano")) {
+                SEEN(1);
+                CHECK(tuint(t, INT64_MAX_U, 1, &start));
+            } else if (KEY("timeUnixNano")) {
+                SEEN(2);
+                CHECK(tuint(t, INT64_MAX_U, 1, &time));
+            } else if (KEY("flags")) {
+                SEEN(3);
+                CHECK(tuint(t, 0xFFFFFFFFULL, 0, &flags));
+            } else if (KEY("exemplars")) {
+                SEEN(4);
+                if (!tnull(t)) {
+                    if (tpeek(t) != '[') goto fallback;
+                    m->jexa = t->p;
+                    CHECK(tskip(t));
+                    m->jexe = t->p;
+                }
+            } else if (table == T_NUMBER && KEY("asInt")) {
+                SEEN(5);
+                if (!tnull(t)) {
+                    CHECK(tint64(t, &iv));
+                    has_int = 1;
+                }
+            } else if (table == T_NUMBER && KEY("asDouble")) {
+                SEEN(6);
+                CHECK(topt_double(t, &dv, &has_dbl));
+            } else if (table == T_HIST && KEY("count")) {
+                SEEN(7);
+                CHECK(tuint(t, UINT64_MAX, 1, &count));
+            } else if (table == T_HIST && KEY("sum")) {
+                SEEN(8);
+                CHECK(topt_double(t, &sum, &has_sum));
+            } else if (table == T_HIST && KEY("min")) {
+                SEEN(9);
+                CHECK(topt_double(t, &mn, &has_min));
+            } else if (table == T_HIST && KEY("max")) {
+                SEEN(10);
+                CHECK(topt_double(t, &mx, &has_max));
+            } else if (table == T_HIST && KEY("bucketCounts")) {
+                SEEN(11);
+                if (!tnull(t)) CHECK(tarray(t, tbucket_item, &m->u1));
+            } else if (table == T_HIST && KEY("explicitBounds")) {
+                SEEN(12);
+                if (!tnull(t)) CHECK(tarray(t, tbound_item, &m->u2));
+            } else {
+                goto fallback;
+            }
+    TOBJ_END(t)
+    PyObject *shape[6];
+    int nshape = 2;
+    if (table == T_NUMBER) {
+        if (has_int) {
+            shape[0] = PyFloat_FromDouble((double)iv);
+            shape[1] = PyLong_FromLongLong(iv);
+        } else {
+            shape[0] = has_dbl ? PyFloat_FromDouble(dv) : Py_NewRef(Py_None);
+            shape[1] = Py_NewRef(Py_None);
+        }
+    } else {
+        if (histogram_bad(count, &m->u1, &m->u2)) goto fallback;
+        uint64_t b[3];
+        memcpy(&b[0], &sum, 8);
+        memcpy(&b[1], &mn, 8);
+        memcpy(&b[2], &mx, 8);
+        nshape = 6;
+        shape[0] = PyLong_FromUnsignedLongLong(count);
+        shape[1] = opt_float(has_sum, b[0]);
+        shape[2] = opt_float(has_min, b[1]);
+        shape[3] = opt_float(has_max, b[2]);
+        shape[4] = u64_list(&m->u1, 0);
+        shape[5] = u64_list(&m->u2, 1);
+    }
+    rc = point_end_ex(m, table, a0, start, time, (uint32_t)flags, shape, nshape, json_exemplars);
+    return rc == PUNT ? FALLBACK : rc;
+fallback:
+    return FALLBACK;
+pyerr:
+    return -2;
+}
+
+typedef struct {
+    PyObject *scope, *surl;
+} JScope;
+
+typedef struct {
+    M *m;
+    PyObject *ctx_fn;
+    PyObject *res, *url; /* the current resource's headers, as far as read */
+    JScope *sc;          /* its scopes' final headers, registered at its end */
+    Py_ssize_t nsc, capsc;
+    int64_t temp;        /* the last sum or histogram's temporality, and sum's monotonicity: the guess */
+    int mono;
+} J;
+
+/* A raw string (no escapes, valid UTF-8; null: absent) for the metric's identity. */
+static int traw_str(T *t, const uint8_t **s, Py_ssize_t *n) {
+    int esc;
+    *s = (const uint8_t *)"";
+    *n = 0;
+    if (tnull(t)) return 0;
+    if (tstr_span(t, s, n, &esc) || esc || !utf8_valid(*s, *n)) return FALLBACK;
+    return 0;
+}
+
+/* The metric table index of the current metric (memoised), and the start of its series keys. */
+static int tinfo(M *m, int kind, const uint8_t **f, const Py_ssize_t *fn, int64_t temp, int mono) {
+    static const uint8_t JMARK[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    int has_temp = kind == 1 || kind == 2;
+    uint8_t tail[6] = {(uint8_t)kind, (uint8_t)(has_temp ? temp : 0xFF), 0, 0, 0, (uint8_t)(kind == 1 ? mono : 2)};
+    m->ikey.n = 0;
+    if (buf_put(&m->ikey, JMARK, 8) < 0 || buf_piece(&m->ikey, f[0], fn[0]) < 0 ||
+        buf_piece(&m->ikey, f[1], fn[1]) < 0 || buf_piece(&m->ikey, f[2], fn[2]) < 0 || buf_put(&m->ikey, tail, 6) < 0)
+        return -2;
+    m->name_p = f[0];
+    m->name_n = fn[0];
+    Py_CLEAR(m->name);
+    Py_CLEAR(m->ii);
+    PyObject *ikey = PyBytes_FromStringAndSize((const char *)m->ikey.p, m->ikey.n);
+    if (!ikey) return -2;
+    m->ii = PyDict_GetItemWithError(m->info_memo, ikey);
+    if (m->ii) {
+        Py_INCREF(m->ii);
+    } else if (!PyErr_Occurred()) {
+        PyObject *name = metric_name(m), *desc = NULL, *unit = NULL, *md = PyList_New(0), *tobj = NULL, *mobj = NULL;
+        desc = fn[1] ? PyUnicode_DecodeUTF8((const char *)f[1], fn[1], NULL) : Py_NewRef(Py_None);
+        unit = fn[2] ? PyUnicode_DecodeUTF8((const char *)f[2], fn[2], NULL) : Py_NewRef(Py_None);
+        tobj = has_temp ? PyLong_FromLongLong(temp) : Py_NewRef(Py_None);
+        mobj = kind == 1 ? PyBool_FromLong(mono) : Py_NewRef(Py_None);
+        if (name && desc && unit && md && tobj && mobj)
+            m->ii = PyObject_CallFunction(m->metric_fn, "OOOOOOO", name, desc, unit, S_mtype[kind], tobj, mobj, md);
+        Py_XDECREF(desc);
+        Py_XDECREF(unit);
+        Py_XDECREF(md);
+        Py_XDECREF(tobj);
+        Py_XDECREF(mobj);
+        if (m->ii == Py_None) Py_CLEAR(m->ii); /* (metric_fn gives up only on metadata, which is absent) */
+        if (m->ii && PyDict_SetItem(m->info_memo, ikey, m->ii) < 0) Py_CLEAR(m->ii);
+    }
+    Py_DECREF(ikey);
+    if (!m->ii) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "metric_fn gave no index");
+        return -2;
+    }
+    m->ii_val = PyLong_AsLong(m->ii);
+    return m->ii_val == -1 && PyErr_Occurred() ? -2 : 0;
+}
+
+/* A metric's data object {"dataPoints", "aggregationTemporality", "isMonotonic"}: its points
+ * decoded with the temporality and monotonicity read before them, or else the guess (*temp, *mono
+ * on entry), which then get the values read. *decoded: the metric was added (tinfo) and its points
+ * decoded; *stale: with another identity than the values read (to be undone and done again). */
+static int tdata(T *t, M *m, int kind, const uint8_t **f, const Py_ssize_t *fn, int64_t *temp, int *mono,
+                 int *decoded, int *stale) {
+    int64_t used_t = *temp;
+    int used_m = *mono, more;
+    uint64_t seen = 0;
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    *temp = 0;
+    *mono = 0;
+    *decoded = *stale = 0;
+    TOBJ_BEGIN(t)
+            if (KEY("dataPoints")) {
+                SEEN(0);
+                if (!tnull(t)) {
+                    if (seen & 2) used_t = *temp;
+                    if (seen & 4) used_m = *mono;
+                    CHECK(tinfo(m, kind, f, fn, used_t, used_m));
+                    *decoded = 1;
+                    CHECK(tarray(t, tpoint, m));
+                }
+            } else if ((kind == 1 || kind == 2) && KEY("aggregationTemporality")) {
+                SEEN(1);
+                if (!tnull(t)) {
+                    const uint8_t *s;
+                    Py_ssize_t n;
+                    int x;
+                    if (tpeek(t) == '"' || tnum(t, &s, &n, &x) || !x || n != 1 || *s < '0' || *s > '2') goto fallback;
+                    *temp = *s - '0';
+                }
+            } else if (kind == 1 && KEY("isMonotonic")) {
+                SEEN(2);
+                tws(t);
+                if (t->end - t->p >= 4 && memcmp(t->p, "true", 4) == 0) {
+                    t->p += 4;
+                    *mono = 1;
+                } else if (t->end - t->p >= 5 && memcmp(t->p, "false", 5) == 0) {
+                    t->p += 5;
+                } else if (!tnull(t)) {
+                    goto fallback;
+                }
+            } else {
+                goto fallback;
+            }
+    TOBJ_END(t)
+    *stale = *decoded && (used_t != *temp || (kind == 1 && used_m != *mono));
+    return 0;
+fallback:
+    return FALLBACK;
+pyerr:
+    return -2;
+}
+
+/* {"name", "description", "unit", "gauge" | "sum" | "histogram"} */
+static int tmetric(T *t, void *arg) {
+    J *q = arg;
+    M *m = q->m;
+    const uint8_t *f[3] = {(const uint8_t *)"", (const uint8_t *)"", (const uint8_t *)""}, *ks, *dpos = NULL;
+    Py_ssize_t fn[3] = {0, 0, 0}, kn;
+    uint64_t seen = 0;
+    int kind = -1, more, decoded = 0, stale = 0;
+    int64_t temp = 0;
+    int mono = 0;
+    MMark mark;
+    TOBJ_BEGIN(t)
+            int fi = KEY("name") ? 0 : KEY("description") ? 1 : KEY("unit") ? 2 : -1;
+            if (fi >= 0) {
+                SEEN(fi);
+                if (kind >= 0) goto fallback; /* after the data: not the common order */
+                CHECK(traw_str(t, &f[fi], &fn[fi]));
+            } else if (KEY("gauge") || KEY("sum") || KEY("histogram")) {
+                SEEN(3);
+                kind = ks[0] == 'g' ? 0 : ks[0] == 's' ? 1 : 2;
+                temp = kind ? q->temp : 0;
+                mono = kind == 1 ? q->mono : 0;
+                tws(t);
+                dpos = t->p;
+                m_mark(m, &mark);
+                CHECK(tdata(t, m, kind, f, fn, &temp, &mono, &decoded, &stale));
+            } else {
+                goto fallback;
+            }
+    TOBJ_END(t)
+    if (kind < 0) goto fallback; /* no data: the dict decoder sets it aside */
+    if (kind) { /* the next metric's guess */
+        q->temp = temp;
+        if (kind == 1) q->mono = mono;
+    }
+    if (stale) { /* the guess was wrong: again, with the values read */
+        T again = {dpos, t->end};
+        if (m_rollback(m, &mark) < 0) goto pyerr;
+        CHECK(tdata(&again, m, kind, f, fn, &temp, &mono, &decoded, &stale));
+    }
+    if (!decoded) CHECK(tinfo(m, kind, f, fn, temp, mono)); /* the dict decoder adds the metric all the same */
+    return 0;
+fallback:
+    return FALLBACK;
+pyerr:
+    return -2;
+}
+
+/* The context of the current scope's points: ctx_fn mode 0 -> (index, resource_id, service_name). */
+static int tmctx(J *q, PyObject *scope, PyObject *surl) {
+    M *m = q->m;
+    PyObject *ctx = PyObject_CallFunction(q->ctx_fn, "iOOOO", 0, q->res ? q->res : Py_None,
+                                          q->url ? q->url : Py_None, scope ? scope : Py_None, surl ? surl : Py_None);
+    if (!ctx) return -2;
+    if (ctx == Py_None) {
+        Py_DECREF(ctx);
+        return FALLBACK;
+    }
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 3) {
+        Py_DECREF(ctx);
+        PyErr_SetString(PyExc_TypeError, "ctx_fn(0, ...) must return (context index, resource_id, service_name)");
+        return -2;
+    }
+    Py_XSETREF(m->ci, Py_NewRef(PyTuple_GET_ITEM(ctx, 0)));
+    Py_XSETREF(m->rid, Py_NewRef(PyTuple_GET_ITEM(ctx, 1)));
+    Py_XSETREF(m->svc, Py_NewRef(PyTuple_GET_ITEM(ctx, 2)));
+    Py_DECREF(ctx);
+    m->ci_val = PyLong_AsLong(m->ci);
+    return m->ci_val == -1 && PyErr_Occurred() ? -2 : 0;
+}
+
+static void tmscopes_clear(J *q) {
+    for (Py_ssize_t i = 0; i < q->nsc; i++) {
+        Py_XDECREF(q->sc[i].scope);
+        Py_XDECREF(q->sc[i].surl);
+    }
+    q->nsc = 0;
+}
+
+static int tmscope(T *t, void *arg);
+
+/* A resource (level 0: {"resource", "scopeMetrics", "schemaUrl"}) or scope (level 1: {"scope",
+ * "metrics", "schemaUrl"}) object, in any order; its header's raw text into *hdr and its schema URL
+ * into *url (new references, also on failure). The items are decoded when their key is read, with
+ * the headers read so far, and once more from their text at the end if a header came after them. */
+static int tcontainer(T *t, J *q, int level, PyObject **hdr, PyObject **url) {
+    const uint8_t *ks, *pos = NULL;
+    Py_ssize_t kn;
+    uint64_t seen = 0;
+    int more, late = 0;
+    MMark mark;
+    TOBJ_BEGIN(t)
+            if (level ? KEY("scope") : KEY("resource")) {
+                SEEN(0);
+                late = pos != NULL;
+                CHECK(traw(t, hdr));
+            } else if (KEY("schemaUrl")) {
+                SEEN(1);
+                late = pos != NULL;
+                if (!tnull(t)) CHECK(tstr(t, url));
+            } else if (level ? KEY("metrics") : KEY("scopeMetrics")) {
+                SEEN(2);
+                if (!tnull(t)) {
+                    tws(t);
+                    pos = t->p;
+                    m_mark(q->m, &mark);
+                    if (level) CHECK(tmctx(q, *hdr, *url));
+                    CHECK(tarray(t, level ? tmetric : tmscope, q));
+                }
+            } else {
+                goto fallback;
+            }
+    TOBJ_END(t)
+    if (late) {
+        T again = {pos, t->end};
+        if (m_rollback(q->m, &mark) < 0) goto pyerr;
+        if (level) CHECK(tmctx(q, *hdr, *url));
+        else tmscopes_clear(q);
+        CHECK(tarray(&again, level ? tmetric : tmscope, q));
+    }
+    return 0;
+fallback:
+    return FALLBACK;
+pyerr:
+    return -2;
+}
+
+/* A scope: its points, and its final headers kept for the registration at the resource's end. */
+static int tmscope(T *t, void *arg) {
+    J *q = arg;
+    PyObject *scope = NULL, *surl = NULL;
+    int rc = tcontainer(t, q, 1, &scope, &surl);
+    if (!rc && q->nsc == q->capsc && grow((void **)&q->sc, &q->capsc, q->nsc + 1, sizeof(JScope), 8) < 0) rc = -2;
+    if (rc) {
+        Py_XDECREF(scope);
+        Py_XDECREF(surl);
+        return rc;
+    }
+    q->sc[q->nsc++] = (JScope){scope, surl}; /* takes the references */
+    return 0;
+}
+
+/* A resource; at its end the resource and each scope are registered (ctx_fn modes 1 and 2), as
+ * the dict decoder does. */
+static int tmresource(T *t, void *arg) {
+    J *q = arg;
+    int rc = tcontainer(t, q, 0, &q->res, &q->url);
+    for (Py_ssize_t i = -1; !rc && i < q->nsc; i++) {
+        PyObject *x = PyObject_CallFunction(q->ctx_fn, "iOOOO", i < 0 ? 1 : 2, q->res ? q->res : Py_None,
+                                            q->url ? q->url : Py_None,
+                                            i < 0 || !q->sc[i].scope ? Py_None : q->sc[i].scope,
+                                            i < 0 || !q->sc[i].surl ? Py_None : q->sc[i].surl);
+        rc = !x ? -2 : x == Py_None ? FALLBACK : 0;
+        Py_XDECREF(x);
+    }
+    tmscopes_clear(q);
+    Py_CLEAR(q->res);
+    Py_CLEAR(q->url);
+    return rc;
+}
+
+PyDoc_STRVAR(decode_json_text_doc,
+"decode_json_text(text, first_record, state, ctx_fn) -> int | None\n\n"
+"Decode one OTLP/JSON {\"resourceMetrics\": ...} message from its text into a MetricBatch's lists,\n"
+"when it is in the strict common form; returns the record index after its last point. Otherwise\n"
+"appends nothing and returns None: decode it from parsed JSON. state as for decode_block (res_fn,\n"
+"scope_fn and pending are not used; fallback must be callable, and is not called either);\n"
+"metric_fn gets no metadata (an empty list). ctx_fn(mode, resource_json, schema_url, scope_json,\n"
+"scope_schema_url): mode 0 gives (context index, resource_id, service_name) for the headers or\n"
+"None (give up); at the end of each resource, mode 1 registers the resource and mode 2 each scope\n"
+"(None: give up), as for _wire.decode_json_text.");
+
+static PyObject *decode_json_text(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    long long rec;
+    PyObject *st, *ctx_fn, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*LO!O", &buf, &rec, &PyTuple_Type, &st, &ctx_fn)) return NULL;
+    M m;
+    J q = {&m, ctx_fn, NULL, NULL, NULL, 0, 0, 2, 1};
+    MMark mark;
+    if (m_init(&m, st, rec) < 0) goto done;
+    m.key_flag = 0x80;
+    m_mark(&m, &mark);
+    T t = {buf.buf, (const uint8_t *)buf.buf + buf.len};
+    const uint8_t *ks;
+    Py_ssize_t kn;
+    int rc = tch(&t, '{');
+    if (!rc && tpeek(&t) == '}') rc = FALLBACK; /* {}: let the dict path count it */
+    if (!rc) rc = tkey(&t, &ks, &kn);
+    if (!rc && !KEY("resourceMetrics")) rc = FALLBACK;
+    if (!rc && !tnull(&t)) rc = tarray(&t, tmresource, &q);
+    if (!rc) rc = tch(&t, '}');
+    if (!rc) {
+        tws(&t);
+        if (t.p != t.end) rc = FALLBACK; /* trailing text */
+    }
+    if (rc == 0) {
+        result = PyLong_FromLongLong(m.rec);
+    } else if (rc == -2) { /* a Python error: undo, then propagate it */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        m_rollback(&m, &mark);
+        PyErr_Restore(et, ev, tb);
+    } else if (m_rollback(&m, &mark) == 0) {
+        result = Py_NewRef(Py_None);
+    }
+done:
+    tmscopes_clear(&q);
+    PyMem_Free(q.sc);
+    Py_XDECREF(q.res);
+    Py_XDECREF(q.url);
+    m_free(&m);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"decode_json_text", decode_json_text, METH_VARARGS, decode_json_text_doc},
     {"decode_block", decode_block, METH_VARARGS, decode_block_doc},
     {"decode_request", decode_request, METH_VARARGS, decode_request_doc},
     {NULL, NULL, 0, NULL},

@@ -127,15 +127,13 @@ class AttrCols:
         attrs = pa.MapArray.from_arrays(pa.array(offsets), self._keys_arr, self._vals_arr, mask=mask)
         if not self.tag_pos:
             return attrs, pa.nulls(n, schema.ATTRS)
-        pos = np.fromiter(self.tag_pos, dtype=np.int64, count=len(self.tag_pos))
+        pos, tag_names = self._typed()
         rows = self.attr_rows()[pos]
         counts = np.bincount(rows, minlength=n)
         toff = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=toff[1:])
         keys = self._table.take(pa.array(self._key_ids[pos]))  # from the small key table: cache-friendly
-        types = pa.MapArray.from_arrays(
-            pa.array(toff), keys, pa.array(self.tags, pa.string()), mask=pa.array(counts == 0)
-        )
+        types = pa.MapArray.from_arrays(pa.array(toff), keys, tag_names, mask=pa.array(counts == 0))
         return attrs, types
 
     def attr_rows(self) -> np.ndarray:
@@ -156,15 +154,65 @@ class AttrCols:
     def _key_id_array(self) -> np.ndarray:
         return np.fromiter(self.keys, dtype=np.int32, count=len(self.keys))
 
+    def _typed(self) -> tuple[np.ndarray, pa.Array]:
+        """The positions of the typed (non-string) values and their tags (``attribute_types``)."""
+        pos = np.fromiter(self.tag_pos, dtype=np.int64, count=len(self.tag_pos))
+        return pos, pa.array(self.tags, pa.string())
+
     def _values_array(self) -> pa.Array:
         return pa.array(self.vals, pa.string())
+
+
+class TagCodes:
+    """The type tags of a ``BufAttrCols``: codes into the C decoder's ``TAG_NAMES`` in an
+    ``_wire.IdBuf`` (which the C decoder appends to), read and appended like a list of tag names
+    (the pure-Python decoder appends names to it when a record falls back)."""
+
+    __slots__ = ("buf", "code", "names")
+
+    def __init__(self, wire: Any) -> None:
+        self.buf = wire.IdBuf()
+        self.names: tuple[str, ...] = wire.TAG_NAMES
+        self.code = {t: i for i, t in enumerate(self.names)}
+
+    def append(self, tag: str) -> None:
+        self.buf.append(self.code[tag])
+
+    def truncate(self, n: int) -> None:
+        self.buf.truncate(n)
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def __getitem__(self, i: int) -> str:
+        return self.names[self.buf[i]]
+
+    def __iter__(self) -> Any:
+        names = self.names
+        return (names[c] for c in np.frombuffer(self.buf.tobytes(), dtype=np.int32).tolist())
+
+    def array(self) -> pa.Array:
+        """The tags as a string array (a ``take`` from the small table of names)."""
+        codes = pa.array(np.frombuffer(self.buf.tobytes(), dtype=np.int32))
+        return _tag_table(self.names).take(codes)
+
+
+_TAG_TABLES: dict[tuple[str, ...], pa.Array] = {}
+
+
+def _tag_table(names: tuple[str, ...]) -> pa.Array:
+    table = _TAG_TABLES.get(names)
+    if table is None:
+        table = _TAG_TABLES[names] = pa.array(list(names), pa.string())
+    return table
 
 
 class BufAttrCols(AttrCols):
     """``AttrCols`` whose keys and values live in the C decoder's column buffers (``_wire.IdBuf``:
     int32 key ids; ``_wire.StrBuf``: UTF-8 data + offsets + validity) instead of lists: the C
     decoder writes a string attribute's bytes there without making a ``str``, and ``to_arrays``
-    wraps the buffers into Arrow arrays without a per-value Python object. The buffers take
+    wraps the buffers into Arrow arrays without a per-value Python object. The typed values'
+    positions are an ``IdBuf`` too, and their tags codes (:class:`TagCodes`). The buffers take
     ``append``/``extend`` and read back like lists, so the pure-Python decoder can fill the same
     batch (a record that falls back to it), and everything that reads ``keys``/``vals`` still works.
     The arrays are the same values as ``AttrCols`` makes, so the tables are identical."""
@@ -175,14 +223,18 @@ class BufAttrCols(AttrCols):
         super().__init__()
         self.keys = wire.IdBuf()
         self.vals = wire.StrBuf()
+        self.tag_pos = wire.IdBuf()
+        self.tags = TagCodes(wire)  # type: ignore[assignment]
+
+    def lists(self) -> tuple:
+        return self.keys, self.vals, self.tag_pos, self.tags.buf, self.kidx  # type: ignore[attr-defined]
 
     def truncate(self, start: int) -> None:
         self.keys.truncate(start)
         self.vals.truncate(start)
-        tag_pos = self.tag_pos
-        while tag_pos and tag_pos[-1] >= start:
-            tag_pos.pop()
-            self.tags.pop()
+        cut = bisect_left(self.tag_pos, start)
+        self.tag_pos.truncate(cut)
+        self.tags.truncate(cut)  # type: ignore[attr-defined]
 
     def rendered(self, start: int = 0) -> list[tuple[str, str, str | None]]:
         table = self.key_names()
@@ -207,12 +259,16 @@ class BufAttrCols(AttrCols):
     def _key_id_array(self) -> np.ndarray:
         return np.frombuffer(self.keys.tobytes(), dtype=np.int32)
 
+    def _typed(self) -> tuple[np.ndarray, pa.Array]:
+        pos = np.frombuffer(self.tag_pos.tobytes(), dtype=np.int32).astype(np.int64)
+        return pos, self.tags.array()  # type: ignore[attr-defined]
+
 
 def new_attr_cols() -> AttrCols:
     """The attribute store of a span or log batch: column buffers when the C decoder is in use
     (checked when the batch is made, as the decoders check ``accel.wire`` at call time), else lists."""
     wire = accel.wire
-    if wire is not None and hasattr(wire, "StrBuf"):
+    if wire is not None and hasattr(wire, "TAG_NAMES"):
         return BufAttrCols(wire)
     return AttrCols()
 
@@ -777,9 +833,36 @@ class MetricBatch:
     # and the point's raw attribute bytes). Misses are filled by add_info / point_series_id.
     c_info_memo: dict = field(default_factory=dict, repr=False)
     c_series_memo: dict = field(default_factory=dict, repr=False)
+    text_contexts: dict = field(default_factory=dict, repr=False)  # for the C decoder of OTLP/JSON text
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.points.values())
+
+    def c_state(self, res_fn: Any, scope_fn: Any, metric_fn: Any, fallback: Any, pending: list) -> tuple:
+        """The state tuple of the C metric decoders (``_wire_metrics.decode_block``,
+        ``decode_request`` and ``decode_json_text``): this batch's point rows, attribute lists,
+        exemplars and memos (tables numbered in ``POINT_SHAPE_COLUMNS`` order), the caller's
+        callbacks, and ``series_fn``, which computes a point's ``series_id`` here on a memo miss."""
+        tables = tuple(POINT_SHAPE_COLUMNS)
+
+        def series_fn(table: int, a0: int, ci: int, ii: int) -> int:
+            rinfo, sinfo = self.ctx.items[ci]
+            return self.point_series_id(tables[table], a0, rinfo.resource_id, sinfo.scope_id, self.infos[ii])
+
+        return (
+            tuple(self.points[t].lists() for t in tables),
+            tuple(self.attrs[t].lists() for t in tables),
+            self.exemplars,
+            self.exemplar_attrs.lists(),
+            self.c_info_memo,
+            self.c_series_memo,
+            res_fn,
+            scope_fn,
+            metric_fn,
+            series_fn,
+            fallback,
+            pending,
+        )
 
     def point_series_id(self, table: str, a0: int, resource_id: int, scope_id: int, info: MetricInfo) -> int:
         """``series_id`` of the point of ``table`` whose attributes start at ``a0`` (the last ones

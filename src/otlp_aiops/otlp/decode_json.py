@@ -1042,19 +1042,34 @@ DECODERS = {"traces": decode_traces, "logs": decode_logs, "metrics": decode_metr
 # from the text: the C decoder, for messages in the strict common form
 # --------------------------------------------------------------------------------------------------
 
-_TEXT_SIGNAL = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"(resourceSpans|resourceLogs)"')
+_TEXT_SIGNAL = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"(resourceSpans|resourceLogs|resourceMetrics)"')
+_TEXT_SIGNALS = {b"resourceSpans": "traces", b"resourceLogs": "logs", b"resourceMetrics": "metrics"}
+
+
+def _metric_text_state(batch: MetricBatch) -> tuple:
+    """The state tuple of ``_wire_metrics.decode_json_text`` for ``batch`` (see decode_block)."""
+
+    def metric_fn(name, description, unit, mtype, temporality, monotonic, metadata) -> int:
+        return batch.add_info(MetricInfo(name, description, unit, mtype, temporality, monotonic, []))
+
+    # res_fn and scope_fn are not used for text (ctx_fn is); the fallback must be callable, and is
+    # never called for text
+    return batch.c_state(None, None, metric_fn, metric_fn, [])
 
 
 def decode_text(text: bytes, fc: FileContext, batches: dict[str, Any], position: str) -> str | None:
-    """Decode one OTLP/JSON message straight from its text with the C decoder, when it is spans or
-    log records in the strict common form (camelCase keys, hex ids, numeric enums, simple attribute
-    values). Returns the signal decoded, or None: nothing was appended; parse the text and use
-    DECODERS, which give the same rows, and handle every other case."""
-    wire = accel.wire
-    m = _TEXT_SIGNAL.match(text) if wire is not None else None
+    """Decode one OTLP/JSON message straight from its text with the C decoders, when it is spans,
+    log records or metric points (gauge, sum, histogram) in the strict common form (camelCase keys,
+    hex ids, numeric enums, simple attribute values). Returns the signal decoded, or None: nothing
+    was appended; parse the text and use DECODERS, which give the same rows, and handle every other
+    case."""
+    m = _TEXT_SIGNAL.match(text)
     if m is None:
         return None
-    signal = "traces" if m.group(1) == b"resourceSpans" else "logs"
+    signal = _TEXT_SIGNALS[m.group(1)]
+    wire = accel.wire_metrics if signal == "metrics" else accel.wire
+    if wire is None:
+        return None
     batch = batches[signal]
     contexts = batch.text_contexts  # header texts -> context index, for this batch
     registered = fc.text_headers  # header texts already registered with the file
@@ -1090,8 +1105,20 @@ def decode_text(text: bytes, fc: FileContext, batches: dict[str, Any], position:
             ci = contexts[key] = batch.ctx.get(rinfo, sinfo)
         return ci
 
-    a = batch.attrs
-    if signal == "traces":
+    if signal == "metrics":
+
+        def metric_ctx_fn(
+            mode: int, res: bytes | None, url: str | None, scope: bytes | None, surl: str | None
+        ) -> Any:
+            ci = ctx_fn(mode, res, url, scope, surl)
+            if mode != 0 or ci is None:
+                return ci
+            rinfo = batch.ctx.items[ci][0]
+            return ci, rinfo.resource_id, rinfo.service_name
+
+        n = wire.decode_json_text(text, fc.records_read, _metric_text_state(batch), metric_ctx_fn)
+    elif signal == "traces":
+        a = batch.attrs
         n = wire.decode_json_text(
             0,
             text,
@@ -1106,7 +1133,7 @@ def decode_text(text: bytes, fc: FileContext, batches: dict[str, Any], position:
         )
     else:
         n = wire.decode_json_text(
-            1, text, fc.records_read, batch.rows, a.lists(), None, None, None, None, ctx_fn
+            1, text, fc.records_read, batch.rows, batch.attrs.lists(), None, None, None, None, ctx_fn
         )
     if n is None:
         return None

@@ -702,9 +702,6 @@ def _walk_metrics(
             )
 
 
-_POINT_TABLES = ("metrics_number", "metrics_histogram", "metrics_exp_histogram", "metrics_summary")
-
-
 def _metrics_fast(fc: FileContext, batch: MetricBatch) -> Any:
     """For one message, the C decoder (``_wire_metrics``): ``request(payload, python_block)`` decodes
     a whole request whose top level is well-formed (else returns False, touching nothing), and
@@ -747,26 +744,7 @@ def _metrics_fast(fc: FileContext, batch: MetricBatch) -> Any:
             MetricInfo(name, description, unit, mtype, temporality, monotonic, _rendered(kvs))
         )
 
-    def series_fn(table: int, a0: int, ci: int, ii: int) -> int:
-        rinfo, sinfo = batch.ctx.items[ci]
-        return batch.point_series_id(
-            _POINT_TABLES[table], a0, rinfo.resource_id, sinfo.scope_id, batch.infos[ii]
-        )
-
-    state = (
-        tuple(batch.points[t].lists() for t in _POINT_TABLES),
-        tuple(batch.attrs[t].lists() for t in _POINT_TABLES),
-        batch.exemplars,
-        batch.exemplar_attrs.lists(),
-        batch.c_info_memo,
-        batch.c_series_memo,
-        res_fn,
-        scope_fn,
-        metric_fn,
-        series_fn,
-        _render_fallback,
-        pending,
-    )
+    state = batch.c_state(res_fn, scope_fn, metric_fn, _render_fallback, pending)
     wm = accel.wire_metrics
 
     def block(chunk: bytes) -> bool:
