@@ -128,8 +128,8 @@ def _one(paths: list[str], signal: str, baseline: bool = False) -> dict:
     rows = r["totals"]["rows_written"]
     n = sum(rows.get(t, 0) for t in SIGNALS[signal])
     decoder = accel.implementation()
-    if signal == "metrics":  # _wire_metrics reads protobuf only: metric JSON goes the Python way
-        decoder = "python" if paths[0].endswith(".jsonl") else accel.metrics_implementation()
+    if signal == "metrics":  # _wire_metrics reads protobuf and (in the common form) JSON text
+        decoder = accel.metrics_implementation()
     return {"records": n, "rows": rows, "cpu_s": cpu, "wall_s": wall, "decoder": decoder,
             "bytes": r["totals"]["bytes"]}  # fmt: skip
 

@@ -32,5 +32,6 @@ def implementation() -> str:
 
 
 def metrics_implementation() -> str:
-    """ "c" or "python": which decoder ingest uses for protobuf metric data points."""
+    """ "c" or "python": which decoder ingest uses for metric data points (protobuf, and JSON text
+    in the common form)."""
     return "c" if wire_metrics is not None else "python"
