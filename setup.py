@@ -15,14 +15,14 @@ setup(
             ["src/otlp_aiops/otlp/_wire.c"],
             depends=["src/otlp_aiops/otlp/_wire_pb.h", "src/otlp_aiops/otlp/_wire_json.h"],
             optional=True,
-            extra_compile_args=["-O2", "-Wall", "-Wno-unused-label"],
+            extra_compile_args=["-O3", "-Wall", "-Wno-unused-label"],
         ),
         Extension(
             "otlp_aiops.otlp._wire_metrics",
             ["src/otlp_aiops/otlp/_wire_metrics.c"],
             depends=["src/otlp_aiops/otlp/_wire_pb.h", "src/otlp_aiops/otlp/_wire_json.h"],
             optional=True,
-            extra_compile_args=["-O2", "-Wall", "-Wno-unused-label", "-Wno-unused-function"],
+            extra_compile_args=["-O3", "-Wall", "-Wno-unused-label", "-Wno-unused-function"],
         ),
     ]
 )

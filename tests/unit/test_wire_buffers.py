@@ -363,3 +363,183 @@ def test_typed_values_are_rendered_as_the_python_decoder_renders_them(monkeypatc
         ("e", "-0.0"),
         ("f", "2.0"),
     ]
+
+
+# --- the gathers that replace Arrow's take and the numpy promotion --------------------------------
+
+
+def _take_ref(arr: pa.Array, idx) -> pa.Array:
+    import numpy as np
+
+    idx = np.asarray(idx)
+    return arr.take(pa.array(idx, mask=idx < 0))
+
+
+def test_take_strings_equals_arrow_take_with_nulls_offsets_and_both_index_widths():
+    import numpy as np
+
+    from otlp_aiops.otlp.batches import take_str
+
+    src = pa.array(["a", None, "", "é", "\U0001f600", "x" * 300, None, "tail"]).slice(1)  # offset 1
+    idx = [0, 1, -1, 2, 3, 4, 5, 6, 2, -5, 1, 0]
+    for dtype in (np.int32, np.int64):
+        got = take_str(src, np.array(idx, dtype=dtype))
+        got.validate(full=True)
+        assert got.equals(_take_ref(src, idx))
+        assert got.to_pylist() == [
+            None,
+            "",
+            None,
+            "é",
+            "\U0001f600",
+            "x" * 300,
+            None,
+            "tail",
+            "é",
+            None,
+            "",
+            None,
+        ]
+        assert got.null_count == 5
+    # no nulls at all: no validity buffer; an empty index; an index past the end is an error
+    plain = pa.array(["k1", "key.two", "k3"])
+    got = take_str(plain, np.array([2, 2, 0, 1], dtype=np.int32))
+    assert got.to_pylist() == ["k3", "k3", "k1", "key.two"] and got.buffers()[0] is None
+    assert take_str(plain, np.zeros(0, dtype=np.int64)).to_pylist() == []
+    with pytest.raises(IndexError, match="out of bounds"):
+        take_str(plain, np.array([3], dtype=np.int64))
+    with pytest.raises(IndexError, match="out of bounds"):  # a slice: its length, not its buffer's
+        take_str(src.slice(0, 6), np.array([6], dtype=np.int64))
+    rng = np.random.default_rng(7)
+    big = pa.array([None if i % 5 == 0 else "v" * (i % 23) + str(i) for i in range(5000)])
+    ridx = np.where(rng.random(20000) < 0.1, -1, rng.integers(0, 5000, 20000))
+    assert take_str(big, ridx).equals(_take_ref(big, ridx))
+
+
+def test_promote_index_in_c_equals_the_numpy_promotion(monkeypatch):
+    import numpy as np
+
+    from otlp_aiops.otlp import batches
+
+    spec = [
+        ("a", pa.string(), ("k.a", "k.a2")),
+        ("b", pa.int64(), ("k.b",)),
+        ("c", pa.string(), ("k.none",)),
+        ("d", pa.string(), ("k.a2", "k.d")),  # k.a2 wanted by two columns
+    ]
+    rng = np.random.default_rng(3)
+    keys = ["k.a", "k.a2", "k.b", "k.d", "other", "k.x"]
+    for trial in range(20):
+        ac = AttrCols()
+        ends, end = [], 0
+        for _ in range(int(rng.integers(0, 40))):
+            for _ in range(int(rng.integers(0, 6))):
+                k = keys[int(rng.integers(len(keys)))]
+                v = str(int(rng.integers(-5, 99))) if rng.random() < 0.8 else f"v{trial}"
+                ac.keys.append(ac.kidx[k])
+                ac.vals.append(v)
+                end += 1
+            ends.append(end)
+        ac.to_arrays(ends)
+        c_cols = batches.promote(ac, ends, spec)
+        monkeypatch.setattr(accel, "wire", None)
+        py_cols = batches.promote(ac, ends, spec)
+        monkeypatch.setattr(accel, "wire", wire)
+        assert list(c_cols) == list(py_cols)
+        for col in c_cols:
+            assert c_cols[col].equals(py_cols[col]), (trial, col)
+
+
+def test_int_strings_read_what_the_integer_rule_accepts(monkeypatch):
+    from otlp_aiops.otlp import batches
+
+    texts = [
+        "200",
+        "-5",
+        "007",
+        "",
+        "-",
+        "+1",
+        "1.0",
+        " 1",
+        "123456789012345678",
+        "1234567890123456789",
+        "-123456789012345678",
+        None,
+        "0",
+        "-0",
+        "١٢",
+        "9a",
+        "404",
+    ]
+    arr = pa.array(["x", *texts]).slice(1)  # at an offset
+    got = batches._int_values(arr, pa.int64())
+    got.validate(full=True)
+    assert got.to_pylist() == [
+        200,
+        -5,
+        7,
+        None,
+        None,
+        None,
+        None,
+        None,
+        123456789012345678,
+        None,
+        -123456789012345678,
+        None,
+        0,
+        0,
+        None,
+        None,
+        404,
+    ]
+    monkeypatch.setattr(accel, "wire", None)
+    assert batches._int_values(arr, pa.int64()).equals(got)  # the Arrow compute path agrees
+    plain = pa.array(["1", "22"])
+    monkeypatch.setattr(accel, "wire", wire)
+    assert batches._int_values(plain, pa.int64()).buffers()[0] is None
+
+
+def test_json_string_scan_finds_quotes_escapes_and_control_bytes_at_every_offset(monkeypatch):
+    """The text decoder scans strings 16 and 8 bytes at a time: a closing quote, an escape or a
+    control byte (a fallback to Python) at each of the first 40 positions of a value, next to ASCII
+    and multi-byte UTF-8, gives the pure-Python decoder's table."""
+    values = []
+    for n in range(41):
+        for tail in ("", '\\"x', "\\\\", "\\u00e9z", "é" * 3):
+            values.append("a" * n + tail)
+    attrs = ",".join(
+        f'{{"key":"k{i}{"b" * (i % 19)}","value":{{"stringValue":"{v}"}}}}' for i, v in enumerate(values)
+    )
+    line = (
+        '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10",'
+        f'"spanId":"0102030405060708","name":"{"n" * 23}","attributes":[{attrs}]}}]}}]}}]}}'
+    ).encode()
+
+    def run(use_c: bool) -> dict:
+        monkeypatch.setattr(accel, "wire", wire if use_c else None)
+        batches = {"traces": SpanBatch("f"), "logs": LogBatch("f")}
+        if use_c:
+            assert decode_text(line, FileContext("f"), batches, "line") == "traces"
+        else:
+            DECODERS["traces"](orjson.loads(line), FileContext("f"), batches["traces"], "line")
+        return batches["traces"].to_tables()
+
+    c, py = run(True), run(False)
+    assert c["spans"].equals(py["spans"])
+    got = dict(c["spans"]["attributes"][0].as_py())
+    assert (
+        len(got) == len(values)
+        and got["k0"] == ""
+        and got["k6" + "b" * 6] == "a" + '"x'
+        and got["k7" + "b" * 7] == "a\\"
+    )
+    assert got[f"k{len(values) - 1}" + "b" * ((len(values) - 1) % 19)] == "a" * 40 + "ééé"
+    # a raw control byte (not JSON) at any position: the C scan gives the message to Python
+    monkeypatch.setattr(accel, "wire", wire)
+    for n in range(41):
+        for bad, want in ((b"\x01", None), (b"", "traces")):
+            text = line.replace(b'"name":"', b'"name":"' + b"m" * n + bad, 1)
+            batches = {"traces": SpanBatch("f"), "logs": LogBatch("f")}
+            assert decode_text(text, FileContext("f"), batches, "line") == want, (n, bad)

@@ -104,14 +104,39 @@ static void strbuf_truncate(StrBuf *b, Py_ssize_t n) {
     b->len = b->off[b->n];
 }
 
+/* Spare storage of dead buffers: a batch's buffers die when it is written and the next batch's
+ * grow to the same sizes, so a new buffer takes a dead one's memory (already faulted in) instead
+ * of growing from 256 again. A few of each kind, each at most SPARE_MAX bytes; what does not fit is
+ * freed. */
+#define SPARE_SLOTS 4
+#define SPARE_MAX ((Py_ssize_t)16 << 20)
+
+static struct {
+    int32_t *p;
+    Py_ssize_t cap;
+} id_spare[SPARE_SLOTS];
+static int id_nspare;
+
 static PyObject *idbuf_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     IdBuf *b = (IdBuf *)type->tp_alloc(type, 0);
-    if (b) b->serial = ++idbuf_serials;
+    if (!b) return NULL;
+    b->serial = ++idbuf_serials;
+    if (id_nspare) {
+        id_nspare--;
+        b->p = id_spare[id_nspare].p;
+        b->cap = id_spare[id_nspare].cap;
+    }
     return (PyObject *)b;
 }
 
 static void idbuf_dealloc(IdBuf *b) {
-    PyMem_Free(b->p);
+    if (b->p && id_nspare < SPARE_SLOTS && b->cap * 4 <= SPARE_MAX) {
+        id_spare[id_nspare].p = b->p;
+        id_spare[id_nspare].cap = b->cap;
+        id_nspare++;
+    } else {
+        PyMem_Free(b->p);
+    }
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
@@ -193,21 +218,62 @@ static PyTypeObject IdBufType = {
     .tp_new = idbuf_new,
 };
 
+/* The storage of a StrBuf (also a Cols string column) goes to the spares, or is freed. */
+static struct {
+    int64_t *off;
+    uint8_t *valid;
+    char *data;
+    Py_ssize_t cap, dcap;
+} sb_spare[SPARE_SLOTS];
+static int sb_nspare;
+
+static void strbuf_release(StrBuf *b) {
+    if (b->off && b->valid && sb_nspare < SPARE_SLOTS && b->cap * 9 + b->dcap <= SPARE_MAX) {
+        sb_spare[sb_nspare].off = b->off;
+        sb_spare[sb_nspare].valid = b->valid;
+        sb_spare[sb_nspare].data = b->data;
+        sb_spare[sb_nspare].cap = b->cap;
+        sb_spare[sb_nspare].dcap = b->dcap;
+        sb_nspare++;
+    } else {
+        PyMem_Free(b->off);
+        PyMem_Free(b->valid);
+        PyMem_Free(b->data);
+    }
+    b->off = NULL;
+    b->valid = NULL;
+    b->data = NULL;
+}
+
+/* An empty StrBuf's storage: a spare's, or newly reserved. */
+static int strbuf_init_storage(StrBuf *b) {
+    b->n = b->len = b->nulls = 0;
+    if (sb_nspare) {
+        sb_nspare--;
+        b->off = sb_spare[sb_nspare].off;
+        b->valid = sb_spare[sb_nspare].valid;
+        b->data = sb_spare[sb_nspare].data;
+        b->cap = sb_spare[sb_nspare].cap;
+        b->dcap = sb_spare[sb_nspare].dcap;
+    } else if (strbuf_reserve(b, 0) < 0) {
+        return -1;
+    }
+    b->off[0] = 0;
+    return 0;
+}
+
 static PyObject *strbuf_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     StrBuf *b = (StrBuf *)type->tp_alloc(type, 0);
     if (!b) return NULL;
-    if (strbuf_reserve(b, 0) < 0) {
+    if (strbuf_init_storage(b) < 0) {
         Py_DECREF(b);
         return NULL;
     }
-    b->off[0] = 0;
     return (PyObject *)b;
 }
 
 static void strbuf_dealloc(StrBuf *b) {
-    PyMem_Free(b->off);
-    PyMem_Free(b->valid);
-    PyMem_Free(b->data);
+    strbuf_release(b);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
@@ -406,12 +472,9 @@ static PyObject *cols_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         Col *c = &r->c[j];
         c->kind = fmt[j];
         c->width = fmt[j] == 'h' ? 8 : fmt[j] == 'H' ? 16 : 0;
-        if (c->kind == 's') {
-            if (strbuf_reserve(&c->sb, 0) < 0) {
-                Py_DECREF(r);
-                return NULL;
-            }
-            c->sb.off[0] = 0;
+        if (c->kind == 's' && strbuf_init_storage(&c->sb) < 0) {
+            Py_DECREF(r);
+            return NULL;
         }
     }
     return (PyObject *)r;
@@ -423,9 +486,7 @@ static void cols_dealloc(Cols *r) {
         PyMem_Free(c->iv);
         PyMem_Free(c->fb);
         PyMem_Free(c->fvalid);
-        PyMem_Free(c->sb.off);
-        PyMem_Free(c->sb.valid);
-        PyMem_Free(c->sb.data);
+        if (c->kind == 's') strbuf_release(&c->sb);
     }
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
@@ -750,7 +811,7 @@ static int decode_kv(Ctx *c, Attrs *a, const uint8_t *p, Py_ssize_t n) {
                 txt = iv ? "true" : "false";
                 tag = S_bool;
             } else if (vp[0] == 0x18) {
-                snprintf(num, sizeof num, "%lld", (long long)(int64_t)iv);
+                fmt_i64(num, (int64_t)iv);
                 tag = S_int;
             } else {
                 double d;
@@ -2961,7 +3022,271 @@ bad:
     return NULL;
 }
 
+PyDoc_STRVAR(take_strings_doc,
+             "take_strings(offsets, data, validity, offset, length, indices, index_width) -> (offsets,\n"
+             "data, validity, null_count) or None: the Arrow string column (int32 offsets) of `length`\n"
+             "values at `offset` in the\n"
+             "given buffers gathered at `indices` (int32 or int64 by `index_width`; a negative index gives\n"
+             "a null, as does a null source value), as the buffers of a new string column (validity None\n"
+             "without nulls). None when the result would pass 2 GiB of data (the caller takes it with\n"
+             "Arrow instead). What pyarrow's `take` gives, in two passes: lengths, then one copy each.");
+
+static PyObject *take_strings(PyObject *self, PyObject *args) {
+    Py_buffer ob, db, vb = {0}, ib;
+    PyObject *vobj;
+    Py_ssize_t base, length, width;
+    PyObject *oo, *dd, *ii;
+    if (!PyArg_ParseTuple(args, "OOOnnOn", &oo, &dd, &vobj, &base, &length, &ii, &width)) return NULL;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(dd, &db, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ob);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(ii, &ib, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ob);
+        PyBuffer_Release(&db);
+        return NULL;
+    }
+    int have_v = vobj != Py_None;
+    if (have_v && PyObject_GetBuffer(vobj, &vb, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ob);
+        PyBuffer_Release(&db);
+        PyBuffer_Release(&ib);
+        return NULL;
+    }
+    PyObject *res = NULL, *offs = NULL, *data = NULL, *valid = NULL;
+    const int32_t *so = (const int32_t *)ob.buf + base;
+    Py_ssize_t src_n = length;
+    const uint8_t *sv = have_v ? (const uint8_t *)vb.buf : NULL;
+    Py_ssize_t n = (width == 8) ? ib.len / 8 : ib.len / 4;
+    const int64_t *i64 = (const int64_t *)ib.buf;
+    const int32_t *i32 = (const int32_t *)ib.buf;
+    if ((width != 4 && width != 8) || length < 0 || base < 0 || ob.len / 4 < base + length + 1) {
+        PyErr_SetString(PyExc_ValueError, "take_strings: bad buffers");
+        goto done;
+    }
+    offs = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    if (!offs) goto done;
+    int32_t *q = (int32_t *)PyBytes_AS_STRING(offs);
+    Py_ssize_t nulls = 0, total = 0;
+    q[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t k = width == 8 ? i64[i] : (int64_t)i32[i];
+        if (k >= src_n) {
+            PyErr_Format(PyExc_IndexError, "take_strings: index %lld out of bounds", (long long)k);
+            goto done;
+        }
+        if (k < 0 || (sv && !((sv[(base + k) >> 3] >> ((base + k) & 7)) & 1))) {
+            nulls++;
+        } else {
+            total += so[k + 1] - so[k];
+            if (total > INT32_MAX) {
+                res = Py_None;
+                Py_INCREF(res);
+                goto done;
+            }
+        }
+        q[i + 1] = (int32_t)total;
+    }
+    data = PyBytes_FromStringAndSize(NULL, total);
+    if (!data) goto done;
+    char *d = PyBytes_AS_STRING(data);
+    const char *src = (const char *)db.buf;
+    if (nulls) {
+        Py_ssize_t nb = (n + 7) / 8;
+        valid = PyBytes_FromStringAndSize(NULL, nb);
+        if (!valid) goto done;
+        uint8_t *v = (uint8_t *)PyBytes_AS_STRING(valid);
+        memset(v, 0, nb);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t k = width == 8 ? i64[i] : (int64_t)i32[i];
+            int32_t len = q[i + 1] - q[i];
+            if (k < 0 || (sv && !((sv[(base + k) >> 3] >> ((base + k) & 7)) & 1))) continue;
+            v[i >> 3] |= (uint8_t)(1u << (i & 7));
+            memcpy(d + q[i], src + so[k], (size_t)len);
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t k = width == 8 ? i64[i] : (int64_t)i32[i];
+            memcpy(d + q[i], src + so[k], (size_t)(q[i + 1] - q[i]));
+        }
+        valid = Py_None;
+        Py_INCREF(valid);
+    }
+    res = Py_BuildValue("(NNNn)", offs, data, valid, nulls);
+    offs = data = valid = NULL;
+done:
+    Py_XDECREF(offs);
+    Py_XDECREF(data);
+    Py_XDECREF(valid);
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&ib);
+    if (have_v) PyBuffer_Release(&vb);
+    return res;
+}
+
+PyDoc_STRVAR(promote_index_doc,
+             "promote_index(key_ids, ends, col_of, prio_of, ncols) -> (index, counts): for promoted\n"
+             "columns, which attribute position fills each (column, row) cell. key_ids: int32 key id per\n"
+             "attribute position; ends: int64 end offset per row; col_of / prio_of: int16 per key id, the\n"
+             "column a key fills (-1: none) and its priority there (0 first). index: int64 bytes of\n"
+             "ncols * rows cells, column-major, the position of the first occurrence of the highest\n"
+             "priority key present in the row, -1 where none; counts: int64 bytes, filled cells per column.");
+
+static PyObject *promote_index(PyObject *self, PyObject *args) {
+    PyObject *ko, *eo, *co, *po;
+    Py_ssize_t ncols;
+    if (!PyArg_ParseTuple(args, "OOOOn", &ko, &eo, &co, &po, &ncols)) return NULL;
+    Py_buffer kb, eb, cb, pb;
+    if (PyObject_GetBuffer(ko, &kb, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(eo, &eb, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&kb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(co, &cb, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&kb);
+        PyBuffer_Release(&eb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(po, &pb, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&kb);
+        PyBuffer_Release(&eb);
+        PyBuffer_Release(&cb);
+        return NULL;
+    }
+    PyObject *res = NULL, *idx = NULL, *cnt = NULL;
+    int16_t *best = NULL;
+    const int32_t *kid = (const int32_t *)kb.buf;
+    const int64_t *ends = (const int64_t *)eb.buf;
+    const int16_t *col = (const int16_t *)cb.buf, *prio = (const int16_t *)pb.buf;
+    Py_ssize_t m = kb.len / 4, n = eb.len / 8, nk = cb.len / 2;
+    if (ncols < 0 || pb.len / 2 != nk) {
+        PyErr_SetString(PyExc_ValueError, "promote_index: bad arguments");
+        goto done;
+    }
+    idx = PyBytes_FromStringAndSize(NULL, ncols * n * 8);
+    cnt = PyBytes_FromStringAndSize(NULL, ncols * 8);
+    best = PyMem_Malloc(ncols * n * 2 + 2);
+    if (!idx || !cnt || !best) {
+        if (!best) PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *out = (int64_t *)PyBytes_AS_STRING(idx), *count = (int64_t *)PyBytes_AS_STRING(cnt);
+    for (Py_ssize_t i = 0; i < ncols * n; i++) out[i] = -1;
+    for (Py_ssize_t c = 0; c < ncols; c++) count[c] = 0;
+    Py_ssize_t p = 0;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        Py_ssize_t e = (Py_ssize_t)ends[r];
+        if (e > m) e = m;
+        for (; p < e; p++) {
+            int32_t k = kid[p];
+            if (k < 0 || k >= nk) continue;
+            int16_t c = col[k];
+            if (c < 0 || c >= ncols) continue;
+            Py_ssize_t cell = (Py_ssize_t)c * n + r;
+            if (out[cell] < 0) {
+                out[cell] = p;
+                best[cell] = prio[k];
+                count[c]++;
+            } else if (prio[k] < best[cell]) {
+                out[cell] = p;
+                best[cell] = prio[k];
+            }
+        }
+    }
+    res = Py_BuildValue("(NN)", idx, cnt);
+    idx = cnt = NULL;
+done:
+    PyMem_Free(best);
+    Py_XDECREF(idx);
+    Py_XDECREF(cnt);
+    PyBuffer_Release(&kb);
+    PyBuffer_Release(&eb);
+    PyBuffer_Release(&cb);
+    PyBuffer_Release(&pb);
+    return res;
+}
+
+PyDoc_STRVAR(int_strings_doc,
+             "int_strings(offsets, data, validity, offset, n) -> (values, validity, null_count): the n\n"
+             "strings of an Arrow string column (int32 offsets, at `offset`) read as integers: a value\n"
+             "written as ^-?[0-9]{1,18}$ gives its int64, anything else (and a null) a null. values:\n"
+             "int64 bytes (0 under a null); validity: an LSB-first bitmap, or None without nulls.");
+
+static PyObject *int_strings(PyObject *self, PyObject *args) {
+    PyObject *oo, *dd, *vobj;
+    Py_ssize_t base, n;
+    if (!PyArg_ParseTuple(args, "OOOnn", &oo, &dd, &vobj, &base, &n)) return NULL;
+    Py_buffer ob, db, vb = {0};
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(dd, &db, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ob);
+        return NULL;
+    }
+    int have_v = vobj != Py_None;
+    if (have_v && PyObject_GetBuffer(vobj, &vb, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ob);
+        PyBuffer_Release(&db);
+        return NULL;
+    }
+    PyObject *res = NULL, *vals = NULL, *valid = NULL;
+    if (base < 0 || n < 0 || ob.len / 4 < base + n + 1) {
+        PyErr_SetString(PyExc_ValueError, "int_strings: bad buffers");
+        goto done;
+    }
+    const int32_t *so = (const int32_t *)ob.buf + base;
+    const uint8_t *sv = have_v ? (const uint8_t *)vb.buf : NULL, *src = (const uint8_t *)db.buf;
+    Py_ssize_t nb = (n + 7) / 8, nulls = 0;
+    vals = PyBytes_FromStringAndSize(NULL, n * 8);
+    valid = PyBytes_FromStringAndSize(NULL, nb);
+    if (!vals || !valid) goto done;
+    int64_t *out = (int64_t *)PyBytes_AS_STRING(vals);
+    uint8_t *v = (uint8_t *)PyBytes_AS_STRING(valid);
+    memset(v, 0, nb);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = 0;
+        if (sv && !((sv[(base + i) >> 3] >> ((base + i) & 7)) & 1)) {
+            nulls++;
+            continue;
+        }
+        const uint8_t *p = src + so[i], *e = src + so[i + 1];
+        int neg = p < e && *p == '-';
+        p += neg;
+        Py_ssize_t len = e - p;
+        if (len < 1 || len > 18) {
+            nulls++;
+            continue;
+        }
+        int64_t x = 0;
+        for (; p < e && *p >= '0' && *p <= '9'; p++) x = x * 10 + (*p - '0');
+        if (p != e) {
+            nulls++;
+            continue;
+        }
+        out[i] = neg ? -x : x;
+        v[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    if (!nulls) {
+        Py_DECREF(valid);
+        valid = Py_None;
+        Py_INCREF(valid);
+    }
+    res = Py_BuildValue("(NNn)", vals, valid, nulls);
+    vals = valid = NULL;
+done:
+    Py_XDECREF(vals);
+    Py_XDECREF(valid);
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&db);
+    if (have_v) PyBuffer_Release(&vb);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"int_strings", int_strings, METH_VARARGS, int_strings_doc},
+    {"promote_index", promote_index, METH_VARARGS, promote_index_doc},
+    {"take_strings", take_strings, METH_VARARGS, take_strings_doc},
     {"scope_header", scope_header, METH_VARARGS, scope_header_doc},
     {"json_scan", json_scan, METH_VARARGS, json_scan_doc},
     {"decode_json_text", decode_json_text, METH_VARARGS, decode_json_text_doc},

@@ -29,7 +29,22 @@ typedef struct {
     const uint8_t *end;
 } Rd;
 
-static int rd_varint(Rd *r, uint64_t *out) {
+static inline int rd_varint(Rd *r, uint64_t *out) {
+    /* one and two bytes first (tags and most lengths), inline; then the general loop */
+    if (r->end - r->p >= 2) {
+        uint8_t b0 = r->p[0];
+        if (!(b0 & 0x80)) {
+            *out = b0;
+            r->p++;
+            return 0;
+        }
+        uint8_t b1 = r->p[1];
+        if (!(b1 & 0x80)) {
+            *out = (uint64_t)(b0 & 0x7F) | (uint64_t)b1 << 7;
+            r->p += 2;
+            return 0;
+        }
+    }
     uint64_t v = 0;
     int shift = 0;
     while (r->p < r->end) {
@@ -504,6 +519,7 @@ static int kcache_used;
 /* The key cache's hash: eight bytes a step (a key is ~10-30 bytes), multiply and fold; only this
  * process's cache uses it, so it need not be stable across builds. */
 static uint64_t key_hash(const uint8_t *p, Py_ssize_t n) {
+    const uint8_t *start = p;
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
     for (; n >= 8; p += 8, n -= 8) {
         memcpy(&w, p, 8);
@@ -511,7 +527,14 @@ static uint64_t key_hash(const uint8_t *p, Py_ssize_t n) {
         h ^= h >> 32;
     }
     w = 0;
-    if (n) memcpy(&w, p, (size_t)n);
+    if (n && p - start >= 8 - n) {
+        /* the last n bytes, read as the top of an eight-byte word that ends with them (inside the
+         * key): the same value as copying the n bytes alone, without a variable-length copy */
+        memcpy(&w, p + n - 8, 8);
+        w >>= (8 - n) * 8;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+    }
     h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
     return h ^ (h >> 29);
 }
@@ -673,6 +696,22 @@ static int kv_render(Ctx *c, const uint8_t *kp, Py_ssize_t kn, const uint8_t *vp
         return rc;
     }
     return 0;
+}
+
+/* v as decimal text with a terminating NUL into out (room for 21 bytes): what "%lld" writes, without
+ * the cost of snprintf's format parsing. Returns the length. */
+static int fmt_i64(char *out, int64_t v) {
+    char tmp[20];
+    int n = 0, k = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) out[k++] = '-';
+    while (n) out[k++] = tmp[--n];
+    out[k] = 0;
+    return k;
 }
 
 #endif /* OTLP_AIOPS_WIRE_PB_H */

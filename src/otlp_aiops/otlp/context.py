@@ -34,6 +34,10 @@ class FileContext:
     scope_cache: dict[Any, ScopeInfo] = field(default_factory=dict)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     text_headers: set = field(default_factory=set)  # resource/scope JSON texts already registered
+    # (resource text, url, scope text, url) -> (ResourceInfo, ScopeInfo | None), as parsed by the
+    # text decoder; the infos do not depend on the file, so a header repeated message after
+    # message (and batch after batch) is parsed once
+    text_infos: dict = field(default_factory=dict)
     # Where quarantine entries go as they occur (ingest writes them straight to disk, so millions
     # of bad records never sit in memory); None: kept in ``quarantine``.
     sink: Callable[[dict[str, Any]], None] | None = None

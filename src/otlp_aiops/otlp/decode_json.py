@@ -1075,14 +1075,21 @@ def decode_text(text: bytes, fc: FileContext, batches: dict[str, Any], position:
     registered = fc.text_headers  # header texts already registered with the file
     pending: list[tuple] = []  # registrations to make if the whole message decodes
 
+    memo = fc.text_infos
+
     def infos(res: bytes | None, url: str | None, scope: bytes | None, surl: str | None) -> tuple:
+        key = (res, url, scope, surl)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
         scratch = FileContext("")  # nothing is counted or registered from here
         rinfo = _resource({"resource": orjson.loads(res) if res else None, "schemaUrl": url or ""}, scratch)
         if scope is None and surl is None:
-            return rinfo, None
-        return rinfo, _scope(
-            {"scope": orjson.loads(scope) if scope else None, "schemaUrl": surl or ""}, scratch
-        )
+            hit = memo[key] = (rinfo, None)
+            return hit
+        sinfo = _scope({"scope": orjson.loads(scope) if scope else None, "schemaUrl": surl or ""}, scratch)
+        hit = memo[key] = (rinfo, sinfo)
+        return hit
 
     def ctx_fn(
         mode: int, res: bytes | None, url: str | None, scope: bytes | None, surl: str | None

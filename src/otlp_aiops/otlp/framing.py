@@ -288,12 +288,14 @@ def _is_json_object_line(line: bytes) -> bool:
 
 
 _JSON_START = re.compile(rb"[{\[][ \t\r\n]*(?:[\"{\[\]}]|$)")
+# The same after what ``lstrip(b"\xef\xbb\xbf \t\r\n")`` would remove, matched in place (no copy).
+_JSON_START_AFTER_WS = re.compile(rb"[\xef\xbb\xbf \t\r\n]*" + _JSON_START.pattern)
 _RESOURCE_TYPES = (trace_pb2.ResourceSpans, logs_pb2.ResourceLogs, metrics_pb2.ResourceMetrics)
 
 
 def _json_like(data: bytes) -> bool:
     """Whether bytes start like JSON text: an object or array opening, then a key, value or close."""
-    return _JSON_START.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")) is not None
+    return _JSON_START_AFTER_WS.match(data) is not None
 
 
 def _looks_like_otlp_proto(head: bytes) -> str | None:
@@ -489,7 +491,7 @@ def _iter_jsonl(
                     m.position = f"line {lineno}, {m.position}"
                     yield m
                 continue
-        if not line.strip():
+        if line[:1].isspace() and not line.strip():  # strip copies the line: only when it may be blank
             continue
         if lazy:
             yield Message(f"line {lineno}", None, True, text=line)
@@ -541,7 +543,8 @@ def _decode_payload(
                 position, "the zstd frame, decompressed,", None, limits, payload[:_TOO_LARGE_HEAD]
             )
         payload = plain
-    if _looks_like_otlp_proto(payload) != "clean" and _json_like(payload):
+    # JSON-like first: it is a regex on the first bytes, while the protobuf check parses a block
+    if _json_like(payload) and _looks_like_otlp_proto(payload) != "clean":
         if lazy:
             return Message(position, None, True, compressed, text=payload)
         try:
