@@ -14,7 +14,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from opentelemetry.proto.logs.v1 import logs_pb2
-from test_hostile_ingest import T0, histogram_points, traces
+from test_hostile_ingest import T0, good_line, histogram_points, traces
 
 from otlp_aiops.otlp.framing import Block, Limits, iter_block, iter_messages, sniff, split_blocks
 from otlp_aiops.otlp.otlpjson import to_otlp_json
@@ -244,3 +244,31 @@ def test_a_block_set_aside_sets_the_file_aside_from_there_as_one_task_does(
         and q[-1]["position"].startswith(where)
         and q[-1]["reason_code"] == "internal_error"
     )
+
+
+def test_a_conversion_runs_on_arrow_system_allocator_and_restores_the_default(tmp_path, monkeypatch):
+    """Ingest converts with Arrow's system pool (malloc keeps the pages that batch after batch of
+    the same buffers reuse) and puts the previous default back; a pool the user chose with
+    ARROW_DEFAULT_MEMORY_POOL is left alone."""
+    import pyarrow as pa
+
+    from otlp_aiops.otlp import ingest
+
+    src = tmp_path / "traces.jsonl"
+    src.write_bytes(b"".join(good_line(m) for m in range(3)))
+    seen: list[str] = []
+    convert = ingest._convert
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        seen.append(pa.default_memory_pool().backend_name)
+        return convert(*a, **kw)
+
+    monkeypatch.setattr(ingest, "_convert", spy)
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    before = pa.default_memory_pool().backend_name
+    report = ingest.ingest_paths([src], tmp_path / "out", workers=1)
+    assert report["totals"]["rows_written"]["spans"] == 6
+    assert seen == ["system"] and pa.default_memory_pool().backend_name == before
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "user-choice")
+    ingest.ingest_paths([src], tmp_path / "out2", workers=1)
+    assert seen == ["system", before]

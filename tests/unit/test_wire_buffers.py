@@ -271,6 +271,18 @@ def test_malformed_records_are_rolled_back_from_the_buffers(monkeypatch):
     assert [dict(m) for m in c["spans"]["attributes"].to_pylist()] == [{"k": ""}, {"k": "vv"}]
 
 
+def _text_tables(line: bytes, use_c: bool, monkeypatch) -> dict:
+    """One OTLP/JSON line's span tables: the C text decoder's, or the pure-Python decoder's of the
+    parsed document."""
+    monkeypatch.setattr(accel, "wire", wire if use_c else None)
+    batches = {"traces": SpanBatch("f"), "logs": LogBatch("f")}
+    if use_c:
+        assert decode_text(line, FileContext("f"), batches, "line") == "traces"
+    else:
+        DECODERS["traces"](orjson.loads(line), FileContext("f"), batches["traces"], "line")
+    return batches["traces"].to_tables()
+
+
 def test_json_text_into_buffers_with_escapes_and_unicode(monkeypatch):
     """Keys and values with escapes take tstr's path, plain ones are copied as bytes: both end up in
     the same columns; the result equals the pure-Python decoder's."""
@@ -285,16 +297,7 @@ def test_json_text_into_buffers_with_escapes_and_unicode(monkeypatch):
         b'{"spanId":"0000000000000000","name":"\xf0\x9f\x98\x80","traceState":"t=1"}]}]}]}'
     )
 
-    def run(use_c: bool) -> dict:
-        monkeypatch.setattr(accel, "wire", wire if use_c else None)
-        batches = {"traces": SpanBatch("f"), "logs": LogBatch("f")}
-        if use_c:  # the text decoder (C only) ...
-            assert decode_text(line, FileContext("f"), batches, "line") == "traces"
-        else:  # ... against the pure-Python decoder of the parsed document
-            DECODERS["traces"](orjson.loads(line), FileContext("f"), batches["traces"], "line")
-        return batches["traces"].to_tables()
-
-    c, py = run(True), run(False)
+    c, py = _text_tables(line, True, monkeypatch), _text_tables(line, False, monkeypatch)
     assert c["spans"].equals(py["spans"])
     spans = c["spans"]
     assert spans["name"].to_pylist() == ["café", "\U0001f600"]
@@ -345,15 +348,7 @@ def test_typed_values_are_rendered_as_the_python_decoder_renders_them(monkeypatc
         b'{"key":"c","value":{"boolValue":true}},{"key":"d","value":{"doubleValue":1e300}},'
         b'{"key":"e","value":{"doubleValue":-0.0}},{"key":"f","value":{"doubleValue":2}}]}]}]}]}'
     )
-    out = []
-    for use_c in (True, False):
-        monkeypatch.setattr(accel, "wire", wire if use_c else None)
-        batches = {"traces": SpanBatch("f"), "logs": LogBatch("f")}
-        if use_c:
-            assert decode_text(line, FileContext("f"), batches, "line") == "traces"
-        else:
-            DECODERS["traces"](orjson.loads(line), FileContext("f"), batches["traces"], "line")
-        out.append(batches["traces"].to_tables()["spans"])
+    out = [_text_tables(line, use_c, monkeypatch)["spans"] for use_c in (True, False)]
     assert out[0].equals(out[1])
     assert out[0]["attributes"][0].as_py() == [
         ("a", "7"),
@@ -517,16 +512,7 @@ def test_json_string_scan_finds_quotes_escapes_and_control_bytes_at_every_offset
         f'"spanId":"0102030405060708","name":"{"n" * 23}","attributes":[{attrs}]}}]}}]}}]}}'
     ).encode()
 
-    def run(use_c: bool) -> dict:
-        monkeypatch.setattr(accel, "wire", wire if use_c else None)
-        batches = {"traces": SpanBatch("f"), "logs": LogBatch("f")}
-        if use_c:
-            assert decode_text(line, FileContext("f"), batches, "line") == "traces"
-        else:
-            DECODERS["traces"](orjson.loads(line), FileContext("f"), batches["traces"], "line")
-        return batches["traces"].to_tables()
-
-    c, py = run(True), run(False)
+    c, py = _text_tables(line, True, monkeypatch), _text_tables(line, False, monkeypatch)
     assert c["spans"].equals(py["spans"])
     got = dict(c["spans"]["attributes"][0].as_py())
     assert (

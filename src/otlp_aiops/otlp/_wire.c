@@ -3022,6 +3022,25 @@ bad:
     return NULL;
 }
 
+/* The buffers of n objects (PyBUF_SIMPLE), a None among them as an empty one (.obj NULL): 0, or -1
+ * with none held. */
+static int buffers_get(Py_buffer *b, PyObject *const *objs, int n) {
+    for (int i = 0; i < n; i++) {
+        memset(&b[i], 0, sizeof b[i]);
+        if (objs[i] != Py_None && PyObject_GetBuffer(objs[i], &b[i], PyBUF_SIMPLE) < 0) {
+            while (i--)
+                if (b[i].obj) PyBuffer_Release(&b[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void buffers_release(Py_buffer *b, int n) {
+    for (int i = 0; i < n; i++)
+        if (b[i].obj) PyBuffer_Release(&b[i]);
+}
+
 PyDoc_STRVAR(take_strings_doc,
              "take_strings(offsets, data, validity, offset, length, indices, index_width) -> (offsets,\n"
              "data, validity, null_count) or None: the Arrow string column (int32 offsets) of `length`\n"
@@ -3032,28 +3051,17 @@ PyDoc_STRVAR(take_strings_doc,
              "Arrow instead). What pyarrow's `take` gives, in two passes: lengths, then one copy each.");
 
 static PyObject *take_strings(PyObject *self, PyObject *args) {
-    Py_buffer ob, db, vb = {0}, ib;
-    PyObject *vobj;
+    PyObject *o[4]; /* offsets, data, indices, validity */
     Py_ssize_t base, length, width;
-    PyObject *oo, *dd, *ii;
-    if (!PyArg_ParseTuple(args, "OOOnnOn", &oo, &dd, &vobj, &base, &length, &ii, &width)) return NULL;
-    if (PyObject_GetBuffer(oo, &ob, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(dd, &db, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ob);
+    if (!PyArg_ParseTuple(args, "OOOnnOn", &o[0], &o[1], &o[3], &base, &length, &o[2], &width)) return NULL;
+    if (o[0] == Py_None || o[1] == Py_None || o[2] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "take_strings: offsets, data and indices are required");
         return NULL;
     }
-    if (PyObject_GetBuffer(ii, &ib, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ob);
-        PyBuffer_Release(&db);
-        return NULL;
-    }
-    int have_v = vobj != Py_None;
-    if (have_v && PyObject_GetBuffer(vobj, &vb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ob);
-        PyBuffer_Release(&db);
-        PyBuffer_Release(&ib);
-        return NULL;
-    }
+    Py_buffer bufs[4];
+    if (buffers_get(bufs, o, 4) < 0) return NULL;
+    Py_buffer ob = bufs[0], db = bufs[1], ib = bufs[2], vb = bufs[3];
+    int have_v = vb.obj != NULL;
     PyObject *res = NULL, *offs = NULL, *data = NULL, *valid = NULL;
     const int32_t *so = (const int32_t *)ob.buf + base;
     Py_ssize_t src_n = length;
@@ -3119,10 +3127,7 @@ done:
     Py_XDECREF(offs);
     Py_XDECREF(data);
     Py_XDECREF(valid);
-    PyBuffer_Release(&ob);
-    PyBuffer_Release(&db);
-    PyBuffer_Release(&ib);
-    if (have_v) PyBuffer_Release(&vb);
+    buffers_release(bufs, 4);
     return res;
 }
 
@@ -3135,26 +3140,12 @@ PyDoc_STRVAR(promote_index_doc,
              "priority key present in the row, -1 where none; counts: int64 bytes, filled cells per column.");
 
 static PyObject *promote_index(PyObject *self, PyObject *args) {
-    PyObject *ko, *eo, *co, *po;
+    PyObject *o[4]; /* key ids, ends, column of a key, priority of a key */
     Py_ssize_t ncols;
-    if (!PyArg_ParseTuple(args, "OOOOn", &ko, &eo, &co, &po, &ncols)) return NULL;
-    Py_buffer kb, eb, cb, pb;
-    if (PyObject_GetBuffer(ko, &kb, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(eo, &eb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&kb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(co, &cb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&kb);
-        PyBuffer_Release(&eb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(po, &pb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&kb);
-        PyBuffer_Release(&eb);
-        PyBuffer_Release(&cb);
-        return NULL;
-    }
+    if (!PyArg_ParseTuple(args, "OOOOn", &o[0], &o[1], &o[2], &o[3], &ncols)) return NULL;
+    Py_buffer bufs[4];
+    if (buffers_get(bufs, o, 4) < 0) return NULL;
+    Py_buffer kb = bufs[0], eb = bufs[1], cb = bufs[2], pb = bufs[3];
     PyObject *res = NULL, *idx = NULL, *cnt = NULL;
     int16_t *best = NULL;
     const int32_t *kid = (const int32_t *)kb.buf;
@@ -3201,10 +3192,7 @@ done:
     PyMem_Free(best);
     Py_XDECREF(idx);
     Py_XDECREF(cnt);
-    PyBuffer_Release(&kb);
-    PyBuffer_Release(&eb);
-    PyBuffer_Release(&cb);
-    PyBuffer_Release(&pb);
+    buffers_release(bufs, 4);
     return res;
 }
 
@@ -3215,21 +3203,17 @@ PyDoc_STRVAR(int_strings_doc,
              "int64 bytes (0 under a null); validity: an LSB-first bitmap, or None without nulls.");
 
 static PyObject *int_strings(PyObject *self, PyObject *args) {
-    PyObject *oo, *dd, *vobj;
+    PyObject *o[3]; /* offsets, data, validity */
     Py_ssize_t base, n;
-    if (!PyArg_ParseTuple(args, "OOOnn", &oo, &dd, &vobj, &base, &n)) return NULL;
-    Py_buffer ob, db, vb = {0};
-    if (PyObject_GetBuffer(oo, &ob, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(dd, &db, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ob);
+    if (!PyArg_ParseTuple(args, "OOOnn", &o[0], &o[1], &o[2], &base, &n)) return NULL;
+    if (o[0] == Py_None || o[1] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "int_strings: offsets and data are required");
         return NULL;
     }
-    int have_v = vobj != Py_None;
-    if (have_v && PyObject_GetBuffer(vobj, &vb, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&ob);
-        PyBuffer_Release(&db);
-        return NULL;
-    }
+    Py_buffer bufs[3];
+    if (buffers_get(bufs, o, 3) < 0) return NULL;
+    Py_buffer ob = bufs[0], db = bufs[1], vb = bufs[2];
+    int have_v = vb.obj != NULL;
     PyObject *res = NULL, *vals = NULL, *valid = NULL;
     if (base < 0 || n < 0 || ob.len / 4 < base + n + 1) {
         PyErr_SetString(PyExc_ValueError, "int_strings: bad buffers");
@@ -3277,9 +3261,7 @@ static PyObject *int_strings(PyObject *self, PyObject *args) {
 done:
     Py_XDECREF(vals);
     Py_XDECREF(valid);
-    PyBuffer_Release(&ob);
-    PyBuffer_Release(&db);
-    if (have_v) PyBuffer_Release(&vb);
+    buffers_release(bufs, 3);
     return res;
 }
 
