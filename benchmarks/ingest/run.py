@@ -9,6 +9,10 @@ For each format (JSON lines, length-prefixed protobuf) of N generated spans (``g
 3. ours, one file, ``workers=1`` -> spans/s on one core;
 4. ours, the same spans split into K files, ``workers=2`` (both cores) -> spans/s and per core.
 
+5. log records and metric points (and the simulator's spans), per CPU-second, from protobuf and JSON
+   lines: ours (C and pure Python), the naive converters (``naive_signals.py``) and the bare parse,
+   on the simulator's output -- ``signals.py``, run from here (``--no-signals`` skips it).
+
 Every timing is repeated (median reported) in a fresh interpreter whose process tree's RSS is
 polled from here; ``ru_maxrss`` of the process and of its largest child is reported too.
 Then the memory test: a ~2 GiB input (the generated file repeated) converted as one big file and
@@ -517,6 +521,51 @@ def print_table(result: dict[str, Any]) -> None:
         print(line)
 
 
+SIGNALS_TARGET = 300_000  # log records and metric points per second per core from protobuf (issue 17)
+SIGNALS_SIM = ["--duration", "2h", "--incidents", "40", "--seed", "0", "--set", "request_rate=20",
+               "--set", "trace_sample_ratio=0.2"]  # fmt: skip
+
+
+def run_signals(a: argparse.Namespace, formats: list[str]) -> dict[str, Any]:
+    """``signals.py`` on ``--signals-input`` (default: the simulator's sim-boutique files, or a
+    simulator run made here with the same settings when they are not there); its entries."""
+    src = a.signals_input
+    if src is None:
+        src = REPO / "data" / "raw" / "sim-boutique" / "otlp"
+        if not any(src.glob("logs-*.binpb")):
+            src = generate.WORK_DIR / "signals-sim" / "otlp"
+            if not any(src.glob("logs-*.binpb")):
+                print("signals: simulating the input …", flush=True)
+                exe = Path(sys.executable).with_name("otlp-aiops")
+                subprocess.run([str(exe), "simulate", "--out", str(src.parent), *SIGNALS_SIM], check=True)
+    with tempfile.TemporaryDirectory(prefix="ingest-signals-") as tmp:
+        out = Path(tmp) / "signals.json"
+        cmd = [sys.executable, str(HERE / "signals.py"), "--input", str(src), "--repeats", str(a.repeats),
+               "--formats", ",".join(formats), "--out", str(out)]  # fmt: skip
+        subprocess.run(cmd, check=True)
+        got = json.loads(out.read_text())
+    return {"input": str(src), "date": got["date"], "entries": got["signals"]}
+
+
+def _signals_lines(sig: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, e in sig["entries"].items():
+        c = e["c"]
+        what = {"traces": "spans", "logs": "log records", "metrics": "metric points"}[e["signal"]]
+        line = f"{key}: {c['records_per_cpu_s']:,.0f} {what}/CPU-s ({c['decoder']} decoder)"
+        if "naive" in e:
+            line += f" = {e['c_over_naive']:.2f}x naive, {e['c_over_parse']:.2f}x the bare parse"
+        if "python" in e:
+            line += f", {e['c_over_python']:.2f}x pure Python"
+        if e["signal"] == "traces":
+            line += f"; {c['records_per_cpu_s'] / COLLECTOR_CLICKHOUSE:.0%} of the Collector's spans/s/core"
+        elif e["format"] == "proto":
+            ok = c["records_per_cpu_s"] >= SIGNALS_TARGET
+            line += f"; {'meets' if ok else 'BELOW'} the {SIGNALS_TARGET // 1000} k target"
+        lines.append(line)
+    return lines
+
+
 def verdict(result: dict[str, Any], a: argparse.Namespace) -> list[str]:
     lines = []
     lo, hi = QUOTED_NAIVE
@@ -556,6 +605,8 @@ def verdict(result: dict[str, Any], a: argparse.Namespace) -> list[str]:
                     f"{fmt} memory test, {key.replace('_', ' ')}: peak RSS {_mib(m['peak_rss_tree'])} tree, "
                     f"{_mib(m['peak_rss_max_process'])} largest process ({'under' if m['under_1_GiB'] else 'OVER'} 1 GiB)"
                 )
+    if result.get("signals"):
+        lines += _signals_lines(result["signals"])
     fp = result.get("source_fingerprint", {})
     if fp and fp["start"] != fp["end"]:
         lines.append(
@@ -612,6 +663,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--quiet-pct", type=float, default=QUIET_PCT, help="'quiet': others use at most this %% CPU"
     )
+    ap.add_argument(
+        "--signals",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure log records and metric points (signals.py on the simulator's output)",
+    )
+    ap.add_argument(
+        "--signals-input",
+        type=Path,
+        default=None,
+        help="a folder of <signal>-NNNNN.binpb files (default: data/raw/sim-boutique/otlp, else simulated)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
         "--from-results",
@@ -662,6 +725,8 @@ def main(argv: list[str] | None = None) -> None:
         result["formats"][fmt] = bench_format(ds, fmt, a)
     if a.memory_gb > 0:
         result["memory_test"] = {fmt: memory_test(ds, fmt, a) for fmt in formats}
+    if a.signals:
+        result["signals"] = run_signals(a, formats)
     result["load_average"] = {"start": load0, "end": os.getloadavg()}
     result["source_fingerprint"] = {"start": fingerprint, "end": source_fingerprint()}
     result["total_seconds"] = round(time.perf_counter() - t0, 1)

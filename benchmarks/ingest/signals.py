@@ -11,7 +11,11 @@ C decoder and of the pure-Python decoder (``OTLP_AIOPS_PURE_PYTHON=1``) are inte
 median of each is reported with their ratio (for metric points the C decoder is ``_wire_metrics``).
 For metrics, a third interleaved column, ``baseline``, runs the pure-Python metric path as it was
 before issue 17's per-batch ``series_id`` memo (patched back in, the rest of the tree as it is), so
-that the gain is a ratio within one run. Signals left out with ``--signals`` keep their entries from
+that the gain is a ratio within one run. Two reference columns are interleaved too (``--no-reference``
+skips them): ``naive``, the naive converter of the signal (``naive.py`` for spans,
+``naive_signals.py`` for log records and metric points), and ``parse``, the bare parse of every
+message (``ParseFromString`` / ``orjson.loads``; its rate counts the records the ingest wrote).
+``run.py`` runs this script as its last step and keeps its entries under ``signals``. Signals left out with ``--signals`` keep their entries from
 the existing results file (each entry carries its own ``date``).
 
     .venv/bin/python benchmarks/ingest/signals.py                       # data/raw/sim-boutique/otlp
@@ -106,6 +110,31 @@ def _unmemoised() -> None:
     B.MetricBatch.add_info = add_info
 
 
+def _reference(paths: list[str], signal: str, mode: str) -> dict:
+    """In a fresh interpreter: the naive converter (``naive.py`` for spans, ``naive_signals.py`` for
+    log records and metric points) or the bare parse of every message, timed after the imports."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import naive
+    import naive_signals
+
+    fmt = "jsonl" if paths[0].endswith(".jsonl") else "proto"
+    tmp = Path(tempfile.mkdtemp(prefix="ingest-signals-"))
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        if mode == "naive":
+            conv = naive.CONVERTERS[fmt] if signal == "traces" else naive_signals.CONVERTERS[(signal, fmt)]
+            n = sum(conv(Path(p), tmp / f"{i}.parquet") for i, p in enumerate(paths))
+        else:
+            n = None  # the records are the ingest's count (the messages are what is parsed)
+            for p in paths:
+                naive_signals.bare_parse(Path(p), signal, fmt)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"records": n, "rows": {}, "cpu_s": cpu, "wall_s": wall, "decoder": mode,
+            "bytes": sum(Path(p).stat().st_size for p in paths)}  # fmt: skip
+
+
 def _one(paths: list[str], signal: str, baseline: bool = False) -> dict:
     """In a fresh interpreter: a warm-up conversion, then the timed one."""
     import gc
@@ -139,7 +168,7 @@ def _measure(paths: list[str], signal: str, mode: str) -> dict:
     env.pop("OTLP_AIOPS_PURE_PYTHON", None)
     if mode in ("python", "baseline"):
         env["OTLP_AIOPS_PURE_PYTHON"] = "1"
-    spec = {"paths": paths, "signal": signal, "baseline": mode == "baseline"}
+    spec = {"paths": paths, "signal": signal, "baseline": mode == "baseline", "mode": mode}
     out = subprocess.run(
         [sys.executable, __file__, "--one", json.dumps(spec)],
         env=env, capture_output=True, text=True, check=True,
@@ -160,12 +189,18 @@ def main() -> None:
     )
     ap.add_argument("--no-pure-python", action="store_true")
     ap.add_argument("--no-baseline", action="store_true", help="skip the metric path's pre-memo baseline")
+    ap.add_argument(
+        "--no-reference", action="store_true", help="skip the naive converter and the bare parse"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
         spec = json.loads(a.one)
-        print(json.dumps(_one(spec["paths"], spec["signal"], spec.get("baseline", False))))
+        if spec.get("mode") in ("naive", "parse"):
+            print(json.dumps(_reference(spec["paths"], spec["signal"], spec["mode"])))
+        else:
+            print(json.dumps(_one(spec["paths"], spec["signal"], spec.get("baseline", False))))
         return
     if not a.input.is_dir():
         sys.exit(f"{a.input}: no such folder (build it with `otlp-aiops simulate` or pass --input)")
@@ -180,6 +215,7 @@ def main() -> None:
         if fmt == "jsonl":
             paths = [str(_jsonl_copy(Path(p), signal)) for p in paths]
         sig_modes = modes + (["baseline"] if signal == "metrics" and not a.no_baseline else [])
+        sig_modes += [] if a.no_reference else ["naive", "parse"]
         runs: dict[str, list[dict]] = {m: [] for m in sig_modes}
         for _ in range(a.repeats):
             for m in sig_modes:  # interleaved, so that a burst of load hits all alike
@@ -194,6 +230,8 @@ def main() -> None:
         }
         for m in sig_modes:
             rs = runs[m]
+            for r in rs:  # the bare parse counts messages; its records are the ingest's
+                r["records"] = runs["c"][0]["records"] if r["records"] is None else r["records"]
             entry[m] = {
                 "decoder": rs[0]["decoder"],
                 "records": rs[0]["records"],
@@ -202,6 +240,9 @@ def main() -> None:
                 "records_per_cpu_s": statistics.median(r["records"] / r["cpu_s"] for r in rs),
                 "records_per_wall_s": statistics.median(r["records"] / r["wall_s"] for r in rs),
             }
+        if "naive" in entry:
+            entry["c_over_naive"] = entry["c"]["records_per_cpu_s"] / entry["naive"]["records_per_cpu_s"]
+            entry["c_over_parse"] = entry["c"]["records_per_cpu_s"] / entry["parse"]["records_per_cpu_s"]
         if "python" in entry:
             entry["c_over_python"] = entry["c"]["records_per_cpu_s"] / entry["python"]["records_per_cpu_s"]
         if "baseline" in entry:
@@ -215,6 +256,10 @@ def main() -> None:
         if "baseline" in entry:
             line += f"  before the memos: {entry['baseline']['records_per_cpu_s']:>9,.0f}/CPU-s" \
                     f" (now {entry['over_baseline']:.2f}x)"  # fmt: skip
+        if "naive" in entry:
+            line += f"  naive: {entry['naive']['records_per_cpu_s']:>9,.0f}/CPU-s ({entry['c_over_naive']:.2f}x)" \
+                    f"  bare parse: {entry['parse']['records_per_cpu_s']:>9,.0f}/CPU-s" \
+                    f" ({entry['c_over_parse']:.2f}x)"  # fmt: skip
         if signal == "traces":
             line += (
                 f"  ({entry['c']['records_per_cpu_s'] / COLLECTOR_SPANS_PER_CORE:.2f}x the Collector's 137 k)"
