@@ -41,7 +41,6 @@ POINTS = pa.schema(
      ("bucket_counts", pa.list_(pa.int64())), ("explicit_bounds", pa.list_(pa.float64())),
      ("attributes", ATTRS), ("service_name", pa.string()), ("scope_name", pa.string())]
 )  # fmt: skip
-_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 _JSON_KINDS = {"gauge": "gauge", "sum": "sum", "histogram": "histogram",
                "exponentialHistogram": "exponential_histogram", "summary": "summary"}  # fmt: skip
 
@@ -86,6 +85,15 @@ def _frames(path: Path) -> Iterator[bytes]:
             yield f.read(n)
 
 
+def _service_proto(resource: Any) -> str | None:
+    return next((kv.value.string_value for kv in resource.attributes if kv.key == "service.name"), None)
+
+
+def _service_json(block: dict) -> str | None:
+    attrs = block.get("resource", {}).get("attributes", [])
+    return next((kv["value"].get("stringValue") for kv in attrs if kv["key"] == "service.name"), None)
+
+
 def _lines(path: Path) -> Iterator[dict]:
     with open(path, "rb") as f:
         for line in f:
@@ -104,7 +112,7 @@ def logs_proto(path: Path, out: Path, batch_rows: int = 32768) -> int:
         req = ExportLogsServiceRequest()
         req.ParseFromString(frame)
         for rl in req.resource_logs:
-            service = next((kv.value.string_value for kv in rl.resource.attributes if kv.key == "service.name"), None)
+            service = _service_proto(rl.resource)
             for sl in rl.scope_logs:
                 for r in sl.log_records:
                     c = t.cols
@@ -126,8 +134,7 @@ def logs_jsonl(path: Path, out: Path, batch_rows: int = 32768) -> int:
     t = _Table(LOGS, out, batch_rows)
     for req in _lines(path):
         for rl in req.get("resourceLogs", []):
-            attrs = rl.get("resource", {}).get("attributes", [])
-            service = next((kv["value"].get("stringValue") for kv in attrs if kv["key"] == "service.name"), None)
+            service = _service_json(rl)
             for sl in rl.get("scopeLogs", []):
                 scope = sl.get("scope", {}).get("name")
                 for r in sl.get("logRecords", []):
@@ -175,7 +182,7 @@ def metrics_proto(path: Path, out: Path, batch_rows: int = 32768) -> int:
         req = ExportMetricsServiceRequest()
         req.ParseFromString(frame)
         for rm in req.resource_metrics:
-            service = next((kv.value.string_value for kv in rm.resource.attributes if kv.key == "service.name"), None)
+            service = _service_proto(rm.resource)
             for sm in rm.scope_metrics:
                 scope = sm.scope.name or None
                 for m in sm.metrics:
@@ -201,8 +208,7 @@ def metrics_jsonl(path: Path, out: Path, batch_rows: int = 32768) -> int:
     t = _Table(POINTS, out, batch_rows)
     for req in _lines(path):
         for rm in req.get("resourceMetrics", []):
-            attrs = rm.get("resource", {}).get("attributes", [])
-            service = next((kv["value"].get("stringValue") for kv in attrs if kv["key"] == "service.name"), None)
+            service = _service_json(rm)
             for sm in rm.get("scopeMetrics", []):
                 scope = sm.get("scope", {}).get("name")
                 for m in sm.get("metrics", []):
